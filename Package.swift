@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Imports follow the data and point only down the stack (DESIGN.md §1):
+// lsmfs -> LSMFSFuse -> LSMFS -> LSMStore -> KVIMR -> IMRDisk.
+// LSMCommon is a leaf of small shared utilities (CRC32C, big-endian coding)
+// that every layer may use without reaching past the layer below it.
+let package = Package(
+    name: "lsmfs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lsmfs", targets: ["lsmfs"]),
+        .library(name: "LSMStore", targets: ["LSMStore"]),
+        .library(name: "KVIMR", targets: ["KVIMR"]),
+        .library(name: "IMRDisk", targets: ["IMRDisk"]),
+        .library(name: "LSMFS", targets: ["LSMFS"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        .target(name: "LSMCommon"),
+        .target(name: "IMRDisk", dependencies: ["LSMCommon"]),
+        .target(name: "KVIMR", dependencies: ["IMRDisk", "LSMCommon"]),
+        .target(name: "LSMStore", dependencies: ["KVIMR", "LSMCommon"]),
+        .target(name: "LSMFS", dependencies: [
+            "LSMStore", "LSMCommon",
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .systemLibrary(name: "CFuse", pkgConfig: "fuse3",
+                       providers: [.apt(["libfuse3-dev", "pkg-config"])]),
+        .target(name: "LSMFSFuse", dependencies: [
+            "LSMFS", "CFuse",
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "lsmfs", dependencies: [
+            "LSMFSFuse", "LSMFS", "LSMStore", "KVIMR", "IMRDisk", "LSMCommon",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "IMRDiskTests", dependencies: ["IMRDisk"]),
+        .testTarget(name: "KVIMRTests", dependencies: ["KVIMR", "IMRDisk"]),
+        .testTarget(name: "LSMStoreTests", dependencies: ["LSMStore", "KVIMR", "IMRDisk"]),
+        .testTarget(name: "LSMFSTests", dependencies: ["LSMFS", "LSMStore", "KVIMR", "IMRDisk",
+            .product(name: "SystemPackage", package: "swift-system")]),
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ]
+)

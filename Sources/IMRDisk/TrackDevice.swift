@@ -1,0 +1,85 @@
+/// The one seam below the storage engine (DESIGN.md §1): a drive of tracks plus a small
+/// meta zone. Three implementations: the image file (`ImageTrackDevice`), a crashable
+/// in-memory device (`MemoryTrackDevice`) and a fault-injecting wrapper (`FaultyTrackDevice`).
+///
+/// Semantics (all implementations):
+/// - Track I/O is sector-aligned: `sector` is an index within the track, buffers are a whole
+///   number of sectors, and `sector + count` must not pass the track's end (else `.outOfRange`).
+/// - A write is volatile until `sync()` returns; a crash keeps every write that a completed
+///   `sync()` covered and may keep, drop or tear (at sector granularity) any later write.
+/// - `writeTrack(mode: .deviceManaged)`: the drive itself read-modify-writes the valid sectors of
+///   neighbouring top tracks that a bottom write damages. `.hostManaged`: it does not; the
+///   caller must preserve them, and a neighbour it did not preserve is really damaged.
+/// - `trim` marks sectors as holding no valid data (free).
+/// - Meta-zone I/O addresses the bytes after the superblock: offset 0 is the first byte the
+///   device's user owns; `offset` and the length are sector-aligned.
+public protocol TrackDevice: AnyObject, Sendable {
+    var superblock: Superblock { get }
+    var geometry: IMRGeometry { get }
+    /// Usable bytes of the meta zone after the superblock sector.
+    var metaCapacity: Int { get }
+
+    func readTrack(_ track: Int, sector: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError)
+    func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError)
+    func trim(_ track: Int, sector: Int, count: Int)
+
+    func readMeta(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError)
+    func writeMeta(offset: Int, from buffer: UnsafeRawBufferPointer) throws(DeviceError)
+
+    /// Makes every completed write durable (fdatasync on the image file).
+    func sync() throws(DeviceError)
+    func counters() -> DeviceCounters
+    /// Syncs and closes; later calls fail with `.closed`.
+    func close() throws(DeviceError)
+}
+
+extension TrackDevice {
+    public var geometry: IMRGeometry { superblock.geometry }
+}
+
+public enum WriteMode: Sendable {
+    /// The drive performs read-modify-write of damaged neighbouring top tracks itself.
+    case deviceManaged
+    /// The host (KVIMR) is responsible for neighbouring top tracks.
+    case hostManaged
+}
+
+public struct DeviceError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case io            // the host I/O failed (errno set)
+        case outOfRange    // track/sector/offset outside the device
+        case invalidImage  // not an lsmfs image, or unreadable superblock
+        case closed
+        case injected      // FaultyTrackDevice
+    }
+    public var kind: Kind
+    public var errno: Int32
+    public var message: String
+    public init(_ kind: Kind, errno: Int32 = 5 /* EIO */, _ message: String) {
+        self.kind = kind; self.errno = errno; self.message = message
+    }
+    public var description: String { message }
+}
+
+/// Counters kept by every device (per track kind); simulated time is accounted, never slept.
+public struct DeviceCounters: Sendable, Equatable {
+    public struct PerKind: Sendable, Equatable {
+        public var reads: UInt64 = 0
+        public var writes: UInt64 = 0
+        public var bytesRead: UInt64 = 0
+        public var bytesWritten: UInt64 = 0
+        public var rmwOps: UInt64 = 0
+        public var rmwBytes: UInt64 = 0
+        public var busyNanos: UInt64 = 0
+        public init() {}
+    }
+    public var bottom = PerKind()
+    public var top = PerKind()
+    public var metaReads: UInt64 = 0
+    public var metaWrites: UInt64 = 0
+    public var syncs: UInt64 = 0
+    /// Sectors currently holding valid data, per kind.
+    public var validBottomSectors: UInt64 = 0
+    public var validTopSectors: UInt64 = 0
+    public init() {}
+}

@@ -1,0 +1,118 @@
+// SKELETON (owned by the KVIMR helper): the public API below is the seam the engine uses;
+// signatures are fixed, bodies to be written.
+import IMRDisk
+
+/// What a file of the engine is; KVIMR places files by kind and LSM level.
+public enum FileKind: UInt8, Sendable, CaseIterable {
+    case wal = 1
+    case manifest = 2
+    case sstable = 3
+    case vlog = 4
+}
+
+public typealias FileNumber = UInt64
+
+public struct KVIMRError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case io          // device failure (underlying DeviceError message kept)
+        case noSpace     // no free track for the data (ENOSPC)
+        case notFound    // unknown file number
+        case sealed      // append to a sealed file
+        case corrupt     // track map checkpoint unreadable
+        case outOfRange  // read past the end of a file
+        case readOnly
+    }
+    public var kind: Kind
+    public var message: String
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var description: String { message }
+    /// The errno a filesystem should report for this error.
+    public var errno: Int32 {
+        switch kind {
+        case .noSpace: return 28 // ENOSPC
+        case .notFound: return 2 // ENOENT
+        case .readOnly: return 30 // EROFS
+        default: return 5 // EIO
+        }
+    }
+}
+
+public struct KVIMRFileInfo: Sendable, Equatable {
+    public var number: FileNumber
+    public var kind: FileKind
+    public var level: Int
+    public var size: UInt64
+    public var sealed: Bool
+}
+
+public struct KVIMRStats: Sendable {
+    public var policy: String
+    public var files: Int
+    public var bottomTracksUsed: Int
+    public var topTracksUsed: Int
+    public var tracksTotal: Int
+    public var bytesBuffered: UInt64
+    public var bytesStored: UInt64        // sum of file sizes on tracks
+    public var capacityBytes: UInt64      // track capacity of the drive
+    public var freeBytes: UInt64          // capacity of free tracks
+    public var rmwOps: UInt64
+    public var mergedRmwOps: UInt64
+    public var rmwBytes: UInt64
+    public var checkpoints: UInt64
+    public var device: DeviceCounters
+}
+
+/// The KVIMR middleware: a file API for the engine whose bytes KVIMR places on IMR tracks.
+///
+/// - `create` returns a new file number (never reused in this image).
+/// - `append` buffers bytes in the write buffer (full tracks may be written out early).
+/// - `sync(files)` returns once those files' bytes *and* the track map naming them are durable.
+/// - `read` serves bytes whether they are still buffered or on tracks.
+/// - `delete` frees the file's tracks; the caller promises that whatever drops the file
+///   (a manifest edit) is already durable. Freed tracks are reused only after the next
+///   durable track-map checkpoint.
+/// - `root` is a small opaque record (≤ 4 KiB) stored in the track-map checkpoint: the engine
+///   keeps its manifest's file number there (superblock → track map → manifest → WAL).
+/// Thread-safe.
+public final class KVIMR: Sendable {
+    /// Writes an empty track map to a freshly created device.
+    public static func format(device: TrackDevice) throws(KVIMRError) { fatalError("unimplemented") }
+
+    /// Opens: loads the newest valid track-map checkpoint. `policy` overrides the superblock's.
+    public init(device: TrackDevice, policy: String? = nil, readOnly: Bool = false) throws(KVIMRError) { fatalError("unimplemented") }
+
+    public var device: TrackDevice { fatalError("unimplemented") }
+    public var policyName: String { fatalError("unimplemented") }
+
+    public func create(kind: FileKind, level: Int) throws(KVIMRError) -> FileNumber { fatalError("unimplemented") }
+    public func append(_ file: FileNumber, _ bytes: UnsafeRawBufferPointer) throws(KVIMRError) { fatalError("unimplemented") }
+    /// No more appends; lets KVIMR write the tail out.
+    public func seal(_ file: FileNumber) throws(KVIMRError) { fatalError("unimplemented") }
+    public func sync(_ files: [FileNumber]) throws(KVIMRError) { fatalError("unimplemented") }
+    /// Everything buffered becomes durable.
+    public func syncAll() throws(KVIMRError) { fatalError("unimplemented") }
+    public func size(_ file: FileNumber) -> UInt64? { fatalError("unimplemented") }
+    /// Reads up to `buffer.count` bytes at `offset`; returns the count read (short only at EOF).
+    public func read(_ file: FileNumber, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int { fatalError("unimplemented") }
+    public func delete(_ file: FileNumber) throws(KVIMRError) { fatalError("unimplemented") }
+    public func files() -> [KVIMRFileInfo] { fatalError("unimplemented") }
+
+    public var root: [UInt8] { fatalError("unimplemented") }
+    /// Stores `root` and makes it durable (with a checkpoint) before returning.
+    public func setRoot(_ bytes: [UInt8]) throws(KVIMRError) { fatalError("unimplemented") }
+
+    public func stats() -> KVIMRStats { fatalError("unimplemented") }
+    /// Syncs everything and closes the device.
+    public func close() throws(KVIMRError) { fatalError("unimplemented") }
+}
+
+extension KVIMR {
+    /// Convenience for `[UInt8]` appends.
+    public func append(_ file: FileNumber, _ bytes: [UInt8]) throws(KVIMRError) {
+        var failure: KVIMRError?
+        bytes.withUnsafeBytes { p in
+            do throws(KVIMRError) { try append(file, p) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+}

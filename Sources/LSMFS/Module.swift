@@ -1,0 +1,1 @@
+// The filesystem layer: see FileSystem.swift (to be written).

@@ -1,0 +1,101 @@
+// SKELETON (owned by the LSMStore helper): the public API below is the seam the filesystem
+// uses; signatures are fixed, bodies to be written (split into one-concept files).
+import KVIMR
+
+public struct LSMOptions: Sendable {
+    /// A memtable is frozen and flushed when it holds this many bytes.
+    public var memtableBytes: Int = 4 << 20
+    public var blockSize: Int = 4096
+    public var bloomBitsPerKey: Int = 10
+    public var targetFileBytes: Int = 2 << 20
+    public var l0CompactionTrigger: Int = 4
+    public var levelSizeMultiplier: Int = 10
+    public var baseLevelBytes: Int = 10 << 20
+    public var maxLevels: Int = 7
+    public var blockCacheBytes: Int = 8 << 20
+    public init() {}
+}
+
+public struct LSMError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case io, corrupt, noSpace, closed, readOnly, invalidArgument
+    }
+    public var kind: Kind
+    public var message: String
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var description: String { message }
+    /// The errno a filesystem should report for this error.
+    public var errno: Int32 {
+        switch kind {
+        case .noSpace: return 28 // ENOSPC
+        case .readOnly: return 30 // EROFS
+        case .invalidArgument: return 22 // EINVAL
+        default: return 5 // EIO
+        }
+    }
+}
+
+/// An atomic group of updates, applied in order.
+public struct WriteBatch: Sendable {
+    public enum Op: Sendable {
+        case put([UInt8], [UInt8])
+        case delete([UInt8])
+        /// Deletes every key in [start, end).
+        case deleteRange([UInt8], [UInt8])
+    }
+    public private(set) var ops: [Op] = []
+    public init() {}
+    public mutating func put(_ key: [UInt8], _ value: [UInt8]) { ops.append(.put(key, value)) }
+    public mutating func delete(_ key: [UInt8]) { ops.append(.delete(key)) }
+    public mutating func deleteRange(_ start: [UInt8], _ end: [UInt8]) { ops.append(.deleteRange(start, end)) }
+    public var count: Int { ops.count }
+    public var isEmpty: Bool { ops.isEmpty }
+}
+
+public struct LSMStats: Sendable {
+    public struct Level: Sendable { public var files: Int; public var bytes: UInt64 }
+    public var levels: [Level]
+    public var memtableBytes: Int
+    public var immutableMemtables: Int
+    public var sequence: UInt64
+    public var flushes: UInt64
+    public var compactions: UInt64
+    public var userBytesWritten: UInt64      // keys+values accepted by put/write
+    public var tableBytesWritten: UInt64     // SSTable bytes written by flush + compaction
+    public var walBytesWritten: UInt64
+    public var gets: UInt64
+    public var tablesProbed: UInt64          // SSTables whose blocks a get read
+    public var bloomChecks: UInt64
+    public var bloomNegatives: UInt64        // lookups a Bloom filter answered "absent"
+    public var blockCacheHits: UInt64
+    public var blockCacheMisses: UInt64
+    public var stallMicros: UInt64
+    /// Device bytes written per user byte (WAL + tables) / user bytes.
+    public var writeAmplification: Double
+    /// Average tables probed per get.
+    public var readAmplification: Double
+}
+
+/// A leveled LSM-tree key-value store on KVIMR files. Keys and values are byte strings,
+/// ordered by memcmp. Thread-safe; writes are serialized, reads run concurrently.
+public final class LSMStore: Sendable {
+    /// Opens the store on `kvimr` (recovery: track map root → manifest → WAL replay),
+    /// creating an empty one if the root is empty.
+    public init(kvimr: KVIMR, options: LSMOptions = LSMOptions(), readOnly: Bool = false) throws(LSMError) { fatalError("unimplemented") }
+
+    public func get(_ key: [UInt8]) throws(LSMError) -> [UInt8]? { fatalError("unimplemented") }
+    public func put(_ key: [UInt8], _ value: [UInt8], sync: Bool = false) throws(LSMError) { fatalError("unimplemented") }
+    public func delete(_ key: [UInt8], sync: Bool = false) throws(LSMError) { fatalError("unimplemented") }
+    public func deleteRange(_ start: [UInt8], _ end: [UInt8], sync: Bool = false) throws(LSMError) { fatalError("unimplemented") }
+    /// Applies the batch atomically: after a crash either all of it or none of it is visible.
+    public func write(_ batch: WriteBatch, sync: Bool = false) throws(LSMError) { fatalError("unimplemented") }
+    /// Visits live keys in [start, end) (end nil = to the last key) in ascending order, on a
+    /// consistent view taken at the call; `visit` returns false to stop early.
+    public func scan(from start: [UInt8], to end: [UInt8]?, _ visit: (_ key: [UInt8], _ value: [UInt8]) -> Bool) throws(LSMError) { fatalError("unimplemented") }
+    /// Every write accepted before the call survives a crash once it returns.
+    public func sync() throws(LSMError) { fatalError("unimplemented") }
+    /// Flushes the memtable, waits for background work, syncs and closes KVIMR.
+    public func close() throws(LSMError) { fatalError("unimplemented") }
+    public func stats() -> LSMStats { fatalError("unimplemented") }
+    public var kvimr: KVIMR { fatalError("unimplemented") }
+}
