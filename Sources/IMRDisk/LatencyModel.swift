@@ -1,0 +1,51 @@
+/// Simulated service time of each I/O on a 7200 rpm drive (DESIGN.md §2). Time is accounted,
+/// never slept.
+///
+/// - seek: 0 on the same track; otherwise `settle + (fullStroke - settle) * sqrt(d / (tracks-1))`
+///   for a distance of `d` tracks (the usual square-root seek curve);
+/// - rotation: 0 when the I/O starts exactly where the previous one ended (same track, next
+///   sector; or sector 0 of the next track after the end of the previous one, assuming track
+///   skew hides the head switch), otherwise half a revolution on average;
+/// - transfer: `count / sectorsOnTrack` revolutions, so a bottom track (568 sectors) moves
+///   ~1.25x more bytes per revolution than a top track (456).
+public struct LatencyModel: Sendable, Equatable {
+    public static let rpm: UInt64 = 7200
+    public static let revolutionNanos: UInt64 = 60_000_000_000 / rpm   // 8.33 ms
+    /// Track-to-track seek including settle.
+    public var settleNanos: UInt64 = 1_000_000
+    /// Seek across the whole stroke.
+    public var fullStrokeNanos: UInt64 = 15_000_000
+
+    public let geometry: IMRGeometry
+    public private(set) var headTrack = 0
+    public private(set) var headSector = 0
+
+    public init(geometry: IMRGeometry) { self.geometry = geometry }
+
+    /// Seek time between two tracks.
+    public func seekNanos(from: Int, to: Int) -> UInt64 {
+        let d = from > to ? from - to : to - from
+        if d == 0 { return 0 }
+        let span = max(geometry.trackCount - 1, 1)
+        let frac = min(Double(d) / Double(span), 1).squareRoot()
+        return settleNanos + UInt64(Double(fullStrokeNanos - settleNanos) * frac)
+    }
+
+    /// Pure transfer time of `count` sectors of `track`.
+    public func transferNanos(track: Int, count: Int) -> UInt64 {
+        UInt64(count) * LatencyModel.revolutionNanos / UInt64(geometry.sectors(of: track))
+    }
+
+    /// Service time of an access to `count` sectors at `sector` of `track`; moves the head there.
+    public mutating func access(track: Int, sector: Int, count: Int) -> UInt64 {
+        let sequentialSameTrack = track == headTrack && sector == headSector
+        let sequentialNextTrack = track == headTrack + 1 && sector == 0
+            && headSector == geometry.sectors(of: headTrack)
+        var t = seekNanos(from: headTrack, to: track)
+        if !sequentialSameTrack && !sequentialNextTrack { t += LatencyModel.revolutionNanos / 2 }
+        t += transferNanos(track: track, count: count)
+        headTrack = track
+        headSector = sector + count
+        return t
+    }
+}

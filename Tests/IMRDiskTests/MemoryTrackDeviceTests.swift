@@ -1,0 +1,139 @@
+import Testing
+import IMRDisk
+
+@Suite struct MemoryTrackDeviceTests {
+    @Test func startsFormattedAndZero() throws {
+        let d = MemoryTrackDevice(trackCount: 4000, policy: "kvimr")
+        #expect(d.superblock.policy == "kvimr")
+        #expect(d.geometry.trackCount == 4000)
+        #expect(d.metaCapacity == IMRGeometry.defaultMetaZoneBytes - 4096)
+        #expect(try read(d, 3999, 455, sectors: 1).allSatisfy { $0 == 0 })
+        #expect(try readMeta(d, 0, bytes: 8192).allSatisfy { $0 == 0 })
+        #expect(d.storedSectorCount == 0)
+    }
+
+    @Test func readBackAndSparse() throws {
+        let d = MemoryTrackDevice(trackCount: 4000)
+        let a = pattern(1, sectors: 3)
+        try write(d, 2500, 10, a)
+        #expect(try read(d, 2500, 10, sectors: 3) == a)
+        #expect(try read(d, 2500, 11, sectors: 1) == Array(a[4096..<8192]))
+        #expect(d.storedSectorCount == 3)
+        let m = pattern(2, sectors: 2)
+        try writeMeta(d, 4096, m)
+        #expect(try readMeta(d, 4096, bytes: 8192) == m)
+        #expect(try readMeta(d, 0, bytes: 4096).allSatisfy { $0 == 0 })
+    }
+
+    @Test func boundsAndAlignment() {
+        let d = MemoryTrackDevice(trackCount: 10)
+        let one = pattern(0, sectors: 1)
+        #expect(deviceError { () throws(DeviceError) in try write(d, 10, 0, one) }?.kind == .outOfRange)
+        #expect(deviceError { () throws(DeviceError) in try write(d, -1, 0, one) }?.kind == .outOfRange)
+        #expect(deviceError { () throws(DeviceError) in try write(d, 1, 456, one) }?.kind == .outOfRange)   // top: 456 sectors
+        #expect(deviceError { () throws(DeviceError) in try write(d, 0, 567, one) } == nil)               // bottom: 568
+        #expect(deviceError { () throws(DeviceError) in try write(d, 0, 567, pattern(0, sectors: 2)) }?.kind == .outOfRange)
+        #expect(deviceError { () throws(DeviceError) in try write(d, 0, 0, [1, 2, 3]) }?.kind == .outOfRange)
+        #expect(deviceError { () throws(DeviceError) in try writeMeta(d, 100, one) }?.kind == .outOfRange)
+        #expect(deviceError { () throws(DeviceError) in try writeMeta(d, d.metaCapacity, one) }?.kind == .outOfRange)
+        #expect(deviceError { () throws(DeviceError) in try writeMeta(d, d.metaCapacity - 4096, one) } == nil)
+    }
+
+    @Test func closedRejectsEverything() throws {
+        let d = MemoryTrackDevice(trackCount: 4)
+        try d.close()
+        #expect(deviceError { () throws(DeviceError) in _ = try read(d, 0, 0, sectors: 1) }?.kind == .closed)
+        #expect(deviceError { () throws(DeviceError) in try write(d, 0, 0, pattern(0, sectors: 1)) }?.kind == .closed)
+        #expect(deviceError { () throws(DeviceError) in try d.sync() }?.kind == .closed)
+        #expect(deviceError { () throws(DeviceError) in try d.close() }?.kind == .closed)
+        #expect(deviceError { () throws(DeviceError) in _ = try readMeta(d, 0, bytes: 4096) }?.kind == .closed)
+    }
+
+    @Test func crashKeepsSyncedDropsUnsynced() throws {
+        let d = MemoryTrackDevice(trackCount: 8)
+        let a = pattern(1, sectors: 4), b = pattern(2, sectors: 4), m = pattern(3, sectors: 1)
+        try write(d, 1, 0, a)
+        try writeMeta(d, 0, m)
+        try d.sync()
+        #expect(d.unsyncedWriteCount == 0)
+        try write(d, 1, 0, b)           // overwrite synced data
+        try write(d, 2, 0, b)           // new data
+        try writeMeta(d, 0, pattern(4, sectors: 1))
+        #expect(d.unsyncedWriteCount == 3)
+        #expect(try read(d, 1, 0, sectors: 4) == b)
+
+        let c0 = d.crashed()
+        #expect(try read(c0, 1, 0, sectors: 4) == a)
+        #expect(try read(c0, 2, 0, sectors: 4).allSatisfy { $0 == 0 })
+        #expect(try readMeta(c0, 0, bytes: 4096) == m)
+        #expect(c0.unsyncedWriteCount == 0)
+        #expect(c0.superblock == d.superblock)
+
+        let c1 = d.crashed(keepUnsynced: 1)
+        #expect(try read(c1, 1, 0, sectors: 4) == b)
+        #expect(try read(c1, 2, 0, sectors: 4).allSatisfy { $0 == 0 })
+        #expect(try readMeta(c1, 0, bytes: 4096) == m)
+
+        let c3 = d.crashed(keepUnsynced: 99)
+        #expect(try read(c3, 2, 0, sectors: 4) == b)
+        #expect(try readMeta(c3, 0, bytes: 4096) == pattern(4, sectors: 1))
+        // the original is untouched by crashing copies
+        #expect(try read(d, 1, 0, sectors: 4) == b)
+        #expect(d.unsyncedWriteCount == 3)
+    }
+
+    @Test func tearAtSectorBoundary() throws {
+        let d = MemoryTrackDevice(trackCount: 8)
+        let old = pattern(1, sectors: 6), new = pattern(2, sectors: 6)
+        try write(d, 3, 10, old)
+        try d.sync()
+        try write(d, 3, 10, new)
+        let torn = d.crashed(keepUnsynced: 1, tearLast: true)
+        let got = try read(torn, 3, 10, sectors: 6)
+        #expect(Array(got[0..<(3 * 4096)]) == Array(new[0..<(3 * 4096)]))
+        #expect(Array(got[(3 * 4096)...]) == Array(old[(3 * 4096)...]))
+        for k in 0...6 {
+            let t = d.crashed(keepUnsynced: 1, keepSectorsOfLast: k)
+            let g = try read(t, 3, 10, sectors: 6)
+            #expect(Array(g[0..<(k * 4096)]) == Array(new[0..<(k * 4096)]))
+            #expect(Array(g[(k * 4096)...]) == Array(old[(k * 4096)...]))
+        }
+    }
+
+    @Test func seededCrashIsDeterministicAndAPrefix() throws {
+        let d = MemoryTrackDevice(trackCount: 8)
+        for i in 0..<10 { try write(d, 1, i, pattern(i, sectors: 1)) }
+        for seed in UInt64(0)..<20 {
+            let x = d.crashed(seed: seed), y = d.crashed(seed: seed)
+            let gx = try read(x, 1, 0, sectors: 10), gy = try read(y, 1, 0, sectors: 10)
+            #expect(gx == gy)
+            // a prefix of the writes survives: once a sector is zero, all later ones are
+            var sawZero = false
+            for i in 0..<10 {
+                let s = Array(gx[(i * 4096)..<((i + 1) * 4096)])
+                if s.allSatisfy({ $0 == 0 }) { sawZero = true } else {
+                    #expect(!sawZero); #expect(s == pattern(i, sectors: 1))
+                }
+            }
+        }
+    }
+
+    @Test func countersAndValidity() throws {
+        let d = MemoryTrackDevice(trackCount: 8)
+        try write(d, 1, 0, pattern(1, sectors: 4))
+        try write(d, 2, 0, pattern(1, sectors: 2))
+        _ = try read(d, 1, 0, sectors: 1)
+        try writeMeta(d, 0, pattern(1, sectors: 1))
+        _ = try readMeta(d, 0, bytes: 4096)
+        try d.sync()
+        d.trim(1, sector: 0, count: 1)
+        let c = d.counters()
+        #expect(c.top.writes == 1 && c.top.bytesWritten == 4 * 4096)
+        #expect(c.bottom.writes == 1 && c.bottom.bytesWritten == 2 * 4096)
+        #expect(c.top.reads == 1 && c.top.bytesRead == 4096)
+        #expect(c.metaReads == 1 && c.metaWrites == 1 && c.syncs == 1)
+        #expect(c.validTopSectors == 3 && c.validBottomSectors == 2)
+        #expect(!d.isValid(1, sector: 0) && d.isValid(1, sector: 1))
+        #expect(c.top.busyNanos > 0 && c.bottom.busyNanos > 0)
+    }
+}
