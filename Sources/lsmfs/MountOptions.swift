@@ -1,0 +1,54 @@
+/// The `-o` options of `lsmfs mount`, split into what lsmfs itself consumes and what is
+/// passed on to libfuse / the kernel.
+struct MountOptions: Equatable {
+    var readOnly = false
+    var syncInterval: Double = 5
+    var policy: String? = nil
+    var logPath: String? = nil
+    var debug = false
+    /// Passed to libfuse as `-o` items (allow_other, default_permissions, ro, nosuid, ...).
+    var fuseOptions: [String] = []
+
+    /// Options mount(8) and fstab use that mean nothing to a FUSE daemon.
+    static let mountOnly: Set<String> = ["defaults", "auto", "noauto", "user", "nouser", "users",
+                                         "_netdev", "nofail", "rw", "owner", "group"]
+
+    /// Parses `-o` values (each may hold a comma-separated list). Throws a one-line reason.
+    static func parse(_ lists: [String]) throws -> MountOptions {
+        var o = MountOptions()
+        for list in lists {
+            for item in list.split(separator: ",", omittingEmptySubsequences: true).map(String.init) {
+                let (key, value) = splitKV(item)
+                switch key {
+                case "ro":
+                    o.readOnly = true
+                    o.fuseOptions.append("ro")
+                case "sync_interval":
+                    guard let v = value, let d = Double(v), d >= 0, d <= 86_400 else {
+                        throw CLIError("invalid sync_interval '\(value ?? "")': seconds between 0 (off) and 86400")
+                    }
+                    o.syncInterval = d
+                case "policy":
+                    guard let v = value, Stack.policies.contains(v) else {
+                        throw CLIError("unknown policy '\(value ?? "")': choose one of \(Stack.policies.joined(separator: ", "))")
+                    }
+                    o.policy = v
+                case "log":
+                    guard let v = value, !v.isEmpty else { throw CLIError("option log needs a path: -o log=PATH") }
+                    o.logPath = v
+                case "debug":
+                    o.debug = true
+                default:
+                    if mountOnly.contains(key) || key.hasPrefix("x-") || key == "comment" { continue }
+                    o.fuseOptions.append(item)
+                }
+            }
+        }
+        return o
+    }
+
+    private static func splitKV(_ item: String) -> (String, String?) {
+        guard let eq = item.firstIndex(of: "=") else { return (item, nil) }
+        return (String(item[..<eq]), String(item[item.index(after: eq)...]))
+    }
+}
