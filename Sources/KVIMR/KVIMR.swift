@@ -1,6 +1,6 @@
-// SKELETON (owned by the KVIMR helper): the public API below is the seam the engine uses;
-// signatures are fixed, bodies to be written.
+// The public API of KVIMR: the seam the engine uses (signatures fixed by the lead).
 import IMRDisk
+import Synchronization
 
 /// What a file of the engine is; KVIMR places files by kind and LSM level.
 public enum FileKind: UInt8, Sendable, CaseIterable {
@@ -73,37 +73,82 @@ public struct KVIMRStats: Sendable {
 ///   durable track-map checkpoint.
 /// - `root` is a small opaque record (≤ 4 KiB) stored in the track-map checkpoint: the engine
 ///   keeps its manifest's file number there (superblock → track map → manifest → WAL).
-/// Thread-safe.
+/// Thread-safe: one Mutex guards the map, the allocator and the buffers (device I/O happens
+/// under it for now).
 public final class KVIMR: Sendable {
-    /// Writes an empty track map to a freshly created device.
-    public static func format(device: TrackDevice) throws(KVIMRError) { fatalError("unimplemented") }
+    private let core: Mutex<KVIMRCore>
+    private let dev: any TrackDevice
+    private let policy: String
+
+    /// Writes an empty track map to a freshly created device: checkpoint 1 (no files, empty
+    /// root, next file number 1) into slot A, slot B cleared, then a device sync.
+    public static func format(device: TrackDevice) throws(KVIMRError) {
+        let store = try CheckpointStore(device: device)
+        try store.write(S2TMap(), sequence: TrackMapFormat.firstSequence, to: device)
+        try store.clear(slot: 1 - TrackMapFormat.slotIndex(forSequence: TrackMapFormat.firstSequence), on: device)
+        do { try device.sync() } catch { throw KVIMRError(.io, "device sync: \(error.message)") }
+    }
 
     /// Opens: loads the newest valid track-map checkpoint. `policy` overrides the superblock's.
-    public init(device: TrackDevice, policy: String? = nil, readOnly: Bool = false) throws(KVIMRError) { fatalError("unimplemented") }
+    /// An unknown or not yet implemented policy name fails with `.outOfRange` listing the
+    /// valid names; an unformatted meta zone with `.corrupt` "no track map: image not formatted".
+    public init(device: TrackDevice, policy: String? = nil, readOnly: Bool = false) throws(KVIMRError) {
+        let name = policy ?? device.superblock.policy
+        let chosen = try KVIMRPolicyName.policy(named: name)
+        dev = device
+        self.policy = chosen.name
+        core = Mutex(try KVIMRCore(device: device, policy: chosen, policyName: chosen.name, readOnly: readOnly))
+    }
 
-    public var device: TrackDevice { fatalError("unimplemented") }
-    public var policyName: String { fatalError("unimplemented") }
+    public var device: TrackDevice { dev }
+    public var policyName: String { policy }
 
-    public func create(kind: FileKind, level: Int) throws(KVIMRError) -> FileNumber { fatalError("unimplemented") }
-    public func append(_ file: FileNumber, _ bytes: UnsafeRawBufferPointer) throws(KVIMRError) { fatalError("unimplemented") }
+    public func create(kind: FileKind, level: Int) throws(KVIMRError) -> FileNumber {
+        try core.withLock { c throws(KVIMRError) in try c.create(kind: kind, level: level) }
+    }
+    public func append(_ file: FileNumber, _ bytes: UnsafeRawBufferPointer) throws(KVIMRError) {
+        try core.withLock { c throws(KVIMRError) in try c.append(file, bytes) }
+    }
     /// No more appends; lets KVIMR write the tail out.
-    public func seal(_ file: FileNumber) throws(KVIMRError) { fatalError("unimplemented") }
-    public func sync(_ files: [FileNumber]) throws(KVIMRError) { fatalError("unimplemented") }
+    public func seal(_ file: FileNumber) throws(KVIMRError) {
+        try core.withLock { c throws(KVIMRError) in try c.seal(file) }
+    }
+    public func sync(_ files: [FileNumber]) throws(KVIMRError) {
+        try core.withLock { c throws(KVIMRError) in try c.sync(files) }
+    }
     /// Everything buffered becomes durable.
-    public func syncAll() throws(KVIMRError) { fatalError("unimplemented") }
-    public func size(_ file: FileNumber) -> UInt64? { fatalError("unimplemented") }
+    public func syncAll() throws(KVIMRError) {
+        try core.withLock { c throws(KVIMRError) in try c.syncAll() }
+    }
+    public func size(_ file: FileNumber) -> UInt64? {
+        core.withLock { c in c.logicalSize(file) }
+    }
     /// Reads up to `buffer.count` bytes at `offset`; returns the count read (short only at EOF).
-    public func read(_ file: FileNumber, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int { fatalError("unimplemented") }
-    public func delete(_ file: FileNumber) throws(KVIMRError) { fatalError("unimplemented") }
-    public func files() -> [KVIMRFileInfo] { fatalError("unimplemented") }
+    public func read(_ file: FileNumber, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int {
+        try core.withLock { c throws(KVIMRError) in try c.read(file, at: offset, into: buffer) }
+    }
+    public func delete(_ file: FileNumber) throws(KVIMRError) {
+        try core.withLock { c throws(KVIMRError) in try c.delete(file) }
+    }
+    public func files() -> [KVIMRFileInfo] {
+        core.withLock { c in c.fileInfos() }
+    }
+    /// Where a file's bytes lie on the drive (for `lsmfs dump`, fsck and tests); nil if unknown.
+    public func extents(_ file: FileNumber) -> [TrackExtent]? {
+        core.withLock { c in c.map.files[file]?.extents }
+    }
 
-    public var root: [UInt8] { fatalError("unimplemented") }
+    public var root: [UInt8] { core.withLock { c in c.map.root } }
     /// Stores `root` and makes it durable (with a checkpoint) before returning.
-    public func setRoot(_ bytes: [UInt8]) throws(KVIMRError) { fatalError("unimplemented") }
+    public func setRoot(_ bytes: [UInt8]) throws(KVIMRError) {
+        try core.withLock { c throws(KVIMRError) in try c.setRoot(bytes) }
+    }
 
-    public func stats() -> KVIMRStats { fatalError("unimplemented") }
+    public func stats() -> KVIMRStats { core.withLock { c in c.stats() } }
     /// Syncs everything and closes the device.
-    public func close() throws(KVIMRError) { fatalError("unimplemented") }
+    public func close() throws(KVIMRError) {
+        try core.withLock { c throws(KVIMRError) in try c.close() }
+    }
 }
 
 extension KVIMR {

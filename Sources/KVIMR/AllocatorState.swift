@@ -1,0 +1,78 @@
+import IMRDisk
+
+/// What the track allocator knows: which tracks are free (per kind), which are in use, and
+/// which were freed but may not be reused yet (pending the next durable checkpoint).
+///
+/// Every track is in exactly one of three states: free, used, pending. Policies read this
+/// state and decide; only `allocate`, `free` and `releasePending` change it.
+public struct AllocatorState: Sendable, Equatable {
+    public let geometry: IMRGeometry
+    public private(set) var freeBottom: TrackSet
+    public private(set) var freeTop: TrackSet
+    /// Freed tracks waiting for a durable checkpoint that no longer names them.
+    public private(set) var pending: TrackSet
+
+    /// All tracks free except `used`.
+    public init(geometry: IMRGeometry, used: some Sequence<Int> = []) {
+        self.geometry = geometry
+        freeBottom = TrackSet(capacity: geometry.trackCount)
+        freeTop = TrackSet(capacity: geometry.trackCount)
+        pending = TrackSet(capacity: geometry.trackCount)
+        for t in 0..<geometry.trackCount {
+            if geometry.isBottom(t) { freeBottom.insert(t) } else { freeTop.insert(t) }
+        }
+        for t in used where t >= 0 && t < geometry.trackCount {
+            if geometry.isBottom(t) { freeBottom.remove(t) } else { freeTop.remove(t) }
+        }
+    }
+
+    public func isFree(_ track: Int) -> Bool {
+        geometry.isBottom(track) ? freeBottom.contains(track) : freeTop.contains(track)
+    }
+    public func isPending(_ track: Int) -> Bool { pending.contains(track) }
+    public func isUsed(_ track: Int) -> Bool {
+        track >= 0 && track < geometry.trackCount && !isFree(track) && !isPending(track)
+    }
+
+    public var freeCount: Int { freeBottom.count + freeTop.count }
+    /// Tracks not free (used or pending), per kind.
+    public var bottomTracksInUse: Int { (geometry.trackCount + 1) / 2 - freeBottom.count }
+    public var topTracksInUse: Int { geometry.trackCount / 2 - freeTop.count }
+
+    /// Bytes of all free tracks.
+    public var freeCapacityBytes: UInt64 {
+        UInt64(freeBottom.count) * UInt64(geometry.bottomSectors * geometry.sectorSize)
+            + UInt64(freeTop.count) * UInt64(geometry.topSectors * geometry.sectorSize)
+    }
+    /// Bytes of all pending tracks (free again after the next durable checkpoint).
+    public var pendingCapacityBytes: UInt64 {
+        pending.members.reduce(0) { $0 + UInt64(geometry.capacity(of: $1)) }
+    }
+
+    /// Marks a free track used; false (and no change) if it was not free.
+    @discardableResult
+    public mutating func allocate(_ track: Int) -> Bool {
+        guard track >= 0 && track < geometry.trackCount else { return false }
+        return geometry.isBottom(track) ? freeBottom.remove(track) : freeTop.remove(track)
+    }
+
+    /// A used track becomes pending; false (and no change) if it was not used.
+    @discardableResult
+    public mutating func free(_ track: Int) -> Bool {
+        guard isUsed(track) else { return false }
+        pending.insert(track)
+        return true
+    }
+
+    /// Every pending track becomes free (call once a checkpoint without them is durable).
+    /// Returns the released tracks.
+    @discardableResult
+    public mutating func releasePending() -> [Int] {
+        let released = pending.members
+        for t in released {
+            pending.remove(t)
+            if geometry.isBottom(t) { freeBottom.insert(t) } else { freeTop.insert(t) }
+        }
+        return released
+    }
+}

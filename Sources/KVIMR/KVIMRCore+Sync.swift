@@ -1,0 +1,136 @@
+import IMRDisk
+
+/// The sync handler: buffered bytes → tracks → durable track map.
+///
+/// Ordering rules (DESIGN.md §6, docs/format/trackmap.md):
+/// 1. File bytes are written to their tracks (device-managed RMW protects neighbouring tops).
+/// 2. `device.sync()`: every track write the next checkpoint describes is durable.
+/// 3. The checkpoint goes to the slot not holding the newest durable one.
+/// 4. `device.sync()`: the checkpoint is durable; only now are tracks freed by `delete`
+///    released to the allocator (and trimmed), because no durable map names them any more.
+extension KVIMRCore {
+    /// Writes the buffered bytes of file `n` to tracks. With `includeTail == false` only chunks
+    /// that fill a track to its end are written (early write-out of full tracks); otherwise
+    /// everything, the last sector zero-padded (a later write-out rewrites that sector whole).
+    mutating func writeOut(_ n: FileNumber, includeTail: Bool) throws(KVIMRError) {
+        let ss = UInt64(geometry.sectorSize)
+        while true {
+            guard let rec = map.files[n], var buf = buffers[n], rec.size < buf.end else { return }
+            let start = rec.size / ss * ss
+            if buf.start > start {
+                // Opened from a checkpoint mid-sector: fetch the on-track head of that sector.
+                buf.prepend(try readStored(rec, from: start, count: Int(buf.start - start)))
+                buffers[n] = buf
+            }
+            let remaining = buf.end - start
+
+            // Where `start` lies: in the last extent, or (no room left) on a new track.
+            var cursor: (sector: Int, room: Int)?
+            if let last = rec.extents.last {
+                let used = UInt64(rec.sectorCount) * ss
+                let lastStart = used - UInt64(last.sectorCount) * ss
+                guard start >= lastStart && start <= used else {
+                    throw KVIMRError(.corrupt, "file \(n): size \(rec.size) does not lie in its last extent")
+                }
+                let sector = last.firstSector + Int((start - lastStart) / ss)
+                let room = geometry.sectors(of: last.track) - sector
+                if room > 0 { cursor = (sector, room) }
+            }
+            guard let (sector, room) = cursor else {
+                let request = TrackRequest(file: n, kind: rec.kind, level: rec.level, lastTrack: rec.extents.last?.track)
+                guard let track = policy.chooseTrack(alloc, for: request), alloc.isFree(track) else {
+                    if !alloc.pending.isEmpty {
+                        // Deleted files' tracks become usable once a checkpoint drops them.
+                        try checkpoint()
+                        continue
+                    }
+                    throw KVIMRError(.noSpace, "no free track for file \(n) (policy \(policy.name), \(alloc.freeCount) tracks free)")
+                }
+                if !includeTail && remaining < UInt64(geometry.capacity(of: track)) { return }
+                alloc.allocate(track)
+                map.files[n]!.extents.append(TrackExtent(track: track, firstSector: 0, sectorCount: 0))
+                dirty = true
+                continue
+            }
+            let roomBytes = UInt64(room) * ss
+            if !includeTail && remaining < roomBytes { return }
+            let chunk = Int(min(remaining, roomBytes))
+            let sectors = (chunk + Int(ss) - 1) / Int(ss)
+            let track = rec.extents[rec.extents.count - 1].track
+            let from = Int(start - buf.start)
+            try writeChunk(buf.bytes, from: from, count: chunk, sectors: sectors, track: track, sector: sector)
+
+            var updated = rec
+            let li = updated.extents.count - 1
+            updated.extents[li].sectorCount = max(updated.extents[li].sectorCount,
+                                                  sector - updated.extents[li].firstSector + sectors)
+            updated.size = start + UInt64(chunk)
+            map.files[n] = updated
+            dirty = true
+            buf.dropPrefix(upTo: updated.size / ss * ss)
+            buffers[n] = buf
+        }
+    }
+
+    private func writeChunk(_ bytes: [UInt8], from: Int, count: Int, sectors: Int, track: Int, sector: Int) throws(KVIMRError) {
+        let padded = sectors * geometry.sectorSize
+        do {
+            if padded == count {
+                try bytes.withBytes { p throws(DeviceError) in
+                    try device.writeTrack(track, sector: sector, from: UnsafeRawBufferPointer(rebasing: p[from..<(from + count)]), mode: .deviceManaged)
+                }
+            } else {
+                var block = [UInt8](repeating: 0, count: padded)
+                block.withUnsafeMutableBytes { dst in
+                    bytes.withUnsafeBytes { src in
+                        dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[from..<(from + count)]))
+                    }
+                }
+                try block.withBytes { p throws(DeviceError) in
+                    try device.writeTrack(track, sector: sector, from: p, mode: .deviceManaged)
+                }
+            }
+        } catch {
+            throw KVIMRError(.io, "writing track \(track) sectors \(sector)+\(sectors): \(error.message)")
+        }
+    }
+
+    /// Makes the files' bytes and the map naming them durable.
+    mutating func sync(_ files: [FileNumber]) throws(KVIMRError) {
+        try checkWritable()
+        for n in files {
+            guard map.files[n] != nil else { throw KVIMRError(.notFound, "no file \(n)") }
+            try writeOut(n, includeTail: true)
+        }
+        if dirty { try checkpoint() }
+    }
+
+    mutating func syncAll() throws(KVIMRError) {
+        try checkWritable()
+        for n in buffers.keys.sorted() { try writeOut(n, includeTail: true) }
+        if dirty { try checkpoint() }
+    }
+
+    /// device sync → checkpoint → device sync, then release the pending tracks.
+    mutating func checkpoint() throws(KVIMRError) {
+        try syncDevice()
+        let next = sequence + 1
+        try store.write(map, sequence: next, to: device)
+        try syncDevice()
+        sequence = next
+        checkpoints += 1
+        dirty = false
+        for t in alloc.releasePending() { device.trim(t, sector: 0, count: geometry.sectors(of: t)) }
+    }
+
+    func syncDevice() throws(KVIMRError) {
+        do { try device.sync() } catch { throw KVIMRError(.io, "device sync: \(error.message)") }
+    }
+
+    mutating func close() throws(KVIMRError) {
+        guard !closed else { return }
+        if !readOnly { try syncAll() }
+        closed = true
+        do { try device.close() } catch { throw KVIMRError(.io, "closing device: \(error.message)") }
+    }
+}

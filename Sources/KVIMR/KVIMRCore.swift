@@ -1,0 +1,170 @@
+import IMRDisk
+
+/// The state of an open KVIMR: the S2TMap, the allocator, the write buffers and the checkpoint
+/// bookkeeping. Not thread-safe by itself; `KVIMR` keeps it behind a Mutex (device I/O happens
+/// under that lock for now).
+struct KVIMRCore: Sendable {
+    let device: any TrackDevice
+    let geometry: IMRGeometry
+    let policy: any TrackAllocationPolicy
+    let policyName: String
+    let store: CheckpointStore
+    let readOnly: Bool
+
+    var map: S2TMap
+    var alloc: AllocatorState
+    var buffers: [FileNumber: FileBuffer] = [:]
+    /// Sequence number of the newest durable checkpoint.
+    var sequence: UInt64
+    /// True when the map (or a track it describes) changed since the last durable checkpoint.
+    var dirty = false
+    var checkpoints: UInt64 = 0
+    var closed = false
+
+    init(device: any TrackDevice, policy: any TrackAllocationPolicy, policyName: String,
+         readOnly: Bool) throws(KVIMRError) {
+        self.device = device
+        self.geometry = device.geometry
+        self.policy = policy
+        self.policyName = policyName
+        self.readOnly = readOnly
+        store = try CheckpointStore(device: device)
+        let loaded = try store.load(from: device)
+        map = loaded.map
+        sequence = loaded.sequence
+        alloc = AllocatorState(geometry: geometry, used: map.files.values.flatMap { $0.extents.map(\.track) })
+        if !readOnly {
+            // Tracks written after the last durable checkpoint (lost in a crash) hold no valid
+            // data any more: tell the drive, so it does not preserve them in RMW.
+            for t in alloc.freeBottom.members { device.trim(t, sector: 0, count: geometry.sectors(of: t)) }
+            for t in alloc.freeTop.members { device.trim(t, sector: 0, count: geometry.sectors(of: t)) }
+        }
+    }
+
+    // MARK: - guards
+
+    func checkOpen() throws(KVIMRError) {
+        if closed { throw KVIMRError(.io, "KVIMR is closed") }
+    }
+
+    func checkWritable() throws(KVIMRError) {
+        try checkOpen()
+        if readOnly { throw KVIMRError(.readOnly, "KVIMR is open read-only") }
+    }
+
+    func record(_ n: FileNumber) throws(KVIMRError) -> FileRecord {
+        guard let rec = map.files[n] else { throw KVIMRError(.notFound, "no file \(n)") }
+        return rec
+    }
+
+    /// Logical size: every appended byte, buffered or on tracks.
+    func logicalSize(_ n: FileNumber) -> UInt64? {
+        guard let rec = map.files[n] else { return nil }
+        return buffers[n]?.end ?? rec.size
+    }
+
+    // MARK: - file lifecycle
+
+    mutating func create(kind: FileKind, level: Int) throws(KVIMRError) -> FileNumber {
+        try checkWritable()
+        guard level >= 0 && level <= TrackMapFormat.maxLevel else {
+            throw KVIMRError(.outOfRange, "level \(level) outside 0...\(TrackMapFormat.maxLevel)")
+        }
+        let n = map.nextFileNumber
+        map.nextFileNumber += 1
+        map.files[n] = FileRecord(number: n, kind: kind, level: level)
+        dirty = true
+        return n
+    }
+
+    mutating func append(_ n: FileNumber, _ bytes: UnsafeRawBufferPointer) throws(KVIMRError) {
+        try checkWritable()
+        let rec = try record(n)
+        if rec.sealed { throw KVIMRError(.sealed, "file \(n) is sealed") }
+        guard bytes.count > 0 else { return }
+        var buf = buffers[n] ?? FileBuffer(start: rec.size)
+        // Refuse up front what could never be placed, so a failed append changes nothing.
+        let newEnd = buf.end + UInt64(bytes.count)
+        let owned = ownedCapacity(rec)
+        if newEnd > owned {
+            let need = newEnd - owned
+            let available = alloc.freeCapacityBytes + alloc.pendingCapacityBytes
+            if need > available {
+                throw KVIMRError(.noSpace, "no space for \(bytes.count) more bytes of file \(n): needs \(need) bytes of new tracks, \(available) free")
+            }
+        }
+        buf.append(bytes)
+        buffers[n] = buf
+        // A whole track's worth buffered: write full tracks out now. Failures here are not the
+        // append's: the bytes stay buffered and the next sync reports the problem.
+        if buf.end - rec.size >= UInt64(geometry.bottomSectors * geometry.sectorSize) {
+            try? writeOut(n, includeTail: false)
+        }
+    }
+
+    mutating func seal(_ n: FileNumber) throws(KVIMRError) {
+        try checkWritable()
+        var rec = try record(n)
+        if !rec.sealed {
+            rec.sealed = true
+            map.files[n] = rec
+            dirty = true
+        }
+        try writeOut(n, includeTail: true)
+        // No more appends: the partial-sector copy is no longer needed.
+        if let buf = buffers[n], buf.end == map.files[n]?.size { buffers[n] = nil }
+    }
+
+    mutating func delete(_ n: FileNumber) throws(KVIMRError) {
+        try checkWritable()
+        guard let rec = map.files.removeValue(forKey: n) else { throw KVIMRError(.notFound, "no file \(n)") }
+        buffers[n] = nil
+        for e in rec.extents { alloc.free(e.track) }
+        dirty = true
+    }
+
+    mutating func setRoot(_ bytes: [UInt8]) throws(KVIMRError) {
+        try checkWritable()
+        guard bytes.count <= TrackMapFormat.maxRootBytes else {
+            throw KVIMRError(.outOfRange, "root record of \(bytes.count) bytes exceeds \(TrackMapFormat.maxRootBytes)")
+        }
+        map.root = bytes
+        dirty = true
+        try checkpoint()
+    }
+
+    /// Bytes the file's tracks can hold: its extents plus the unused rest of its last track.
+    func ownedCapacity(_ rec: FileRecord) -> UInt64 {
+        var sectors = rec.sectorCount
+        if let last = rec.extents.last {
+            sectors += geometry.sectors(of: last.track) - (last.firstSector + last.sectorCount)
+        }
+        return UInt64(sectors) * UInt64(geometry.sectorSize)
+    }
+
+    // MARK: - stats
+
+    func stats() -> KVIMRStats {
+        let counters = device.counters()
+        var buffered: UInt64 = 0, stored: UInt64 = 0
+        for (n, rec) in map.files {
+            stored += rec.size
+            if let b = buffers[n] { buffered += b.end - rec.size }
+        }
+        return KVIMRStats(
+            policy: policyName, files: map.files.count,
+            bottomTracksUsed: alloc.bottomTracksInUse, topTracksUsed: alloc.topTracksInUse,
+            tracksTotal: geometry.trackCount, bytesBuffered: buffered, bytesStored: stored,
+            capacityBytes: geometry.trackBytes, freeBytes: alloc.freeCapacityBytes,
+            rmwOps: counters.bottom.rmwOps + counters.top.rmwOps, mergedRmwOps: 0,
+            rmwBytes: counters.bottom.rmwBytes + counters.top.rmwBytes,
+            checkpoints: checkpoints, device: counters)
+    }
+
+    func fileInfos() -> [KVIMRFileInfo] {
+        map.sortedFiles.map {
+            KVIMRFileInfo(number: $0.number, kind: $0.kind, level: $0.level,
+                          size: buffers[$0.number]?.end ?? $0.size, sealed: $0.sealed)
+        }
+    }
+}
