@@ -1,23 +1,254 @@
-// SKELETON (owned by the IMRDisk helper).
+import Glibc
+import Synchronization
+
 /// The product's device: one sparse image file on the host, track I/O by pread/pwrite,
 /// fdatasync at sync points.
+///
+/// - The file is opened O_CLOEXEC and locked with flock: exclusive for read-write, shared for
+///   read-only, never blocking — so two daemons cannot mount one image.
+/// - Thread-safe: pread/pwrite are positional; the drive model (counters, validity, latency)
+///   sits behind a Mutex. Closing while other threads still do I/O is the caller's error.
+/// - Sector validity is not persisted: at open every sector inside a data extent of the sparse
+///   file (SEEK_DATA) counts as valid — "everything ever written" — and writes, `trim` and
+///   `markValid` refine it from there.
 public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
+    private struct State {
+        var fd: Int32
+        var closed = false
+        var model: DriveModel
+    }
+    private let state: Mutex<State>
+    private let sb: Superblock
+    public let path: String
+    public let readOnly: Bool
+
+    private init(fd: Int32, path: String, superblock: Superblock, readOnly: Bool) {
+        self.sb = superblock
+        self.path = path
+        self.readOnly = readOnly
+        self.state = Mutex(State(fd: fd, model: DriveModel(geometry: superblock.geometry)))
+    }
+
+    deinit {
+        state.withLock { s in
+            if !s.closed { _ = Glibc.close(s.fd); s.closed = true }
+        }
+    }
+
     /// Creates a new sparse image of `size` bytes (fails if the file exists, unless `overwrite`).
+    /// The size is rounded down to whole tracks; the file is exactly `geometry.imageBytes` long.
     public static func create(path: String, size: UInt64, policy: String, overwrite: Bool = false,
                               bottomSectors: Int = IMRGeometry.defaultBottomSectors,
-                              topSectors: Int = IMRGeometry.defaultTopSectors) throws(DeviceError) -> ImageTrackDevice { fatalError("unimplemented") }
+                              topSectors: Int = IMRGeometry.defaultTopSectors) throws(DeviceError) -> ImageTrackDevice {
+        func bad(_ why: String) -> DeviceError { DeviceError(.invalidImage, errno: EINVAL, why) }
+        if let why = Superblock.validatePolicy(policy) { throw bad(why) }
+        guard size >= IMRFormat.minImageBytes else {
+            throw bad("image size \(size) bytes is too small (minimum \(IMRFormat.minImageBytes >> 20) MiB)")
+        }
+        guard size <= IMRFormat.maxImageBytes else {
+            throw bad("image size \(size) bytes is too large (maximum \(IMRFormat.maxImageBytes >> 50) PiB)")
+        }
+        guard let geometry = IMRGeometry.fitting(imageBytes: size, bottomSectors: bottomSectors, topSectors: topSectors) else {
+            throw bad("image size \(size) bytes holds no tracks")
+        }
+        if let why = Superblock.validate(geometry) { throw bad("cannot create image: \(why)") }
+        var uuid = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        uuid[6] = (uuid[6] & 0x0F) | 0x40; uuid[8] = (uuid[8] & 0x3F) | 0x80   // RFC 4122 v4
+        let sb = Superblock(geometry: geometry, policy: policy, uuid: uuid, createdAt: UInt64(max(time(nil), 0)))
+
+        let fd = FileIO.open(path, O_RDWR | O_CREAT | (overwrite ? 0 : O_EXCL))
+        if fd < 0 {
+            if errno == EEXIST { throw DeviceError(.io, errno: EEXIST, "image already exists: \(path)") }
+            throw FileIO.ioError("create \(path)")
+        }
+        do throws(DeviceError) {
+            try FileIO.lock(fd, exclusive: true, path)
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw FileIO.ioError("stat \(path)") }
+            guard st.st_mode & S_IFMT == S_IFREG else { throw bad("not a regular file: \(path)") }
+            try FileIO.ftruncate(fd, 0, path)                     // drop any old content (overwrite)
+            try FileIO.ftruncate(fd, geometry.imageBytes, path)   // sparse: nothing allocated yet
+            let bytes = sb.encode()
+            try bytes.withUnsafeBytes { (p) -> Result<Void, DeviceError> in
+                Result { () throws(DeviceError) in try FileIO.pwriteFully(fd, p, at: 0, "superblock of \(path)") }
+            }.get()
+            try FileIO.fsync(fd, path)
+            try FileIO.syncParentDirectory(of: path)
+        } catch {
+            _ = Glibc.close(fd)
+            if !overwrite { _ = unlink(path) }
+            throw error
+        }
+        return ImageTrackDevice(fd: fd, path: path, superblock: sb, readOnly: false)
+    }
+
     /// Opens an existing image; `.invalidImage` with a one-line reason when it is missing,
     /// all zero, truncated (shorter than its superblock says) or foreign.
-    public static func open(path: String, readOnly: Bool = false) throws(DeviceError) -> ImageTrackDevice { fatalError("unimplemented") }
+    public static func open(path: String, readOnly: Bool = false) throws(DeviceError) -> ImageTrackDevice {
+        func bad(_ why: String) -> DeviceError { DeviceError(.invalidImage, errno: EINVAL, why) }
+        var st = stat()
+        if stat(path, &st) != 0 {
+            if errno == ENOENT { throw DeviceError(.invalidImage, errno: ENOENT, "image not found: \(path)") }
+            throw FileIO.ioError("stat \(path)")
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw bad("image is not a regular file: \(path)") }
+        let fd = FileIO.open(path, readOnly ? O_RDONLY : O_RDWR)
+        if fd < 0 { throw FileIO.ioError("open \(path)") }
+        do throws(DeviceError) {
+            try FileIO.lock(fd, exclusive: !readOnly, path)
+            guard fstat(fd, &st) == 0 else { throw FileIO.ioError("stat \(path)") }
+            let size = UInt64(st.st_size)
+            let head = try FileIO.preadUpTo(fd, count: Superblock.size, at: 0, "superblock of \(path)")
+            if head.count < Superblock.size {
+                if head.isEmpty { throw bad("no lsmfs superblock: image is empty") }
+                if head.allSatisfy({ $0 == 0 }) { throw bad("no lsmfs superblock: image is all zero") }
+                if !head.starts(with: IMRFormat.magic.prefix(head.count)) { throw bad("not an lsmfs image (bad magic)") }
+                throw bad("image truncated: \(size) bytes, superblock needs \(Superblock.size)")
+            }
+            let sb = try Superblock.decode(head)
+            guard size >= sb.geometry.imageBytes else {
+                throw bad("image truncated: \(size) bytes, superblock needs \(sb.geometry.imageBytes)")
+            }
+            let dev = ImageTrackDevice(fd: fd, path: path, superblock: sb, readOnly: readOnly)
+            dev.rebuildValidity(fd: fd)
+            return dev
+        } catch {
+            _ = Glibc.close(fd)
+            throw error
+        }
+    }
 
-    public var superblock: Superblock { fatalError("unimplemented") }
-    public var metaCapacity: Int { fatalError("unimplemented") }
-    public func readTrack(_ track: Int, sector: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) { fatalError("unimplemented") }
-    public func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) { fatalError("unimplemented") }
-    public func trim(_ track: Int, sector: Int, count: Int) { fatalError("unimplemented") }
-    public func readMeta(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) { fatalError("unimplemented") }
-    public func writeMeta(offset: Int, from buffer: UnsafeRawBufferPointer) throws(DeviceError) { fatalError("unimplemented") }
-    public func sync() throws(DeviceError) { fatalError("unimplemented") }
-    public func counters() -> DeviceCounters { fatalError("unimplemented") }
-    public func close() throws(DeviceError) { fatalError("unimplemented") }
+    /// Marks every sector inside a data extent of the file valid.
+    private func rebuildValidity(fd: Int32) {
+        let g = sb.geometry
+        let extents = FileIO.dataExtents(fd, from: UInt64(g.metaZoneBytes), to: g.imageBytes)
+        let ss = UInt64(g.sectorSize)
+        state.withLock { s in
+            for e in extents {
+                var pos = e.lowerBound
+                while pos < e.upperBound {
+                    let (track, sector) = locate(g, byte: pos)
+                    let trackEnd = g.byteOffset(of: track) + UInt64(g.capacity(of: track))
+                    let end = min(e.upperBound, trackEnd)
+                    let last = Int((end - g.byteOffset(of: track) + ss - 1) / ss)
+                    s.model.markValid(track: track, range: sector..<last)
+                    pos = end
+                }
+            }
+        }
+    }
+
+    public var superblock: Superblock { sb }
+    public var metaCapacity: Int { sb.geometry.metaZoneBytes - Superblock.size }
+
+    /// Whether `sector` of `track` is marked as holding valid data.
+    public func isValid(_ track: Int, sector: Int) -> Bool {
+        state.withLock { $0.model.validity.isValid(track, sector) }
+    }
+
+    /// Marks sectors valid without writing them (the host rebuilding validity after a restart).
+    public func markValid(_ track: Int, sector: Int, count: Int) {
+        guard let r = TrackIOCheck.clip(sb.geometry, track: track, sector: sector, count: count) else { return }
+        state.withLock { $0.model.markValid(track: track, range: r) }
+    }
+
+    private func liveFD(writing: Bool) throws(DeviceError) -> Int32 {
+        if writing && readOnly { throw DeviceError(.io, errno: EROFS, "image is read-only: \(path)") }
+        return try state.withLock { (s) throws(DeviceError) -> Int32 in
+            guard !s.closed else { throw TrackIOCheck.closed }
+            return s.fd
+        }
+    }
+
+    private func offset(_ track: Int, _ sector: Int) -> UInt64 {
+        sb.geometry.byteOffset(of: track) + UInt64(sector * sb.geometry.sectorSize)
+    }
+
+    public func readTrack(_ track: Int, sector: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
+        let count = try TrackIOCheck.sectors(sb.geometry, track: track, sector: sector, byteCount: buffer.count)
+        let fd = try liveFD(writing: false)
+        if count > 0 {
+            try FileIO.preadFully(fd, buffer, at: offset(track, sector), "track \(track) sectors \(sector)..<\(sector + count) of \(path)")
+        }
+        state.withLock { $0.model.read(track: track, range: sector..<(sector + count)) }
+    }
+
+    public func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
+        let count = try TrackIOCheck.sectors(sb.geometry, track: track, sector: sector, byteCount: buffer.count)
+        let fd = try liveFD(writing: true)
+        if count > 0 {
+            try FileIO.pwriteFully(fd, buffer, at: offset(track, sector), "track \(track) sectors \(sector)..<\(sector + count) of \(path)")
+        }
+        let damaged = state.withLock { $0.model.write(track: track, range: sector..<(sector + count), mode: mode) }
+        if damaged.isEmpty { return }
+        let ss = sb.geometry.sectorSize
+        let garbage = [UInt8](repeating: IMRFormat.damagePattern, count: damaged.map(\.range.count).max()! * ss)
+        for d in damaged {
+            try garbage.withUnsafeBytes { (p) -> Result<Void, DeviceError> in
+                Result { () throws(DeviceError) in
+                    try FileIO.pwriteFully(fd, UnsafeRawBufferPointer(rebasing: p[0..<(d.range.count * ss)]),
+                                           at: offset(d.track, d.range.lowerBound), "damaged track \(d.track) of \(path)")
+                }
+            }.get()
+        }
+    }
+
+    public func trim(_ track: Int, sector: Int, count: Int) {
+        guard let r = TrackIOCheck.clip(sb.geometry, track: track, sector: sector, count: count) else { return }
+        state.withLock { $0.model.trim(track: track, range: r) }
+    }
+
+    public func readMeta(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
+        try TrackIOCheck.meta(sb.geometry, offset: offset, byteCount: buffer.count, capacity: metaCapacity)
+        let fd = try liveFD(writing: false)
+        if buffer.count > 0 {
+            try FileIO.preadFully(fd, buffer, at: UInt64(Superblock.size + offset), "meta zone at \(offset) of \(path)")
+        }
+        state.withLock { $0.model.counters.metaReads += 1 }
+    }
+
+    public func writeMeta(offset: Int, from buffer: UnsafeRawBufferPointer) throws(DeviceError) {
+        try TrackIOCheck.meta(sb.geometry, offset: offset, byteCount: buffer.count, capacity: metaCapacity)
+        let fd = try liveFD(writing: true)
+        if buffer.count > 0 {
+            try FileIO.pwriteFully(fd, buffer, at: UInt64(Superblock.size + offset), "meta zone at \(offset) of \(path)")
+        }
+        state.withLock { $0.model.counters.metaWrites += 1 }
+    }
+
+    public func sync() throws(DeviceError) {
+        let fd = try liveFD(writing: false)
+        if !readOnly { try FileIO.fdatasync(fd, path) }
+        state.withLock { $0.model.counters.syncs += 1 }
+    }
+
+    public func counters() -> DeviceCounters { state.withLock { $0.model.snapshot() } }
+
+    /// Syncs and closes (releasing the lock); later calls fail with `.closed`. The descriptor is
+    /// closed even when the final sync fails (that failure is then thrown).
+    public func close() throws(DeviceError) {
+        let fd = try state.withLock { (s) throws(DeviceError) -> Int32 in
+            guard !s.closed else { throw TrackIOCheck.closed }
+            s.closed = true
+            return s.fd
+        }
+        var failure: DeviceError? = nil
+        if !readOnly {
+            do { try FileIO.fdatasync(fd, path) } catch { failure = error }
+        }
+        if Glibc.close(fd) != 0 && failure == nil && errno != EINTR { failure = FileIO.ioError("close \(path)") }
+        if failure == nil { state.withLock { $0.model.counters.syncs += readOnly ? 0 : 1 } }
+        if let f = failure { throw f }
+    }
+}
+
+/// The track and sector holding byte `byte` of the image (which must lie in the track area).
+private func locate(_ g: IMRGeometry, byte: UInt64) -> (track: Int, sector: Int) {
+    let rel = byte - UInt64(g.metaZoneBytes)
+    let pair = UInt64((g.bottomSectors + g.topSectors) * g.sectorSize)
+    let bottomBytes = UInt64(g.bottomSectors * g.sectorSize)
+    var track = Int(rel / pair) * 2
+    var inTrack = rel % pair
+    if inTrack >= bottomBytes { track += 1; inTrack -= bottomBytes }
+    return (track, Int(inTrack / UInt64(g.sectorSize)))
 }

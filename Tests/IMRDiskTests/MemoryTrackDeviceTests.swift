@@ -7,8 +7,8 @@ import IMRDisk
         #expect(d.superblock.policy == "kvimr")
         #expect(d.geometry.trackCount == 4000)
         #expect(d.metaCapacity == IMRGeometry.defaultMetaZoneBytes - 4096)
-        #expect(try read(d, 3999, 455, sectors: 1).allSatisfy { $0 == 0 })
-        #expect(try readMeta(d, 0, bytes: 8192).allSatisfy { $0 == 0 })
+        #expect(allBytes(try read(d, 3999, 455, sectors: 1), 0))
+        #expect(allBytes(try readMeta(d, 0, bytes: 8192), 0))
         #expect(d.storedSectorCount == 0)
     }
 
@@ -16,13 +16,13 @@ import IMRDisk
         let d = MemoryTrackDevice(trackCount: 4000)
         let a = pattern(1, sectors: 3)
         try write(d, 2500, 10, a)
-        #expect(try read(d, 2500, 10, sectors: 3) == a)
-        #expect(try read(d, 2500, 11, sectors: 1) == Array(a[4096..<8192]))
+        #expect(same(try read(d, 2500, 10, sectors: 3), a))
+        #expect(same(try read(d, 2500, 11, sectors: 1), Array(a[4096..<8192])))
         #expect(d.storedSectorCount == 3)
         let m = pattern(2, sectors: 2)
         try writeMeta(d, 4096, m)
-        #expect(try readMeta(d, 4096, bytes: 8192) == m)
-        #expect(try readMeta(d, 0, bytes: 4096).allSatisfy { $0 == 0 })
+        #expect(same(try readMeta(d, 4096, bytes: 8192), m))
+        #expect(allBytes(try readMeta(d, 0, bytes: 4096), 0))
     }
 
     @Test func boundsAndAlignment() {
@@ -60,25 +60,25 @@ import IMRDisk
         try write(d, 2, 0, b)           // new data
         try writeMeta(d, 0, pattern(4, sectors: 1))
         #expect(d.unsyncedWriteCount == 3)
-        #expect(try read(d, 1, 0, sectors: 4) == b)
+        #expect(same(try read(d, 1, 0, sectors: 4), b))
 
         let c0 = d.crashed()
-        #expect(try read(c0, 1, 0, sectors: 4) == a)
-        #expect(try read(c0, 2, 0, sectors: 4).allSatisfy { $0 == 0 })
-        #expect(try readMeta(c0, 0, bytes: 4096) == m)
+        #expect(same(try read(c0, 1, 0, sectors: 4), a))
+        #expect(allBytes(try read(c0, 2, 0, sectors: 4), 0))
+        #expect(same(try readMeta(c0, 0, bytes: 4096), m))
         #expect(c0.unsyncedWriteCount == 0)
         #expect(c0.superblock == d.superblock)
 
         let c1 = d.crashed(keepUnsynced: 1)
-        #expect(try read(c1, 1, 0, sectors: 4) == b)
-        #expect(try read(c1, 2, 0, sectors: 4).allSatisfy { $0 == 0 })
-        #expect(try readMeta(c1, 0, bytes: 4096) == m)
+        #expect(same(try read(c1, 1, 0, sectors: 4), b))
+        #expect(allBytes(try read(c1, 2, 0, sectors: 4), 0))
+        #expect(same(try readMeta(c1, 0, bytes: 4096), m))
 
         let c3 = d.crashed(keepUnsynced: 99)
-        #expect(try read(c3, 2, 0, sectors: 4) == b)
-        #expect(try readMeta(c3, 0, bytes: 4096) == pattern(4, sectors: 1))
+        #expect(same(try read(c3, 2, 0, sectors: 4), b))
+        #expect(same(try readMeta(c3, 0, bytes: 4096), pattern(4, sectors: 1)))
         // the original is untouched by crashing copies
-        #expect(try read(d, 1, 0, sectors: 4) == b)
+        #expect(same(try read(d, 1, 0, sectors: 4), b))
         #expect(d.unsyncedWriteCount == 3)
     }
 
@@ -90,13 +90,13 @@ import IMRDisk
         try write(d, 3, 10, new)
         let torn = d.crashed(keepUnsynced: 1, tearLast: true)
         let got = try read(torn, 3, 10, sectors: 6)
-        #expect(Array(got[0..<(3 * 4096)]) == Array(new[0..<(3 * 4096)]))
-        #expect(Array(got[(3 * 4096)...]) == Array(old[(3 * 4096)...]))
+        #expect(same(Array(got[0..<(3 * 4096)]), Array(new[0..<(3 * 4096)])))
+        #expect(same(Array(got[(3 * 4096)...]), Array(old[(3 * 4096)...])))
         for k in 0...6 {
             let t = d.crashed(keepUnsynced: 1, keepSectorsOfLast: k)
             let g = try read(t, 3, 10, sectors: 6)
-            #expect(Array(g[0..<(k * 4096)]) == Array(new[0..<(k * 4096)]))
-            #expect(Array(g[(k * 4096)...]) == Array(old[(k * 4096)...]))
+            #expect(same(Array(g[0..<(k * 4096)]), Array(new[0..<(k * 4096)])))
+            #expect(same(Array(g[(k * 4096)...]), Array(old[(k * 4096)...])))
         }
     }
 
@@ -112,7 +112,7 @@ import IMRDisk
             for i in 0..<10 {
                 let s = Array(gx[(i * 4096)..<((i + 1) * 4096)])
                 if s.allSatisfy({ $0 == 0 }) { sawZero = true } else {
-                    #expect(!sawZero); #expect(s == pattern(i, sectors: 1))
+                    #expect(!sawZero); #expect(same(s, pattern(i, sectors: 1)))
                 }
             }
         }

@@ -13,7 +13,7 @@ import LSMCommon
     @Test func roundTrip() throws {
         let bytes = sb.encode()
         #expect(bytes.count == Superblock.size)
-        #expect(Array(bytes[0..<8]) == Array("LSMFSIMR".utf8))
+        #expect(same(Array(bytes[0..<8]), Array("LSMFSIMR".utf8)))
         #expect(bytes.readLE(UInt32.self, at: 8) == 1)
         #expect(bytes.readLE(UInt32.self, at: 16) == 4096)
         #expect(bytes.readLE(UInt32.self, at: 20) == 568)

@@ -43,3 +43,9 @@ func readMeta(_ d: TrackDevice, _ offset: Int, bytes count: Int) throws(DeviceEr
 func deviceError(_ body: () throws(DeviceError) -> Void) -> DeviceError? {
     do { try body(); return nil } catch { return error }
 }
+
+/// Byte equality without Swift Testing dumping megabytes of operands on failure.
+func same(_ a: [UInt8], _ b: [UInt8]) -> Bool { a == b }
+func same(_ a: ArraySlice<UInt8>, _ b: ArraySlice<UInt8>) -> Bool { a.elementsEqual(b) }
+func allBytes(_ a: [UInt8], _ v: UInt8) -> Bool { a.allSatisfy { $0 == v } }
+func allBytes(_ a: ArraySlice<UInt8>, _ v: UInt8) -> Bool { a.allSatisfy { $0 == v } }
