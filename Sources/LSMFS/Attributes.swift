@@ -1,0 +1,101 @@
+import Glibc
+import LSMStore
+import SystemPackage
+
+/// A time to set with setattr.
+public enum TimeSet: Sendable, Equatable {
+    case now
+    case time(TimeSpec)
+}
+
+/// The attributes a setattr changes (nil = leave alone).
+public struct SetAttr: Sendable {
+    public var mode: UInt32?
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public var size: UInt64?
+    public var atime: TimeSet?
+    public var mtime: TimeSet?
+    public init(mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, size: UInt64? = nil,
+                atime: TimeSet? = nil, mtime: TimeSet? = nil) {
+        self.mode = mode; self.uid = uid; self.gid = gid; self.size = size; self.atime = atime; self.mtime = mtime
+    }
+}
+
+/// statfs numbers.
+public struct FSStatfs: Sendable {
+    public var blockSize: UInt64
+    public var blocks: UInt64
+    public var blocksFree: UInt64
+    public var blocksAvailable: UInt64
+    public var files: UInt64
+    public var filesFree: UInt64
+    public var nameMax: UInt64
+}
+
+extension FileSystem {
+    package func getattr(_ ino: UInt64) throws(Errno) -> FileAttr {
+        if FileSystem.isPseudo(ino) { return statsAttr(ino) }
+        return try loadInode(ino).attr(ino: ino)
+    }
+
+    /// chmod, chown, truncate and utimens; ctime always moves.
+    package func setattr(_ ino: UInt64, _ s: SetAttr) throws(Errno) -> FileAttr {
+        if FileSystem.isPseudo(ino) { throw .perm }
+        try requireWritable()
+        return try withInodeLock(ino) { () throws(Errno) -> FileAttr in
+            var rec = try loadInode(ino)
+            var batch = WriteBatch()
+            let now = TimeSpec.now()
+            if let m = s.mode { rec.mode = rec.type | (m & 0o7777) }
+            if let u = s.uid, u != rec.uid {
+                rec.uid = u
+                if !rec.isDirectory { rec.mode &= ~UInt32(S_ISUID | S_ISGID) }
+            }
+            if let g = s.gid { rec.gid = g }
+            if let size = s.size {
+                if rec.isDirectory { throw .isDir }
+                guard rec.isRegular else { throw .inval }
+                if size != rec.size {
+                    try truncate(ino, &rec, to: size, &batch)
+                    if s.mtime == nil { rec.mtime = now }
+                } else if s.mtime == nil {
+                    rec.mtime = now  // POSIX: a successful truncate updates mtime even without change
+                }
+            }
+            if let a = s.atime { rec.atime = a.resolved(now) }
+            if let m = s.mtime { rec.mtime = m.resolved(now) }
+            rec.ctime = now
+            batch.put(Keys.inode(ino), rec.encode())
+            try write(batch, "setattr")
+            return rec.attr(ino: ino)
+        }
+    }
+
+    package func statfs() -> FSStatfs {
+        let k = store.kvimr.stats()
+        let bs: UInt64 = 4096
+        let blocks = k.capacityBytes / bs
+        let free = min(k.freeBytes / bs, blocks)
+        return FSStatfs(blockSize: bs, blocks: blocks, blocksFree: free, blocksAvailable: free,
+                        files: blocks / 4 + 1024, filesFree: free / 4 + 1024, nameMax: UInt64(FSFormat.nameMax))
+    }
+
+    /// The attributes of a stats pseudo-file (size of a fresh snapshot).
+    func statsAttr(_ ino: UInt64) -> FileAttr {
+        let now = TimeSpec.now()
+        let size = UInt64((ino == FSFormat.statsTextIno ? statsText() : statsJSON()).utf8.count)
+        return FileAttr(ino: ino, mode: UInt32(S_IFREG) | 0o444, nlink: 1, uid: getuid(), gid: getgid(),
+                        rdev: 0, size: size, blocks: (size + 511) / 512, atime: now, mtime: now, ctime: now,
+                        generation: 1)
+    }
+}
+
+extension TimeSet {
+    func resolved(_ now: TimeSpec) -> TimeSpec {
+        switch self {
+        case .now: return now
+        case .time(let t): return t
+        }
+    }
+}

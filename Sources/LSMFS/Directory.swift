@@ -1,0 +1,78 @@
+import Glibc
+import LSMStore
+import SystemPackage
+
+/// One readdir entry.
+public struct DirEntry: Sendable, Equatable {
+    public var name: [UInt8]
+    public var ino: UInt64
+    /// DT_* type.
+    public var type: UInt8
+    /// The offset to pass back to resume right after this entry.
+    public var nextOffset: Int64
+}
+
+extension FileSystem {
+    package func opendir(_ ino: UInt64) throws(Errno) -> UInt64 {
+        if FileSystem.isPseudo(ino) { throw .notDir }
+        guard try loadInode(ino).isDirectory else { throw .notDir }
+        return tables.withLock { $0.add(.dir(DirCursor(ino: ino))) }
+    }
+
+    package func releasedir(_ fh: UInt64) {
+        _ = tables.withLock { $0.handles.removeValue(forKey: fh) }
+    }
+
+    /// Lists entries after `offset` ("." = 1, ".." = 2, then the names in key order), calling
+    /// `emit` until it returns false (the reply buffer is full). Offsets stay valid across
+    /// calls on one handle: an offset from the previous reply resumes after its name; any other
+    /// offset is counted from the start of the directory.
+    package func readdir(_ fh: UInt64, offset: Int64, _ emit: (DirEntry) -> Bool) throws(Errno) {
+        guard case .dir(let cursor) = try handle(fh) else { throw .badF }
+        let ino = cursor.ino
+        if offset < 1 {
+            guard emit(DirEntry(name: [0x2E], ino: ino, type: UInt8(DT_DIR), nextOffset: 1)) else { return }
+        }
+        if offset < 2 {
+            let parent = try loadInode(ino).parent
+            guard emit(DirEntry(name: [0x2E, 0x2E], ino: parent == 0 ? ino : parent, type: UInt8(DT_DIR), nextOffset: 2)) else { return }
+        }
+        var from = Keys.dirStart(ino)
+        var skipName: [UInt8]?
+        var skipCount: Int64 = 0
+        var counter: Int64 = max(offset, 2)
+        if offset > 2 {
+            if let name = cursor.lastBatch[offset] {
+                from = Keys.dentry(ino, name)
+                skipName = name
+            } else {
+                skipCount = offset - 2
+            }
+        }
+        var batch: [Int64: [UInt8]] = [:]
+        var bad = false
+        try kv("readdir", { () throws(LSMError) in
+            try store.scan(from: from, to: Keys.dirEnd(ino)) { key, value in
+                let name = Array(key[9...])
+                if let s = skipName, s == name { return true }
+                if skipCount > 0 { skipCount -= 1; return true }
+                guard let d = DentryRecord.decode(value) else { bad = true; return false }
+                counter += 1
+                guard emit(DirEntry(name: name, ino: d.ino, type: d.type, nextOffset: counter)) else { return false }
+                batch[counter] = name
+                return true
+            }
+        })
+        if bad {
+            fsLog.error("directory \(ino): undecodable dentry")
+            throw .io
+        }
+        if batch.isEmpty { return }
+        tables.withLock { t in
+            if case .dir(var c) = t.handles[fh] {
+                c.lastBatch = batch
+                t.handles[fh] = .dir(c)
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import LSMCommon
+
+/// Every constant of the filesystem's on-store format (docs/format/keys.md), in one place.
+///
+/// Key schema (all integers big-endian so keys sort numerically):
+///
+///     'F'                               -> filesystem record (FSRecord)
+///     'I' ino:u64                       -> inode attributes (InodeRecord)
+///     'D' parent:u64 name:bytes         -> dentry: child ino + type (DentryRecord)
+///     'B' ino:u64 chunk:u64             -> bytes of one file chunk (1..chunkSize bytes)
+///     'X' ino:u64 name:bytes            -> xattr value (reserved, not yet written)
+///     'O' ino:u64                       -> orphan marker (empty value)
+public enum FSFormat {
+    public static let recordKeyPrefix: UInt8 = 0x46   // 'F'
+    public static let inodePrefix: UInt8 = 0x49       // 'I'
+    public static let dentryPrefix: UInt8 = 0x44      // 'D'
+    public static let chunkPrefix: UInt8 = 0x42       // 'B'
+    public static let xattrPrefix: UInt8 = 0x58       // 'X'
+    public static let orphanPrefix: UInt8 = 0x4F      // 'O'
+
+    /// "LSMFS\0" as a little-endian u64 in the filesystem record.
+    public static let magic: UInt64 = 0x0000_5346_4D53_4C
+    public static let formatVersion: UInt16 = 1
+    public static let inodeRecordVersion: UInt8 = 1
+
+    /// File bytes are stored in chunks of this size. 64 KiB: a partial write rewrites at most
+    /// 64 KiB (bounded read-modify-write), a 1 MiB FUSE write is 16 puts, a GiB is 16 Ki keys,
+    /// and a full chunk is large enough to go through the WiscKey value log, so file data does
+    /// not ride through every compaction of the tree.
+    public static let chunkSize = 64 * 1024
+
+    public static let rootIno: UInt64 = 1
+    /// The stats pseudo-files `/.lsmfs-stats` and `/.lsmfs-stats.json` (never stored).
+    public static let statsTextIno: UInt64 = 2
+    public static let statsJSONIno: UInt64 = 3
+    /// Inodes 1..<firstIno are reserved; allocation starts here.
+    public static let firstIno: UInt64 = 16
+    /// The filesystem record reserves inode numbers in blocks of this many.
+    public static let inoReserveBlock: UInt64 = 1024
+
+    public static let statsTextName: [UInt8] = Array(".lsmfs-stats".utf8)
+    public static let statsJSONName: [UInt8] = Array(".lsmfs-stats.json".utf8)
+
+    public static let nameMax = 255
+    public static let symlinkMax = 4095
+    /// Largest file size (chunk index must fit the key; also off_t).
+    public static let maxFileSize: UInt64 = UInt64(Int64.max)
+}
+
+/// Key builders (big-endian integers).
+enum Keys {
+    static let record: [UInt8] = [FSFormat.recordKeyPrefix]
+
+    static func inode(_ ino: UInt64) -> [UInt8] { prefixed(FSFormat.inodePrefix, ino) }
+    static func orphan(_ ino: UInt64) -> [UInt8] { prefixed(FSFormat.orphanPrefix, ino) }
+    static func dentry(_ parent: UInt64, _ name: [UInt8]) -> [UInt8] {
+        var k = prefixed(FSFormat.dentryPrefix, parent)
+        k.append(contentsOf: name)
+        return k
+    }
+    /// All dentries of `parent`: [dirStart, dirEnd).
+    static func dirStart(_ parent: UInt64) -> [UInt8] { prefixed(FSFormat.dentryPrefix, parent) }
+    static func dirEnd(_ parent: UInt64) -> [UInt8] { prefixed(FSFormat.dentryPrefix, parent &+ 1) }
+
+    static func chunk(_ ino: UInt64, _ index: UInt64) -> [UInt8] {
+        var k = prefixed(FSFormat.chunkPrefix, ino)
+        k.appendBE(index)
+        return k
+    }
+    /// Every chunk of `ino`: [chunk(ino, 0), chunksEnd(ino)).
+    static func chunksEnd(_ ino: UInt64) -> [UInt8] { prefixed(FSFormat.chunkPrefix, ino &+ 1) }
+    static func xattrStart(_ ino: UInt64) -> [UInt8] { prefixed(FSFormat.xattrPrefix, ino) }
+    static func xattrEnd(_ ino: UInt64) -> [UInt8] { prefixed(FSFormat.xattrPrefix, ino &+ 1) }
+
+    static let orphansStart: [UInt8] = [FSFormat.orphanPrefix]
+    static let orphansEnd: [UInt8] = [FSFormat.orphanPrefix + 1]
+
+    /// The u64 after the one-byte prefix (inode, orphan, dentry and chunk keys).
+    static func ino(of key: [UInt8]) -> UInt64? {
+        key.count >= 9 ? key.readBE(UInt64.self, at: 1) : nil
+    }
+
+    private static func prefixed(_ p: UInt8, _ v: UInt64) -> [UInt8] {
+        var k: [UInt8] = []
+        k.reserveCapacity(17)
+        k.append(p)
+        k.appendBE(v)
+        return k
+    }
+}
+
+/// The filesystem record under key 'F'.
+struct FSRecord: Equatable {
+    var chunkSize: UInt32
+    /// Inode numbers below this may have been used; allocation resumes here after a restart.
+    var inoLimit: UInt64
+
+    /// Layout (little-endian): magic:u64 version:u16 chunkSize:u32 inoLimit:u64   (22 bytes)
+    func encode() -> [UInt8] {
+        var b: [UInt8] = []
+        b.reserveCapacity(22)
+        b.appendLE(FSFormat.magic)
+        b.appendLE(FSFormat.formatVersion)
+        b.appendLE(chunkSize)
+        b.appendLE(inoLimit)
+        return b
+    }
+
+    static func decode(_ b: [UInt8]) -> FSRecord? {
+        guard b.count >= 22, b.readLE(UInt64.self, at: 0) == FSFormat.magic,
+              b.readLE(UInt16.self, at: 8) == FSFormat.formatVersion else { return nil }
+        return FSRecord(chunkSize: b.readLE(UInt32.self, at: 10), inoLimit: b.readLE(UInt64.self, at: 14))
+    }
+}
+
+/// A dentry value: the child inode and its file type (the S_IFMT bits >> 12, as DT_*).
+struct DentryRecord: Equatable {
+    var ino: UInt64
+    var type: UInt8
+
+    /// Layout (little-endian): ino:u64 type:u8   (9 bytes)
+    func encode() -> [UInt8] {
+        var b: [UInt8] = []
+        b.reserveCapacity(9)
+        b.appendLE(ino)
+        b.append(type)
+        return b
+    }
+
+    static func decode(_ b: [UInt8]) -> DentryRecord? {
+        guard b.count >= 9 else { return nil }
+        return DentryRecord(ino: b.readLE(UInt64.self, at: 0), type: b[8])
+    }
+}

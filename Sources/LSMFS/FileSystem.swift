@@ -1,0 +1,243 @@
+import Glibc
+import LSMStore
+import Synchronization
+import SystemPackage
+
+/// Mount-time options of the filesystem layer.
+public struct FSOptions: Sendable {
+    public var readOnly = false
+    /// Seconds between periodic store syncs (0 = off; then only fsync/sync/unmount persist).
+    public var syncInterval: Double = 5
+    public init() {}
+}
+
+/// The caller of an operation (from the FUSE request context).
+public struct Caller: Sendable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public init(uid: UInt32, gid: UInt32) { self.uid = uid; self.gid = gid }
+    public static var process: Caller { Caller(uid: getuid(), gid: getgid()) }
+}
+
+/// One lock of the per-inode lock stripes.
+final class StripeLock: Sendable {
+    let mutex = Mutex(())
+}
+
+/// The lsmfs filesystem: inodes, dentries and file chunks as keys of an `LSMStore`
+/// (docs/format/keys.md). Operation methods (`lookup`, `write`, `rename`, ...) return the reply
+/// or throw the `Errno` the kernel should see; they are thread-safe.
+///
+/// Lock order (a thread only ever takes locks in this order, and never the reverse):
+///   1. `namespaceLock` — held by every operation that changes dentries (create, mkdir, mknod,
+///      symlink, link, unlink, rmdir, rename) for its whole duration; dentry reads outside it
+///      (lookup, readdir) see the store's atomic batches;
+///   2. inode stripe locks (`stripes[ino % stripeCount]`), several at once only in ascending
+///      stripe index — held around every read-modify-write of an inode record or of a
+///      file's chunks (write, truncate, setattr, read, and the inode updates of namespace ops);
+///   3. leaf locks: `tables` (handles, open counts, lookup counts, orphans), `inoAlloc`,
+///      `OpStats` — never held while taking another lock or calling the store.
+public final class FileSystem: Sendable {
+    let store: LSMStore
+    let options: FSOptions
+    let chunkSize: Int
+
+    let namespaceLock = Mutex(())
+    static let stripeCount = 64
+    let stripes: [StripeLock]
+    let tables = Mutex(Tables())
+    let inoAlloc: Mutex<InoAlloc>
+    let opStats = OpStats()
+    let syncer: PeriodicSync?
+    let mountedAt = TimeSpec.now()
+
+    struct InoAlloc { var next: UInt64; var limit: UInt64 }
+
+    /// Writes the root directory (inode 1) and the filesystem record into an empty store.
+    public static func format(store: LSMStore) throws {
+        if try store.get(Keys.record) != nil {
+            throw FSError("the store already holds an lsmfs filesystem", errno: EEXIST)
+        }
+        let now = TimeSpec.now()
+        var root = InodeRecord.new(mode: UInt32(S_IFDIR) | 0o755, uid: getuid(), gid: getgid(), now: now)
+        root.nlink = 2
+        root.parent = FSFormat.rootIno
+        var batch = WriteBatch()
+        batch.put(Keys.inode(FSFormat.rootIno), root.encode())
+        batch.put(Keys.record, FSRecord(chunkSize: UInt32(FSFormat.chunkSize), inoLimit: FSFormat.firstIno).encode())
+        try store.write(batch, sync: true)
+    }
+
+    /// Opens the filesystem held by `store`: checks the filesystem record, reclaims orphans left
+    /// by a crash (unless read-only) and starts the periodic sync thread.
+    public init(store: LSMStore, options: FSOptions) throws {
+        guard let recBytes = try store.get(Keys.record) else {
+            throw FSError("the image holds no lsmfs filesystem (run `lsmfs mkfs`)", errno: EINVAL)
+        }
+        guard let rec = FSRecord.decode(recBytes) else {
+            throw FSError("unrecognised lsmfs filesystem record (bad magic or format version)", errno: EINVAL)
+        }
+        guard rec.chunkSize == UInt32(FSFormat.chunkSize) else {
+            throw FSError("unsupported chunk size \(rec.chunkSize)", errno: EINVAL)
+        }
+        guard let rootBytes = try store.get(Keys.inode(FSFormat.rootIno)),
+              InodeRecord.decode(rootBytes)?.isDirectory == true else {
+            throw FSError("the root directory (inode 1) is missing or damaged", errno: EIO)
+        }
+        self.store = store
+        self.options = options
+        self.chunkSize = Int(rec.chunkSize)
+        self.stripes = (0..<FileSystem.stripeCount).map { _ in StripeLock() }
+        self.inoAlloc = Mutex(InoAlloc(next: rec.inoLimit, limit: rec.inoLimit))
+        if !options.readOnly {
+            try FileSystem.reclaimOrphans(store)
+        }
+        if !options.readOnly && options.syncInterval > 0 {
+            self.syncer = PeriodicSync(interval: options.syncInterval) { [store] in
+                do { try store.sync() } catch {
+                    fsLog.error("periodic sync failed: \(error)")
+                }
+            }
+        } else {
+            self.syncer = nil
+        }
+    }
+
+    /// Stops the sync thread, flushes and closes the store.
+    public func shutdown() throws {
+        syncer?.stop()
+        try store.close()
+    }
+
+    /// Deletes every inode marked orphan (unlinked while open before a crash or unmount).
+    static func reclaimOrphans(_ store: LSMStore) throws {
+        var orphans: [UInt64] = []
+        try store.scan(from: Keys.orphansStart, to: Keys.orphansEnd) { key, _ in
+            if let ino = Keys.ino(of: key) { orphans.append(ino) }
+            return true
+        }
+        if orphans.isEmpty { return }
+        var batch = WriteBatch()
+        for ino in orphans { addReclaim(ino, to: &batch) }
+        try store.write(batch)
+        fsLog.info("reclaimed \(orphans.count) orphan inode(s)")
+    }
+
+    /// Deletes an inode with all its chunks, xattrs and its orphan marker.
+    static func addReclaim(_ ino: UInt64, to batch: inout WriteBatch) {
+        batch.deleteRange(Keys.chunk(ino, 0), Keys.chunksEnd(ino))
+        batch.deleteRange(Keys.xattrStart(ino), Keys.xattrEnd(ino))
+        batch.delete(Keys.inode(ino))
+        batch.delete(Keys.orphan(ino))
+    }
+
+    // MARK: locks
+
+    func withInodeLock<R>(_ ino: UInt64, _ body: () throws(Errno) -> R) throws(Errno) -> R {
+        try withStripes([stripeIndex(ino)][...], body)
+    }
+
+    /// Takes the stripe locks of all `inos` (deduplicated, ascending) around `body`.
+    func withInodeLocks<R>(_ inos: [UInt64], _ body: () throws(Errno) -> R) throws(Errno) -> R {
+        let idx = Set(inos.map(stripeIndex)).sorted()
+        return try withStripes(idx[...], body)
+    }
+
+    private func stripeIndex(_ ino: UInt64) -> Int { Int(ino % UInt64(FileSystem.stripeCount)) }
+
+    private func withStripes<R>(_ idx: ArraySlice<Int>, _ body: () throws(Errno) -> R) throws(Errno) -> R {
+        guard let first = idx.first else { return try body() }
+        var result: Result<R, Errno>!
+        stripes[first].mutex.withLock { _ in
+            do throws(Errno) { result = .success(try withStripes(idx.dropFirst(), body)) } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+
+    func withNamespaceLock<R>(_ body: () throws(Errno) -> R) throws(Errno) -> R {
+        var result: Result<R, Errno>!
+        namespaceLock.withLock { _ in
+            do throws(Errno) { result = .success(try body()) } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+
+    // MARK: helpers
+
+    func requireWritable() throws(Errno) {
+        if options.readOnly { throw .roFS }
+    }
+
+    func loadInode(_ ino: UInt64) throws(Errno) -> InodeRecord {
+        guard let bytes = try kv("get inode \(ino)", { () throws(LSMError) in try store.get(Keys.inode(ino)) }) else {
+            throw .noEnt
+        }
+        guard let rec = InodeRecord.decode(bytes) else {
+            fsLog.error("inode \(ino): undecodable record (\(bytes.count) bytes)")
+            throw .io
+        }
+        return rec
+    }
+
+    func loadDentry(_ parent: UInt64, _ name: [UInt8]) throws(Errno) -> DentryRecord? {
+        guard let bytes = try kv("get dentry", { () throws(LSMError) in try store.get(Keys.dentry(parent, name)) }) else {
+            return nil
+        }
+        guard let d = DentryRecord.decode(bytes) else {
+            fsLog.error("dentry in directory \(parent): undecodable record")
+            throw .io
+        }
+        return d
+    }
+
+    func write(_ batch: WriteBatch, _ what: @autoclosure () -> String) throws(Errno) {
+        try kv(what(), { () throws(LSMError) in try store.write(batch) })
+    }
+
+    /// Rejects names the kernel should never send and names over NAME_MAX.
+    func checkName(_ name: [UInt8]) throws(Errno) {
+        if name.isEmpty { throw .noEnt }
+        if name.count > FSFormat.nameMax { throw .nameTooLong }
+        if name.contains(0x2F) || name.contains(0) { throw .inval }
+    }
+
+    func isReserved(_ parent: UInt64, _ name: [UInt8]) -> Bool {
+        parent == FSFormat.rootIno && (name == FSFormat.statsTextName || name == FSFormat.statsJSONName)
+    }
+
+    static func isPseudo(_ ino: UInt64) -> Bool {
+        ino == FSFormat.statsTextIno || ino == FSFormat.statsJSONIno
+    }
+
+    func isEmptyDirectory(_ ino: UInt64) throws(Errno) -> Bool {
+        var empty = true
+        try kv("scan directory", { () throws(LSMError) in
+            try store.scan(from: Keys.dirStart(ino), to: Keys.dirEnd(ino)) { _, _ in empty = false; return false }
+        })
+        return empty
+    }
+
+    /// Picks the next inode number; adds a filesystem-record update to `batch` when the
+    /// reserved block is used up. Call `commitIno` once the batch is written. Namespace lock held.
+    func reserveIno(_ batch: inout WriteBatch) -> (ino: UInt64, limit: UInt64) {
+        let a = inoAlloc.withLock { $0 }
+        var limit = a.limit
+        if a.next >= a.limit {
+            limit = a.next + FSFormat.inoReserveBlock
+            batch.put(Keys.record, FSRecord(chunkSize: UInt32(chunkSize), inoLimit: limit).encode())
+        }
+        return (a.next, limit)
+    }
+
+    func commitIno(_ ino: UInt64, limit: UInt64) {
+        inoAlloc.withLock { $0.next = ino + 1; $0.limit = limit }
+    }
+
+    /// Records one FUSE request (called by the daemon around each operation).
+    public func recordOp(_ op: FSOp, nanos: UInt64, failed: Bool, bytes: UInt64 = 0) {
+        opStats.record(op, nanos: nanos, failed: failed, bytes: bytes)
+    }
+
+    /// Snapshot of the per-operation counters (indexed by `FSOp.rawValue`).
+    public func opCounters() -> [OpCounter] { opStats.snapshot() }
+}

@@ -1,1 +1,0 @@
-// The filesystem layer: see FileSystem.swift (to be written).

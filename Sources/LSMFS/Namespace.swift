@@ -1,0 +1,213 @@
+import Glibc
+import LSMStore
+import SystemPackage
+
+/// Inode records loaded under the stripe locks of a namespace operation, changed in memory and
+/// written back into that operation's single WriteBatch.
+struct InodeSet {
+    var recs: [UInt64: InodeRecord] = [:]
+    var dropped: Set<UInt64> = []
+
+    mutating func load(_ fs: FileSystem, _ ino: UInt64) throws(Errno) {
+        if recs[ino] == nil { recs[ino] = try fs.loadInode(ino) }
+    }
+
+    func flush(into batch: inout WriteBatch) {
+        for (ino, rec) in recs where !dropped.contains(ino) {
+            batch.put(Keys.inode(ino), rec.encode())
+        }
+    }
+}
+
+extension FileSystem {
+    /// Resolves `name` in `parent` and takes a kernel reference on the result.
+    package func lookup(_ parent: UInt64, _ name: [UInt8]) throws(Errno) -> FileAttr {
+        if isReserved(parent, name) {
+            return statsAttr(name == FSFormat.statsTextName ? FSFormat.statsTextIno : FSFormat.statsJSONIno)
+        }
+        try checkName(name)
+        let dir = try loadInode(parent)
+        guard dir.isDirectory else { throw .notDir }
+        let ino: UInt64
+        if name == [0x2E] {
+            ino = parent
+        } else if name == [0x2E, 0x2E] {
+            ino = dir.parent
+        } else {
+            guard let d = try loadDentry(parent, name) else { throw .noEnt }
+            ino = d.ino
+        }
+        let attr = try loadInode(ino).attr(ino: ino)
+        incLookup(ino)
+        return attr
+    }
+
+    package func mkdir(_ parent: UInt64, _ name: [UInt8], mode: UInt32, caller: Caller) throws(Errno) -> FileAttr {
+        try makeNode(parent, name, mode: UInt32(S_IFDIR) | (mode & 0o7777), caller: caller).attr
+    }
+
+    /// Creates a regular file, fifo, socket or device node.
+    package func mknod(_ parent: UInt64, _ name: [UInt8], mode: UInt32, rdev: UInt64, caller: Caller) throws(Errno) -> FileAttr {
+        let type = mode & UInt32(S_IFMT)
+        let allowed: [UInt32] = [UInt32(S_IFREG), UInt32(S_IFIFO), UInt32(S_IFSOCK), UInt32(S_IFCHR), UInt32(S_IFBLK), 0]
+        guard allowed.contains(type) else { throw .inval }
+        let m = (type == 0 ? UInt32(S_IFREG) : type) | (mode & 0o7777)
+        return try makeNode(parent, name, mode: m, rdev: rdev, caller: caller).attr
+    }
+
+    /// Creates and opens a regular file; returns its attributes and the file handle.
+    package func create(_ parent: UInt64, _ name: [UInt8], mode: UInt32, flags: Int32, caller: Caller) throws(Errno) -> (attr: FileAttr, fh: UInt64) {
+        let r = try makeNode(parent, name, mode: UInt32(S_IFREG) | (mode & 0o7777), caller: caller, openFlags: flags)
+        return (r.attr, r.fh!)
+    }
+
+    package func symlink(_ target: [UInt8], _ parent: UInt64, _ name: [UInt8], caller: Caller) throws(Errno) -> FileAttr {
+        if target.isEmpty { throw .noEnt }
+        if target.count > FSFormat.symlinkMax { throw .nameTooLong }
+        return try makeNode(parent, name, mode: UInt32(S_IFLNK) | 0o777, caller: caller, inline: target).attr
+    }
+
+    package func readlink(_ ino: UInt64) throws(Errno) -> [UInt8] {
+        if FileSystem.isPseudo(ino) { throw .inval }
+        let rec = try loadInode(ino)
+        guard rec.isSymlink else { throw .inval }
+        return rec.inline
+    }
+
+    /// The one path for every new inode: one batch with the inode, its dentry, the parent's
+    /// times/nlink and (sometimes) the filesystem record's inode reservation.
+    private func makeNode(_ parent: UInt64, _ name: [UInt8], mode: UInt32, rdev: UInt64 = 0, caller: Caller,
+                          inline: [UInt8] = [], openFlags: Int32? = nil) throws(Errno) -> (attr: FileAttr, fh: UInt64?) {
+        try requireWritable()
+        try checkName(name)
+        if isReserved(parent, name) || name == [0x2E] || name == [0x2E, 0x2E] { throw .exists }
+        return try withNamespaceLock { () throws(Errno) -> (attr: FileAttr, fh: UInt64?) in
+            guard try loadInode(parent).isDirectory else { throw .notDir }
+            if try loadDentry(parent, name) != nil { throw .exists }
+            var batch = WriteBatch()
+            let (ino, limit) = reserveIno(&batch)
+            let now = TimeSpec.now()
+            var rec = InodeRecord.new(mode: mode, uid: caller.uid, gid: caller.gid, now: now)
+            rec.rdev = rdev
+            rec.inline = inline
+            if rec.isSymlink { rec.size = UInt64(inline.count) }
+            return try withInodeLocks([parent, ino]) { () throws(Errno) -> (attr: FileAttr, fh: UInt64?) in
+                var dir = try loadInode(parent)
+                if dir.nlink == 0 { throw .noEnt }  // directory removed while we waited
+                if rec.isDirectory {
+                    rec.nlink = 2
+                    rec.parent = parent
+                    dir.nlink += 1
+                }
+                dir.mtime = now; dir.ctime = now
+                batch.put(Keys.inode(ino), rec.encode())
+                batch.put(Keys.dentry(parent, name), DentryRecord(ino: ino, type: rec.dtype).encode())
+                batch.put(Keys.inode(parent), dir.encode())
+                try write(batch, "create")
+                commitIno(ino, limit: limit)
+                incLookup(ino)
+                let fh = openFlags.map { registerOpen(ino, flags: $0) }
+                return (rec.attr(ino: ino), fh)
+            }
+        }
+    }
+
+    /// A new name for an existing non-directory inode.
+    package func link(_ ino: UInt64, _ newParent: UInt64, _ newName: [UInt8]) throws(Errno) -> FileAttr {
+        try requireWritable()
+        if FileSystem.isPseudo(ino) { throw .perm }
+        try checkName(newName)
+        if isReserved(newParent, newName) { throw .exists }
+        return try withNamespaceLock { () throws(Errno) -> FileAttr in
+            guard try loadInode(newParent).isDirectory else { throw .notDir }
+            if try loadDentry(newParent, newName) != nil { throw .exists }
+            return try withInodeLocks([newParent, ino]) { () throws(Errno) -> FileAttr in
+                var set = InodeSet()
+                try set.load(self, ino); try set.load(self, newParent)
+                guard !set.recs[ino]!.isDirectory else { throw .perm }
+                guard set.recs[ino]!.nlink > 0 else { throw .noEnt }
+                guard set.recs[ino]!.nlink < UInt32(Int32.max) else { throw .mLink }
+                let now = TimeSpec.now()
+                set.recs[ino]!.nlink += 1
+                set.recs[ino]!.ctime = now
+                set.recs[newParent]!.mtime = now; set.recs[newParent]!.ctime = now
+                var batch = WriteBatch()
+                batch.put(Keys.dentry(newParent, newName), DentryRecord(ino: ino, type: set.recs[ino]!.dtype).encode())
+                set.flush(into: &batch)
+                try write(batch, "link")
+                incLookup(ino)
+                return set.recs[ino]!.attr(ino: ino)
+            }
+        }
+    }
+
+    package func unlink(_ parent: UInt64, _ name: [UInt8]) throws(Errno) {
+        try requireWritable()
+        try checkName(name)
+        if isReserved(parent, name) { throw .perm }
+        try withNamespaceLock { () throws(Errno) in
+            guard try loadInode(parent).isDirectory else { throw .notDir }
+            guard let d = try loadDentry(parent, name) else { throw .noEnt }
+            try withInodeLocks([parent, d.ino]) { () throws(Errno) in
+                var set = InodeSet()
+                try set.load(self, parent); try set.load(self, d.ino)
+                if set.recs[d.ino]!.isDirectory { throw .isDir }
+                let now = TimeSpec.now()
+                set.recs[parent]!.mtime = now; set.recs[parent]!.ctime = now
+                var batch = WriteBatch()
+                batch.delete(Keys.dentry(parent, name))
+                let orphaned = dropLink(d.ino, &set, &batch, now: now)
+                set.flush(into: &batch)
+                do throws(Errno) { try write(batch, "unlink") } catch {
+                    if orphaned { unmarkOrphan(d.ino) }
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Removes one link of a non-directory inode in `set` (stripe lock held): when the last
+    /// link goes, an open inode becomes an orphan (`O` marker), a closed one is deleted.
+    /// Returns true if it was marked orphan.
+    func dropLink(_ ino: UInt64, _ set: inout InodeSet, _ batch: inout WriteBatch, now: TimeSpec) -> Bool {
+        set.recs[ino]!.ctime = now
+        set.recs[ino]!.nlink -= 1
+        guard set.recs[ino]!.nlink == 0 else { return false }
+        if markOrphanIfOpen(ino) {
+            batch.put(Keys.orphan(ino), [])
+            return true
+        }
+        set.dropped.insert(ino)
+        FileSystem.addReclaim(ino, to: &batch)
+        return false
+    }
+
+    package func rmdir(_ parent: UInt64, _ name: [UInt8]) throws(Errno) {
+        try requireWritable()
+        try checkName(name)
+        if name == [0x2E] { throw .inval }
+        if name == [0x2E, 0x2E] { throw .notEmpty }
+        if isReserved(parent, name) { throw .notDir }
+        try withNamespaceLock { () throws(Errno) in
+            guard try loadInode(parent).isDirectory else { throw .notDir }
+            guard let d = try loadDentry(parent, name) else { throw .noEnt }
+            try withInodeLocks([parent, d.ino]) { () throws(Errno) in
+                var set = InodeSet()
+                try set.load(self, parent); try set.load(self, d.ino)
+                guard set.recs[d.ino]!.isDirectory else { throw .notDir }
+                guard try isEmptyDirectory(d.ino) else { throw .notEmpty }
+                let now = TimeSpec.now()
+                set.recs[parent]!.mtime = now; set.recs[parent]!.ctime = now
+                set.recs[parent]!.nlink -= 1
+                set.dropped.insert(d.ino)
+                set.recs[d.ino]!.nlink = 0
+                var batch = WriteBatch()
+                batch.delete(Keys.dentry(parent, name))
+                batch.deleteRange(Keys.xattrStart(d.ino), Keys.xattrEnd(d.ino))
+                batch.delete(Keys.inode(d.ino))
+                set.flush(into: &batch)
+                try write(batch, "rmdir")
+            }
+        }
+    }
+}

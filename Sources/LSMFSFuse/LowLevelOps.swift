@@ -1,0 +1,249 @@
+import CFuse
+import Glibc
+import LSMFS
+import SystemPackage
+
+/// The libfuse low-level operations table. Every callback is a capture-free `@convention(c)`
+/// thunk: it finds the FileSystem in the request's userdata, calls one FileSystem operation
+/// through `serve` (which replies with the errno on failure) and sends exactly one reply.
+/// Entry replies (lookup, mkdir, mknod, symlink, link, create) each carry one lookup
+/// reference the FileSystem took; forget/forget_multi drop them.
+func makeLowLevelOps() -> fuse_lowlevel_ops {
+    var ops = fuse_lowlevel_ops()
+
+    ops.`init` = { _, conn in
+        guard let conn else { return }
+        // No FUSE_CAP_WRITEBACK_CACHE yet: the kernel would then own O_APPEND positions and
+        // file sizes between flushes. No FUSE_CAP_EXPORT_SUPPORT (no lookups of "." / "..").
+        conn.pointee.want &= ~UInt32(FUSE_CAP_EXPORT_SUPPORT)
+        conn.pointee.want &= ~UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        conn.pointee.max_write = 1 << 20
+        conn.pointee.max_readahead = 1 << 20
+    }
+
+    ops.lookup = { req, parent, name in
+        serve(req, .lookup) { fs throws(Errno) in
+            replyEntry(req, fs, try fs.lookup(parent, nameBytes(name)))
+            return 0
+        }
+    }
+    ops.forget = { req, ino, nlookup in
+        let fs = fileSystem(req)
+        fs.forget(ino, nlookup)
+        fs.recordOp(.forget, nanos: 0, failed: false)
+        fuse_reply_none(req)
+    }
+    ops.forget_multi = { req, count, forgets in
+        let fs = fileSystem(req)
+        if let forgets {
+            for i in 0..<count { fs.forget(forgets[i].ino, forgets[i].nlookup) }
+        }
+        fs.recordOp(.forget, nanos: 0, failed: false)
+        fuse_reply_none(req)
+    }
+    ops.getattr = { req, ino, _ in
+        serve(req, .getattr) { fs throws(Errno) in
+            replyAttr(req, try fs.getattr(ino))
+            return 0
+        }
+    }
+    ops.setattr = { req, ino, attr, toSet, _ in
+        serve(req, .setattr) { fs throws(Errno) in
+            guard let st = attr?.pointee else { throw Errno(rawValue: EINVAL) }
+            var s = SetAttr()
+            if toSet & FUSE_SET_ATTR_MODE != 0 { s.mode = st.st_mode }
+            if toSet & FUSE_SET_ATTR_UID != 0 { s.uid = st.st_uid }
+            if toSet & FUSE_SET_ATTR_GID != 0 { s.gid = st.st_gid }
+            if toSet & FUSE_SET_ATTR_SIZE != 0 {
+                guard st.st_size >= 0 else { throw Errno(rawValue: EINVAL) }
+                s.size = UInt64(st.st_size)
+            }
+            if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 { s.atime = .now } else if toSet & FUSE_SET_ATTR_ATIME != 0 {
+                s.atime = .time(TimeSpec(sec: Int64(st.st_atim.tv_sec), nsec: UInt32(st.st_atim.tv_nsec)))
+            }
+            if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 { s.mtime = .now } else if toSet & FUSE_SET_ATTR_MTIME != 0 {
+                s.mtime = .time(TimeSpec(sec: Int64(st.st_mtim.tv_sec), nsec: UInt32(st.st_mtim.tv_nsec)))
+            }
+            replyAttr(req, try fs.setattr(ino, s))
+            return 0
+        }
+    }
+    ops.readlink = { req, ino in
+        serve(req, .readlink) { fs throws(Errno) in
+            var target = try fs.readlink(ino)
+            target.append(0)
+            target.withUnsafeBufferPointer { p in
+                p.withMemoryRebound(to: CChar.self) { _ = fuse_reply_readlink(req, $0.baseAddress) }
+            }
+            return 0
+        }
+    }
+    ops.mknod = { req, parent, name, mode, rdev in
+        serve(req, .mknod) { fs throws(Errno) in
+            replyEntry(req, fs, try fs.mknod(parent, nameBytes(name), mode: mode, rdev: UInt64(rdev), caller: caller(req)))
+            return 0
+        }
+    }
+    ops.mkdir = { req, parent, name, mode in
+        serve(req, .mkdir) { fs throws(Errno) in
+            replyEntry(req, fs, try fs.mkdir(parent, nameBytes(name), mode: mode, caller: caller(req)))
+            return 0
+        }
+    }
+    ops.unlink = { req, parent, name in
+        serve(req, .unlink) { fs throws(Errno) in
+            try fs.unlink(parent, nameBytes(name))
+            fuse_reply_err(req, 0)
+            return 0
+        }
+    }
+    ops.rmdir = { req, parent, name in
+        serve(req, .rmdir) { fs throws(Errno) in
+            try fs.rmdir(parent, nameBytes(name))
+            fuse_reply_err(req, 0)
+            return 0
+        }
+    }
+    ops.symlink = { req, link, parent, name in
+        serve(req, .symlink) { fs throws(Errno) in
+            replyEntry(req, fs, try fs.symlink(nameBytes(link), parent, nameBytes(name), caller: caller(req)))
+            return 0
+        }
+    }
+    ops.rename = { req, parent, name, newParent, newName, flags in
+        serve(req, .rename) { fs throws(Errno) in
+            try fs.rename(parent, nameBytes(name), newParent, nameBytes(newName), flags: flags)
+            fuse_reply_err(req, 0)
+            return 0
+        }
+    }
+    ops.link = { req, ino, newParent, newName in
+        serve(req, .link) { fs throws(Errno) in
+            replyEntry(req, fs, try fs.link(ino, newParent, nameBytes(newName)))
+            return 0
+        }
+    }
+    ops.open = { req, ino, fi in
+        serve(req, .open) { fs throws(Errno) in
+            guard let fi else { throw Errno(rawValue: EINVAL) }
+            let r = try fs.open(ino, flags: fi.pointee.flags)
+            fi.pointee.fh = r.fh
+            fi.pointee.direct_io = r.directIO ? 1 : 0
+            if fuse_reply_open(req, fi) != 0 { try? fs.release(r.fh) }
+            return 0
+        }
+    }
+    ops.create = { req, parent, name, mode, fi in
+        serve(req, .create) { fs throws(Errno) in
+            guard let fi else { throw Errno(rawValue: EINVAL) }
+            let r = try fs.create(parent, nameBytes(name), mode: mode, flags: fi.pointee.flags, caller: caller(req))
+            fi.pointee.fh = r.fh
+            var e = entryParam(r.attr)
+            if fuse_reply_create(req, &e, fi) != 0 {
+                fs.forget(r.attr.ino, 1)
+                try? fs.release(r.fh)
+            }
+            return 0
+        }
+    }
+    ops.read = { req, _, size, off, fi in
+        serve(req, .read) { fs throws(Errno) in
+            guard let fi, off >= 0 else { throw Errno(rawValue: EINVAL) }
+            let data = try fs.read(fi.pointee.fh, offset: UInt64(off), size: size)
+            data.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+            return UInt64(data.count)
+        }
+    }
+    ops.write = { req, _, buf, size, off, fi in
+        serve(req, .write) { fs throws(Errno) in
+            guard let fi, off >= 0 else { throw Errno(rawValue: EINVAL) }
+            let n = try fs.write(fi.pointee.fh, offset: UInt64(off), data: UnsafeRawBufferPointer(start: buf, count: size))
+            fuse_reply_write(req, n)
+            return UInt64(n)
+        }
+    }
+    ops.flush = { req, _, fi in
+        serve(req, .flush) { fs throws(Errno) in
+            try fs.flush(fi?.pointee.fh ?? 0)
+            fuse_reply_err(req, 0)
+            return 0
+        }
+    }
+    ops.release = { req, _, fi in
+        serve(req, .release) { fs throws(Errno) in
+            try fs.release(fi?.pointee.fh ?? 0)
+            fuse_reply_err(req, 0)
+            return 0
+        }
+    }
+    ops.fsync = { req, _, datasync, fi in
+        serve(req, .fsync) { fs throws(Errno) in
+            try fs.fsync(fi?.pointee.fh, datasync: datasync != 0)
+            fuse_reply_err(req, 0)
+            return 0
+        }
+    }
+    ops.opendir = { req, ino, fi in
+        serve(req, .opendir) { fs throws(Errno) in
+            guard let fi else { throw Errno(rawValue: EINVAL) }
+            let fh = try fs.opendir(ino)
+            fi.pointee.fh = fh
+            if fuse_reply_open(req, fi) != 0 { fs.releasedir(fh) }
+            return 0
+        }
+    }
+    ops.readdir = { req, _, size, off, fi in
+        serve(req, .readdir) { fs throws(Errno) in
+            guard let fi else { throw Errno(rawValue: EINVAL) }
+            var buf = [CChar](repeating: 0, count: size)
+            var used = 0
+            try buf.withUnsafeMutableBufferPointer { (p) throws(Errno) in
+                try fs.readdir(fi.pointee.fh, offset: Int64(off)) { e in
+                    var st = stat()
+                    st.st_ino = UInt(e.ino)
+                    st.st_mode = UInt32(e.type) << 12
+                    var name = e.name.map { CChar(bitPattern: $0) }
+                    name.append(0)
+                    let need = fuse_add_direntry(req, p.baseAddress! + used, size - used, name, &st, off_t(e.nextOffset))
+                    if need > size - used { return false }
+                    used += need
+                    return true
+                }
+            }
+            fuse_reply_buf(req, buf, used)
+            return UInt64(used)
+        }
+    }
+    ops.releasedir = { req, _, fi in
+        serve(req, .releasedir) { fs throws(Errno) in
+            fs.releasedir(fi?.pointee.fh ?? 0)
+            fuse_reply_err(req, 0)
+            return 0
+        }
+    }
+    ops.fsyncdir = { req, _, _, _ in
+        serve(req, .fsyncdir) { fs throws(Errno) in
+            try fs.fsync(nil, datasync: false)
+            fuse_reply_err(req, 0)
+            return 0
+        }
+    }
+    ops.statfs = { req, _ in
+        serve(req, .statfs) { fs throws(Errno) in
+            let s = fs.statfs()
+            var v = statvfs()
+            v.f_bsize = UInt(s.blockSize)
+            v.f_frsize = UInt(s.blockSize)
+            v.f_blocks = UInt(s.blocks)
+            v.f_bfree = UInt(s.blocksFree)
+            v.f_bavail = UInt(s.blocksAvailable)
+            v.f_files = UInt(s.files)
+            v.f_ffree = UInt(s.filesFree)
+            v.f_favail = UInt(s.filesFree)
+            v.f_namemax = UInt(s.nameMax)
+            fuse_reply_statfs(req, &v)
+            return 0
+        }
+    }
+    return ops
+}

@@ -1,0 +1,91 @@
+import CFuse
+import Glibc
+import LSMFS
+import SystemPackage
+
+/// Entry and attribute cache lifetimes handed to the kernel. Every change goes through this
+/// daemon, so a second is safe; the stats pseudo-files are never cached.
+let entryTimeout = 1.0
+let attrTimeout = 1.0
+
+/// The FileSystem behind a request (the session's userdata; the caller of `runFuse` keeps it alive).
+@inline(__always)
+func fileSystem(_ req: fuse_req_t?) -> FileSystem {
+    Unmanaged<FileSystem>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+}
+
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// Runs one request: `body` performs the operation and sends the success reply; if it
+/// throws, the errno is the reply. Exactly one reply either way. Records count and latency.
+/// `body` returns the bytes moved (for read/write statistics).
+@inline(__always)
+func serve(_ req: fuse_req_t?, _ op: FSOp, _ body: (FileSystem) throws(Errno) -> UInt64) {
+    let fs = fileSystem(req)
+    let t0 = monotonicNanos()
+    do throws(Errno) {
+        let bytes = try body(fs)
+        fs.recordOp(op, nanos: monotonicNanos() &- t0, failed: false, bytes: bytes)
+    } catch {
+        fuse_reply_err(req, error.rawValue)
+        fs.recordOp(op, nanos: monotonicNanos() &- t0, failed: true)
+    }
+}
+
+/// The caller's credentials from the request context.
+func caller(_ req: fuse_req_t?) -> Caller {
+    guard let ctx = fuse_req_ctx(req) else { return Caller.process }
+    return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid)
+}
+
+/// A C name argument as bytes (without the NUL).
+func nameBytes(_ p: UnsafePointer<CChar>?) -> [UInt8] {
+    guard let p else { return [] }
+    let n = strlen(p)
+    return p.withMemoryRebound(to: UInt8.self, capacity: n) { Array(UnsafeBufferPointer(start: $0, count: n)) }
+}
+
+func statOf(_ a: FileAttr) -> stat {
+    var st = stat()
+    st.st_ino = UInt(a.ino)
+    st.st_mode = a.mode
+    st.st_nlink = UInt(a.nlink)
+    st.st_uid = a.uid
+    st.st_gid = a.gid
+    st.st_rdev = UInt(a.rdev)
+    st.st_size = Int(truncatingIfNeeded: a.size)
+    st.st_blksize = 65536
+    st.st_blocks = Int(truncatingIfNeeded: a.blocks)
+    st.st_atim = timespec(tv_sec: Int(a.atime.sec), tv_nsec: Int(a.atime.nsec))
+    st.st_mtim = timespec(tv_sec: Int(a.mtime.sec), tv_nsec: Int(a.mtime.nsec))
+    st.st_ctim = timespec(tv_sec: Int(a.ctime.sec), tv_nsec: Int(a.ctime.nsec))
+    return st
+}
+
+private func isPseudo(_ a: FileAttr) -> Bool { a.ino == 2 || a.ino == 3 }
+
+func entryParam(_ a: FileAttr) -> fuse_entry_param {
+    var e = fuse_entry_param()
+    e.ino = a.ino
+    e.generation = a.generation
+    e.attr = statOf(a)
+    e.attr_timeout = isPseudo(a) ? 0 : attrTimeout
+    e.entry_timeout = isPseudo(a) ? 0 : entryTimeout
+    return e
+}
+
+/// Sends an entry reply; if the kernel did not take it (interrupted request), the lookup
+/// reference the filesystem took for it is dropped again.
+func replyEntry(_ req: fuse_req_t?, _ fs: FileSystem, _ a: FileAttr) {
+    var e = entryParam(a)
+    if fuse_reply_entry(req, &e) != 0 { fs.forget(a.ino, 1) }
+}
+
+func replyAttr(_ req: fuse_req_t?, _ a: FileAttr) {
+    var st = statOf(a)
+    fuse_reply_attr(req, &st, isPseudo(a) ? 0 : attrTimeout)
+}

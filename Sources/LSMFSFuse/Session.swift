@@ -1,0 +1,83 @@
+import CFuse
+import Glibc
+import LSMFS
+import Logging
+
+let fuseLog = Logger(label: "lsmfs.fuse")
+
+/// How to mount.
+public struct FuseConfig: Sendable {
+    public var mountpoint: String
+    /// `-o` items passed to libfuse verbatim (allow_other, ro, default_permissions, fsname=...).
+    /// `default_permissions`, `fsname=lsmfs` and `subtype=lsmfs` are added unless present.
+    public var options: [String]
+    /// libfuse debug output (`-d`).
+    public var debug: Bool
+    public init(mountpoint: String, options: [String] = [], debug: Bool = false) {
+        self.mountpoint = mountpoint; self.options = options; self.debug = debug
+    }
+}
+
+public struct FuseError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The `-o` list with lsmfs's defaults added.
+func effectiveOptions(_ user: [String]) -> [String] {
+    var opts = user.filter { !$0.isEmpty }
+    func has(_ key: String) -> Bool { opts.contains { $0 == key || $0.hasPrefix(key + "=") } }
+    if !has("default_permissions") { opts.append("default_permissions") }
+    if !has("fsname") { opts.append("fsname=lsmfs") }
+    if !has("subtype") { opts.append("subtype=lsmfs") }
+    return opts
+}
+
+/// Mounts, calls onMounted() once the kernel mount is live (or throws before mounting anything),
+/// runs the multithreaded loop until unmounted (fusermount3 -u) or SIGINT/SIGTERM/SIGHUP, unmounts,
+/// and returns. The caller then calls fs.shutdown().
+public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () -> Void) throws -> Int32 {
+    var st = stat()
+    guard stat(config.mountpoint, &st) == 0 else {
+        throw FuseError("mount point \(config.mountpoint): \(String(cString: strerror(errno)))")
+    }
+    guard st.st_mode & S_IFMT == S_IFDIR else {
+        throw FuseError("mount point \(config.mountpoint) is not a directory")
+    }
+
+    var argStrings = ["lsmfs", "-o", effectiveOptions(config.options).joined(separator: ",")]
+    if config.debug { argStrings.append("-d") }
+    let cStrings = argStrings.map { strdup($0) }
+    defer { cStrings.forEach { free($0) } }
+    let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: cStrings.count + 1)
+    defer { argv.deallocate() }
+    for (i, s) in cStrings.enumerated() { argv[i] = s }
+    argv[cStrings.count] = nil
+    var args = fuse_args(argc: Int32(cStrings.count), argv: argv, allocated: 0)
+    defer { if args.allocated != 0 { fuse_opt_free_args(&args) } }
+
+    var ops = makeLowLevelOps()
+    let userdata = Unmanaged.passUnretained(fs).toOpaque()
+    guard let se = lsmfs_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
+        throw FuseError("cannot create the FUSE session (unknown -o option? options: \(argStrings.dropFirst().joined(separator: " ")))")
+    }
+    guard fuse_set_signal_handlers(se) == 0 else {
+        fuse_session_destroy(se)
+        throw FuseError("cannot install signal handlers")
+    }
+    guard fuse_session_mount(se, config.mountpoint) == 0 else {
+        fuse_remove_signal_handlers(se)
+        fuse_session_destroy(se)
+        throw FuseError("cannot mount on \(config.mountpoint) (is /dev/fuse available and fusermount3 installed?)")
+    }
+    withExtendedLifetime(fs) {
+        onMounted()
+    }
+    let rc = withExtendedLifetime(fs) { lsmfs_session_loop_mt(se, 0, 10) }
+    fuse_session_unmount(se)
+    fuse_remove_signal_handlers(se)
+    fuse_session_destroy(se)
+    if rc != 0 { fuseLog.warning("FUSE loop ended with \(rc)") }
+    return rc
+}
