@@ -27,6 +27,7 @@ package struct DriveModel: Sendable {
     /// the angular fraction [s/B, (s+1)/B) of a revolution, top sector t spans [t/T, (t+1)/T).
     package static func overlap(_ g: IMRGeometry, bottom range: Range<Int>) -> Range<Int> {
         let b = g.bottomSectors, t = g.topSectors
+        if range.isEmpty { return 0..<0 }
         let lo = range.lowerBound * t / b
         let hi = min((range.upperBound * t + b - 1) / b, t)
         return lo..<max(lo, hi)

@@ -18,7 +18,8 @@ public struct LatencyModel: Sendable, Equatable {
 
     public let geometry: IMRGeometry
     public private(set) var headTrack = 0
-    public private(set) var headSector = 0
+    /// -1 until the first access: the first I/O always pays rotation.
+    public private(set) var headSector = -1
 
     public init(geometry: IMRGeometry) { self.geometry = geometry }
 
