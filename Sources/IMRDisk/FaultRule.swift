@@ -29,11 +29,15 @@ public struct FaultRule: Sendable {
     public var oneIn: UInt64
     public var seed: UInt64
     public var effect: Effect
+    /// The rule sleeps (neither counts nor fires) until this many writes (track or meta) have
+    /// passed through the device since the rule was added.
+    public var armAfterWrites: Int
 
     public init(_ operations: Set<Operation>, track: Int? = nil, skip: Int = 0, times: Int? = nil,
-                oneIn: UInt64 = 1, seed: UInt64 = 0, effect: Effect = .fail(errno: 5 /* EIO */)) {
+                oneIn: UInt64 = 1, seed: UInt64 = 0, armAfterWrites: Int = 0,
+                effect: Effect = .fail(errno: 5 /* EIO */)) {
         self.operations = operations; self.track = track; self.skip = skip; self.times = times
-        self.oneIn = max(oneIn, 1); self.seed = seed; self.effect = effect
+        self.oneIn = max(oneIn, 1); self.seed = seed; self.armAfterWrites = armAfterWrites; self.effect = effect
     }
 
     public static let writes: Set<Operation> = [.writeTrack, .writeMeta]
@@ -59,6 +63,11 @@ public struct FaultRule: Sendable {
     public static func failNextSync(errno: Int32 = 5) -> FaultRule {
         FaultRule([.sync], times: 1, effect: .fail(errno: errno))
     }
+    /// Power loss after `n` writes: from then on every operation (reads, writes, sync, close)
+    /// fails. Pair with `MemoryTrackDevice.crashed()` to see what the "crash" left.
+    public static func powerLoss(afterWrites n: Int) -> FaultRule {
+        FaultRule(Set(Operation.allCases), armAfterWrites: n, effect: .fail(errno: 5))
+    }
     /// Each matching operation fails with probability 1/`oneIn`, reproducibly for a seed.
     public static func failRandomly(_ operations: Set<Operation>, oneIn: UInt64, seed: UInt64, errno: Int32 = 5) -> FaultRule {
         FaultRule(operations, oneIn: oneIn, seed: seed, effect: .fail(errno: errno))
@@ -72,13 +81,17 @@ struct ArmedRule: Sendable {
     var seen = 0
     var fired = 0
     var rng: SplitMix64
+    /// The device's count of writes passed when the rule was added.
+    let writesAtInjection: Int
 
-    init(id: Int, rule: FaultRule) {
+    init(id: Int, rule: FaultRule, writesPassed: Int) {
         self.id = id; self.rule = rule; self.rng = SplitMix64(seed: rule.seed)
+        self.writesAtInjection = writesPassed
     }
 
     /// Counts `op` if it matches; true if the rule fires on it.
-    mutating func observe(_ op: FaultRule.Operation, track: Int?) -> Bool {
+    mutating func observe(_ op: FaultRule.Operation, track: Int?, writesPassed: Int) -> Bool {
+        guard writesPassed - writesAtInjection >= rule.armAfterWrites else { return false }
         guard rule.operations.contains(op) else { return false }
         if let want = rule.track, want != track { return false }
         seen += 1

@@ -9,6 +9,7 @@ public final class FaultyTrackDevice: TrackDevice, @unchecked Sendable {
         var rules: [ArmedRule] = []
         var nextID = 1
         var injected = 0
+        var writesPassed = 0
     }
     public let base: TrackDevice
     private let state = Mutex(State())
@@ -22,7 +23,7 @@ public final class FaultyTrackDevice: TrackDevice, @unchecked Sendable {
     @discardableResult public func inject(_ rule: FaultRule) -> Int {
         state.withLock { s in
             let id = s.nextID; s.nextID += 1
-            s.rules.append(ArmedRule(id: id, rule: rule))
+            s.rules.append(ArmedRule(id: id, rule: rule, writesPassed: s.writesPassed))
             return id
         }
     }
@@ -37,10 +38,14 @@ public final class FaultyTrackDevice: TrackDevice, @unchecked Sendable {
     private func check(_ op: FaultRule.Operation, track: Int? = nil) -> FaultRule.Effect? {
         state.withLock { s in
             var effect: FaultRule.Effect? = nil
-            for i in s.rules.indices where s.rules[i].observe(op, track: track) {
+            for i in s.rules.indices where s.rules[i].observe(op, track: track, writesPassed: s.writesPassed) {
                 if effect == nil { effect = s.rules[i].rule.effect }
             }
-            if effect != nil { s.injected += 1 }
+            if effect != nil {
+                s.injected += 1
+            } else if op == .writeTrack || op == .writeMeta {
+                s.writesPassed += 1
+            }
             return effect
         }
     }

@@ -87,3 +87,20 @@ import IMRDisk
         #expect(a != run(43))
     }
 }
+
+@Suite struct PowerLossTests {
+    @Test func everythingFailsAfterTheNthWrite() throws {
+        let base = MemoryTrackDevice(trackCount: 8)
+        let f = FaultyTrackDevice(base, rules: [.powerLoss(afterWrites: 2)])
+        _ = try read(f, 1, 0, sectors: 1)
+        try write(f, 1, 0, pattern(1, sectors: 1))
+        try f.sync()
+        try writeMeta(f, 0, pattern(2, sectors: 1))
+        #expect(deviceError { () throws(DeviceError) in try write(f, 1, 1, pattern(3, sectors: 1)) }?.kind == .injected)
+        #expect(deviceError { () throws(DeviceError) in _ = try read(f, 1, 0, sectors: 1) }?.kind == .injected)
+        #expect(deviceError { () throws(DeviceError) in try f.sync() }?.kind == .injected)
+        let after = base.crashed()                   // the unsynced meta write is lost
+        #expect(same(try read(after, 1, 0, sectors: 1), pattern(1, sectors: 1)))
+        #expect(allBytes(try readMeta(after, 0, bytes: 4096), 0))
+    }
+}
