@@ -1,5 +1,3 @@
-// SKELETON (owned by the LSMStore helper): the public API below is the seam the filesystem
-// uses; signatures are fixed, bodies to be written (split into one-concept files).
 import KVIMR
 
 public struct LSMOptions: Sendable {
@@ -78,24 +76,44 @@ public struct LSMStats: Sendable {
 
 /// A leveled LSM-tree key-value store on KVIMR files. Keys and values are byte strings,
 /// ordered by memcmp. Thread-safe; writes are serialized, reads run concurrently.
+///
+/// The engine is split by concept: `Memtable` (skiplist), `LogWriter`/`LogReader` (WAL and
+/// manifest framing), `BatchCodec`, `BlockBuilder`/`Block`, `Bloom`, `TableBuilder`/`Table`,
+/// `Version`/`VersionEdit`/`ManifestLog`, `LeveledPolicy`, and `Engine` (write path, read
+/// path, background flush and compaction, recovery). Formats: docs/format/{wal,sstable,manifest}.md.
 public final class LSMStore: Sendable {
+    let engine: Engine
+
     /// Opens the store on `kvimr` (recovery: track map root → manifest → WAL replay),
     /// creating an empty one if the root is empty.
-    public init(kvimr: KVIMR, options: LSMOptions = LSMOptions(), readOnly: Bool = false) throws(LSMError) { fatalError("unimplemented") }
+    public init(kvimr: KVIMR, options: LSMOptions = LSMOptions(), readOnly: Bool = false) throws(LSMError) {
+        engine = try Engine.open(kvimr: kvimr, options: options, readOnly: readOnly)
+    }
 
-    public func get(_ key: [UInt8]) throws(LSMError) -> [UInt8]? { fatalError("unimplemented") }
-    public func put(_ key: [UInt8], _ value: [UInt8], sync: Bool = false) throws(LSMError) { fatalError("unimplemented") }
-    public func delete(_ key: [UInt8], sync: Bool = false) throws(LSMError) { fatalError("unimplemented") }
-    public func deleteRange(_ start: [UInt8], _ end: [UInt8], sync: Bool = false) throws(LSMError) { fatalError("unimplemented") }
+    public func get(_ key: [UInt8]) throws(LSMError) -> [UInt8]? { try engine.get(key) }
+    public func put(_ key: [UInt8], _ value: [UInt8], sync: Bool = false) throws(LSMError) {
+        var b = WriteBatch(); b.put(key, value); try engine.write(b, sync: sync)
+    }
+    public func delete(_ key: [UInt8], sync: Bool = false) throws(LSMError) {
+        var b = WriteBatch(); b.delete(key); try engine.write(b, sync: sync)
+    }
+    public func deleteRange(_ start: [UInt8], _ end: [UInt8], sync: Bool = false) throws(LSMError) {
+        var b = WriteBatch(); b.deleteRange(start, end); try engine.write(b, sync: sync)
+    }
     /// Applies the batch atomically: after a crash either all of it or none of it is visible.
-    public func write(_ batch: WriteBatch, sync: Bool = false) throws(LSMError) { fatalError("unimplemented") }
+    public func write(_ batch: WriteBatch, sync: Bool = false) throws(LSMError) { try engine.write(batch, sync: sync) }
     /// Visits live keys in [start, end) (end nil = to the last key) in ascending order, on a
     /// consistent view taken at the call; `visit` returns false to stop early.
-    public func scan(from start: [UInt8], to end: [UInt8]?, _ visit: (_ key: [UInt8], _ value: [UInt8]) -> Bool) throws(LSMError) { fatalError("unimplemented") }
+    public func scan(from start: [UInt8], to end: [UInt8]?, _ visit: (_ key: [UInt8], _ value: [UInt8]) -> Bool) throws(LSMError) {
+        try engine.scan(try engine.view(), from: start, to: end, visit)
+    }
     /// Every write accepted before the call survives a crash once it returns.
-    public func sync() throws(LSMError) { fatalError("unimplemented") }
+    public func sync() throws(LSMError) { try engine.sync() }
     /// Flushes the memtable, waits for background work, syncs and closes KVIMR.
-    public func close() throws(LSMError) { fatalError("unimplemented") }
-    public func stats() -> LSMStats { fatalError("unimplemented") }
-    public var kvimr: KVIMR { fatalError("unimplemented") }
+    public func close() throws(LSMError) { try engine.close() }
+    public func stats() -> LSMStats { engine.stats() }
+    public var kvimr: KVIMR { engine.kvimr }
+
+    /// Blocks until no flush or compaction is pending (tests, benchmarks, `lsmfs bench`).
+    public func waitForBackgroundWork() { engine.waitIdle() }
 }

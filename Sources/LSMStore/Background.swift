@@ -1,0 +1,216 @@
+import KVIMR
+import LSMCommon
+
+/// Flushes and compactions, run one at a time on the background queue.
+extension Engine {
+    func maybeScheduleBackground() {
+        if readOnly { return }
+        let go = state.withLock { s -> Bool in
+            if s.bgScheduled || s.closed || s.bgError != nil { return false }
+            let work = !s.imms.isEmpty || (!s.closing && LeveledPolicy.needsCompaction(s.version, options))
+            if work { s.bgScheduled = true }
+            return work
+        }
+        if go { bgQueue.async { self.backgroundWork() } }
+    }
+
+    func backgroundWork() {
+        do throws(LSMError) {
+            if state.withLock({ !$0.imms.isEmpty }) {
+                try flushOldest()
+            } else {
+                try compactOnce()
+            }
+        } catch {
+            state.withLock { $0.bgError = error }
+        }
+        state.withLock { $0.bgScheduled = false }
+        signal.broadcast()
+        maybeScheduleBackground()
+    }
+
+    /// Writes the oldest immutable memtable to an L0 table, logs it, and drops its WAL.
+    func flushOldest() throws(LSMError) {
+        guard let (imm, nextLog) = state.withLock({ s -> (Memtable, UInt64)? in
+            guard let imm = s.imms.first else { return nil }
+            return (imm, s.imms.count > 1 ? s.imms[1].walNumber : s.mem.walNumber)
+        }) else { return }
+        var edit = VersionEdit()
+        if let info = try writeTables(level: 0, split: false, { (add) throws(LSMError) in
+            let it = MemtableIterator(imm)
+            it.seekToFirst()
+            while it.isValid { try add(it.key, it.value); it.next() }
+        }).first {
+            edit.added.append(info)
+        }
+        edit.logNumber = nextLog
+        try logAndApply(edit) { s in
+            s.imms.removeFirst()
+            s.logNumber = nextLog
+        }
+        counters.flushes.bump()
+        try? kvimr.deleteFile(imm.walNumber) // the edit moving past it is durable
+    }
+
+    /// Writes the entries `produce` emits (sorted internal keys) into new tables of `level`,
+    /// cutting a new table at `targetFileBytes` when `split` (never between two versions of
+    /// one user key). Each table is sealed and synced before this returns.
+    func writeTables(level: Int, split: Bool,
+                     _ produce: (_ add: ([UInt8], [UInt8]) throws(LSMError) -> Void) throws(LSMError) -> Void)
+        throws(LSMError) -> [VersionEdit.NewFile] {
+        var done: [VersionEdit.NewFile] = []
+        var current: (number: FileNumber, builder: TableBuilder)? = nil
+        var lastKey: [UInt8]? = nil
+        let kvimr = self.kvimr
+        func finish() throws(LSMError) {
+            guard var c = current else { return }
+            current = nil
+            let info = try c.builder.finish()
+            try kvimr.sealFile(c.number)
+            try kvimr.syncFiles([c.number])
+            counters.tableBytesWritten.bump(info.size)
+            done.append(.init(level: level, number: c.number, size: info.size, smallest: info.smallest, largest: info.largest))
+        }
+        do throws(LSMError) {
+            try produce { (key, value) throws(LSMError) in
+                if split, let c = current, c.builder.estimatedSize >= UInt64(max(1, options.targetFileBytes)),
+                   let l = lastKey, !InternalKey.sameUser(l, key) {
+                    try finish()
+                }
+                if current == nil {
+                    let n = try kvimr.createFile(.sstable, level: level)
+                    current = (n, TableBuilder(blockSize: options.blockSize, bitsPerKey: options.bloomBitsPerKey) {
+                        (bytes: [UInt8]) throws(LSMError) in try kvimr.appendBytes(n, bytes)
+                    })
+                }
+                try current!.builder.add(key, value)
+                lastKey = key
+            }
+            try finish()
+        } catch {
+            // Nothing names these files yet: remove them.
+            if let c = current { try? kvimr.deleteFile(c.number) }
+            for f in done { try? kvimr.deleteFile(f.number) }
+            throw error
+        }
+        return done
+    }
+
+    /// Logs `edit` durably in the manifest, then installs the new version (and `also`'s
+    /// changes) atomically for readers. Tables the edit drops are marked obsolete: their files
+    /// go once the last reader of an older version lets go.
+    func logAndApply(_ edit: VersionEdit, also: (inout EngineState) -> Void = { _ in }) throws(LSMError) {
+        var edit = edit
+        let reclaimer = self.reclaimer
+        let obsolete = try manifest.withLock { (m: inout ManifestLog?) throws(LSMError) -> [FileMeta] in
+            let before = state.withLock { s -> ManifestState in
+                edit.lastSequence = s.lastSequence
+                return s.manifestState
+            }
+            guard var log = m else { throw LSMError(.closed, "manifest is closed") }
+            try log.append(edit, before: before, kvimr: kvimr)
+            m = log
+            return state.withLock { s -> [FileMeta] in
+                let (v, dropped) = s.version.applying(edit, reclaimer: reclaimer)
+                s.version = v
+                also(&s)
+                return dropped
+            }
+        }
+        for f in obsolete { f.markObsolete() }
+    }
+
+    /// Runs the most urgent compaction, if any.
+    func compactOnce() throws(LSMError) {
+        let (v, pointers, smallestSnapshot) = state.withLock { s in (s.version, s.pointers, s.lastSequence) }
+        guard let c = LeveledPolicy.pick(v, options, pointers: pointers) else { return }
+        var edit = VersionEdit()
+        for f in c.inputs { edit.deleted.append((c.level, f.number)) }
+        for f in c.next { edit.deleted.append((c.outputLevel, f.number)) }
+        let largest = c.inputs.map(\.largest).max { InternalKey.compare($0, $1) < 0 }
+        if c.isTrivialMove {
+            let f = c.inputs[0]
+            edit.added.append(.init(level: c.outputLevel, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest))
+        } else {
+            var children: [any InternalIterator] = []
+            for f in c.inputs.sorted(by: { $0.number > $1.number }) { // newest first
+                children.append(try tableCache.table(f).iterator())
+            }
+            let tc = tableCache
+            children.append(LevelIterator(files: c.next) { (m: FileMeta) throws(LSMError) in try tc.table(m) })
+            let merged = MergingIterator(children)
+            var base = BaseLevelCheck(version: v, outputLevel: c.outputLevel)
+            edit.added = try writeTables(level: c.outputLevel, split: true) { (add) throws(LSMError) in
+                try merged.seekToFirst()
+                var currentUser: [UInt8]? = nil
+                var lastSeqForKey = UInt64.max
+                while merged.isValid {
+                    let k = merged.key
+                    let seq = InternalKey.sequence(k)
+                    if currentUser == nil || !InternalKey.sameUser(currentUser!, k) {
+                        currentUser = k
+                        lastSeqForKey = UInt64.max
+                    }
+                    var drop = false
+                    if lastSeqForKey <= smallestSnapshot {
+                        drop = true // shadowed by a newer version every reader can see
+                    } else if InternalKey.kind(k) == ValueKind.delete.rawValue, seq <= smallestSnapshot,
+                              base.isBaseLevel(for: InternalKey.userKey(k)) {
+                        drop = true // tombstone with nothing older beneath it
+                    }
+                    lastSeqForKey = seq
+                    if !drop { try add(k, merged.value) }
+                    try merged.next()
+                }
+            }
+        }
+        try logAndApply(edit) { s in
+            if let largest, c.level < s.pointers.count { s.pointers[c.level] = largest }
+        }
+        counters.compactions.bump()
+    }
+}
+
+/// Answers "does any level below the output hold this user key's range?" for keys asked in
+/// ascending order (LevelDB's IsBaseLevelForKey).
+struct BaseLevelCheck {
+    let version: Version
+    let outputLevel: Int
+    var pointers: [Int]
+    init(version: Version, outputLevel: Int) {
+        self.version = version; self.outputLevel = outputLevel
+        pointers = Array(repeating: 0, count: version.levels.count)
+    }
+    mutating func isBaseLevel(for user: [UInt8]) -> Bool {
+        var l = outputLevel + 1
+        while l < version.levels.count {
+            let files = version.levels[l]
+            while pointers[l] < files.count {
+                let f = files[pointers[l]]
+                if InternalKey.compareUser(f.largest, user) >= 0 {
+                    if InternalKey.compareUser(f.smallest, user) <= 0 { return false }
+                    break
+                }
+                pointers[l] += 1
+            }
+            l += 1
+        }
+        return true
+    }
+}
+
+extension Engine {
+    /// Waits until the background queue has nothing to do (or has failed).
+    func waitIdle() {
+        while true {
+            let g = signal.generation
+            maybeScheduleBackground()
+            let busy = state.withLock { s in
+                s.bgError == nil && !s.closed && (s.bgScheduled || !s.imms.isEmpty
+                    || (!s.closing && LeveledPolicy.needsCompaction(s.version, options)))
+            }
+            if !busy { return }
+            signal.wait(past: g)
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import Dispatch
+import KVIMR
+import Synchronization
+
+/// Everything the engine's threads share. Lock order (outer first):
+/// `writer` → `manifest` → `state`; the table and block caches and memtables have their own
+/// leaf locks and never call back.
+final class Engine: Sendable {
+    let kvimr: KVIMR
+    let options: LSMOptions
+    let readOnly: Bool
+    let blockCache: BlockCache
+    let tableCache: TableCache
+    let reclaim: ReclaimContext
+    let reclaimer: FileReclaimer
+    let counters = Counters()
+    let signal = Signal()
+    let bgQueue = DispatchQueue(label: "lsmstore.background")
+
+    /// The write path: the current WAL. Held for a whole write (writes are serialized).
+    let writer: Mutex<WriterState>
+    /// The manifest log and the persisted state it describes; held while logging an edit.
+    let manifest: Mutex<ManifestLog?>
+    /// Memtables, current version, published sequence, background bookkeeping.
+    let state: Mutex<EngineState>
+
+    struct WriterState {
+        var log: LogWriter?
+        /// A failed WAL append leaves the log in an unknown state: no further writes.
+        var failed: LSMError?
+    }
+
+    struct EngineState {
+        var mem: Memtable
+        var imms: [Memtable] = []          // oldest first
+        var version: Version
+        var lastSequence: UInt64
+        var logNumber: UInt64
+        var bgScheduled = false
+        var bgError: LSMError?
+        var closing = false
+        var closed = false
+        var pointers: [[UInt8]?]
+        var manifestState: ManifestState {
+            ManifestState(version: version, logNumber: logNumber, lastSequence: lastSequence)
+        }
+    }
+
+    /// A consistent read view: later writes have larger sequences, later versions are ignored.
+    struct View {
+        var mems: [Memtable]   // newest first
+        var version: Version
+        var sequence: UInt64
+    }
+
+    init(kvimr: KVIMR, options: LSMOptions, readOnly: Bool, reclaim: ReclaimContext,
+         writer: WriterState, manifest: ManifestLog?, state: EngineState) {
+        self.kvimr = kvimr; self.options = options; self.readOnly = readOnly
+        self.reclaim = reclaim
+        self.blockCache = reclaim.blockCache
+        self.tableCache = reclaim.tableCache
+        self.reclaimer = reclaim.reclaimer
+        self.writer = Mutex(writer)
+        self.manifest = Mutex(manifest)
+        self.state = Mutex(state)
+    }
+
+    func view() throws(LSMError) -> View {
+        try state.withLock { (s: inout EngineState) throws(LSMError) -> View in
+            if s.closed { throw LSMError(.closed, "store is closed") }
+            return View(mems: [s.mem] + s.imms.reversed(), version: s.version, sequence: s.lastSequence)
+        }
+    }
+
+    // MARK: Reads
+
+    func get(_ key: [UInt8]) throws(LSMError) -> [UInt8]? {
+        counters.gets.bump()
+        let v = try view()
+        for m in v.mems {
+            if let (kind, value) = m.get(key, seq: v.sequence) { return kind == .put ? value : nil }
+        }
+        let target = InternalKey.make(key, v.sequence, LSMFormat.seekKind)
+        let hash = Bloom.hash(key)
+        for level in 0..<v.version.levels.count {
+            let files = v.version.levels[level]
+            var candidates: [FileMeta] = []
+            if level == 0 {
+                candidates = files.filter { $0.overlaps(key, key) } // newest first
+            } else {
+                let i = v.version.findFile(level, key)
+                if i < files.count, InternalKey.compareUser(files[i].smallest, key) <= 0 { candidates = [files[i]] }
+            }
+            for f in candidates {
+                let t = try tableCache.table(f)
+                counters.bloomChecks.bump()
+                if !t.mayContain(hash: hash) { counters.bloomNegatives.bump(); continue }
+                counters.tablesProbed.bump()
+                if let e = try t.get(target, userKey: key) {
+                    return InternalKey.kind(e.key) == ValueKind.put.rawValue ? e.value : nil
+                }
+            }
+        }
+        return nil
+    }
+
+    /// A merging iterator over every source of `v` (newest first).
+    func iterator(_ v: View) throws(LSMError) -> MergingIterator {
+        var children: [any InternalIterator] = v.mems.map { MemtableIterator($0) }
+        for f in v.version.levels[0] { children.append(try tableCache.table(f).iterator()) }
+        let tc = tableCache
+        for level in 1..<v.version.levels.count where !v.version.levels[level].isEmpty {
+            children.append(LevelIterator(files: v.version.levels[level]) { (f: FileMeta) throws(LSMError) -> Table in
+                try tc.table(f)
+            })
+        }
+        return MergingIterator(children)
+    }
+
+    /// Visits the newest visible live version of each user key in [start, end).
+    func scan(_ v: View, from start: [UInt8], to end: [UInt8]?,
+              _ visit: (_ key: [UInt8], _ value: [UInt8]) -> Bool) throws(LSMError) {
+        let it = try iterator(v)
+        try it.seek(InternalKey.make(start, v.sequence, LSMFormat.seekKind))
+        var last: [UInt8]? = nil
+        while it.isValid {
+            let k = it.key
+            let trailer = InternalKey.trailer(k)
+            if trailer >> 8 > v.sequence { try it.next(); continue } // written after the view
+            if let l = last, InternalKey.sameUser(k, l) { try it.next(); continue } // older version
+            if let end, InternalKey.compareUser(k, end) >= 0 { break }
+            last = k
+            if UInt8(truncatingIfNeeded: trailer) == ValueKind.put.rawValue {
+                if !visit(InternalKey.userKey(k), it.value) { break }
+            }
+            try it.next()
+        }
+    }
+}
+
+/// What deleting an obsolete table needs; disabled once the store is closed (files left
+/// behind are orphans that the next open deletes).
+final class ReclaimContext: Sendable {
+    let kvimr: KVIMR
+    let blockCache: BlockCache
+    let tableCache: TableCache
+    let enabled = Atomic<Bool>(true)
+
+    init(kvimr: KVIMR, options: LSMOptions) {
+        self.kvimr = kvimr
+        blockCache = BlockCache(capacityBytes: options.blockCacheBytes)
+        tableCache = TableCache(kvimr: kvimr, blockCache: blockCache)
+    }
+
+    var reclaimer: FileReclaimer { FileReclaimer { [self] n in self.reclaim(n) } }
+
+    func reclaim(_ number: UInt64) {
+        tableCache.evict(number)
+        guard enabled.load(ordering: .sequentiallyConsistent) else { return }
+        try? kvimr.deleteFile(number)
+    }
+}

@@ -1,0 +1,64 @@
+import KVIMR
+
+extension LSMError {
+    /// Maps a KVIMR failure onto the engine's error kinds, keeping the message.
+    init(_ e: KVIMRError, _ context: String) {
+        let kind: Kind
+        switch e.kind {
+        case .noSpace: kind = .noSpace
+        case .readOnly: kind = .readOnly
+        case .corrupt: kind = .corrupt
+        default: kind = .io
+        }
+        self.init(kind, "\(context): \(e.message)")
+    }
+    static func corrupt(_ m: String) -> LSMError { LSMError(.corrupt, m) }
+}
+
+/// Thin wrappers over the KVIMR file API that speak `LSMError`.
+extension KVIMR {
+    /// Reads exactly `count` bytes at `offset` of `file`, or fails (short read = corrupt).
+    func readExact(_ file: FileNumber, at offset: UInt64, count: Int) throws(LSMError) -> [UInt8] {
+        if count == 0 { return [] }
+        var out = [UInt8](repeating: 0, count: count)
+        var failure: KVIMRError?
+        var got = 0
+        out.withUnsafeMutableBytes { p in
+            do throws(KVIMRError) {
+                while got < count {
+                    let n = try read(file, at: offset + UInt64(got),
+                                     into: UnsafeMutableRawBufferPointer(rebasing: p[got...]))
+                    if n <= 0 { break }
+                    got += n
+                }
+            } catch { failure = error }
+        }
+        if let failure { throw LSMError(failure, "read file \(file) at \(offset)") }
+        guard got == count else {
+            throw LSMError.corrupt("file \(file): short read at \(offset) (\(got) of \(count) bytes)")
+        }
+        return out
+    }
+
+    /// Reads the whole file.
+    func readAll(_ file: FileNumber) throws(LSMError) -> [UInt8] {
+        guard let size = size(file) else { throw LSMError(.io, "file \(file) does not exist") }
+        return try readExact(file, at: 0, count: Int(size))
+    }
+
+    func appendBytes(_ file: FileNumber, _ bytes: [UInt8]) throws(LSMError) {
+        do throws(KVIMRError) { try append(file, bytes) } catch { throw LSMError(error, "append to file \(file)") }
+    }
+    func syncFiles(_ files: [FileNumber]) throws(LSMError) {
+        do throws(KVIMRError) { try sync(files) } catch { throw LSMError(error, "sync files \(files)") }
+    }
+    func createFile(_ kind: FileKind, level: Int) throws(LSMError) -> FileNumber {
+        do throws(KVIMRError) { return try create(kind: kind, level: level) } catch { throw LSMError(error, "create \(kind) file") }
+    }
+    func sealFile(_ file: FileNumber) throws(LSMError) {
+        do throws(KVIMRError) { try seal(file) } catch { throw LSMError(error, "seal file \(file)") }
+    }
+    func deleteFile(_ file: FileNumber) throws(LSMError) {
+        do throws(KVIMRError) { try delete(file) } catch { throw LSMError(error, "delete file \(file)") }
+    }
+}

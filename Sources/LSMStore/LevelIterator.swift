@@ -1,0 +1,46 @@
+/// Concatenates the tables of one sorted, non-overlapping level, opening them lazily.
+package final class LevelIterator: InternalIterator {
+    let files: [FileMeta]
+    let open: (FileMeta) throws(LSMError) -> Table
+    private var index = 0
+    private var current: TableIterator?
+
+    package init(files: [FileMeta], open: @escaping (FileMeta) throws(LSMError) -> Table) {
+        self.files = files; self.open = open
+    }
+
+    package var isValid: Bool { current?.isValid ?? false }
+    package var key: [UInt8] { current!.key }
+    package var value: [UInt8] { current!.value }
+
+    private func openFile(_ i: Int) throws(LSMError) {
+        index = i
+        current = i < files.count ? try open(files[i]).iterator() : nil
+    }
+    private func skipEmpty() throws(LSMError) {
+        while let c = current, !c.isValid {
+            try openFile(index + 1)
+            try current?.seekToFirst()
+        }
+    }
+    package func seekToFirst() throws(LSMError) {
+        try openFile(0)
+        try current?.seekToFirst()
+        try skipEmpty()
+    }
+    package func seek(_ target: [UInt8]) throws(LSMError) {
+        var lo = 0, hi = files.count // first file whose largest >= target
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if InternalKey.compare(files[mid].largest, target) < 0 { lo = mid + 1 } else { hi = mid }
+        }
+        try openFile(lo)
+        try current?.seek(target)
+        try skipEmpty()
+    }
+    package func next() throws(LSMError) {
+        guard let c = current, c.isValid else { return }
+        try c.next()
+        try skipEmpty()
+    }
+}

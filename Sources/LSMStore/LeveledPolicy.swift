@@ -1,0 +1,57 @@
+import LSMCommon
+
+/// One compaction to run: `inputs` of `level` merged with the overlapping `next` files of
+/// `level + 1`, written to `level + 1`.
+package struct CompactionSpec: Sendable {
+    package var level: Int
+    package var inputs: [FileMeta]
+    package var next: [FileMeta]
+    package var outputLevel: Int { level + 1 }
+    /// A lone file with nothing below it just changes level in the manifest.
+    package var isTrivialMove: Bool { inputs.count == 1 && next.isEmpty }
+}
+
+/// Leveled compaction as pure decisions over a version (mini-lsm's "leveled policy").
+package enum LeveledPolicy {
+    /// Target size of level n ≥ 1: baseLevelBytes × multiplier^(n-1).
+    package static func targetBytes(_ level: Int, _ o: LSMOptions) -> Double {
+        var t = Double(max(1, o.baseLevelBytes))
+        for _ in 1..<max(1, level) { t *= Double(max(2, o.levelSizeMultiplier)) }
+        return t
+    }
+
+    /// How urgently each level needs compaction (≥ 1 = needs it). The last level never does.
+    package static func scores(_ v: Version, _ o: LSMOptions) -> [Double] {
+        var s = [Double](repeating: 0, count: v.levels.count)
+        guard v.levels.count >= 2 else { return s }
+        s[0] = Double(v.levels[0].count) / Double(max(1, o.l0CompactionTrigger))
+        for l in 1..<(v.levels.count - 1) { s[l] = Double(v.bytes(l)) / targetBytes(l, o) }
+        return s
+    }
+
+    package static func needsCompaction(_ v: Version, _ o: LSMOptions) -> Bool {
+        scores(v, o).contains { $0 >= 1 }
+    }
+
+    /// The most urgent compaction, if any. `pointers[level]` is the largest key the previous
+    /// compaction of that level consumed (round-robin through the key space).
+    package static func pick(_ v: Version, _ o: LSMOptions, pointers: [[UInt8]?]) -> CompactionSpec? {
+        let s = scores(v, o)
+        guard let best = s.indices.max(by: { s[$0] < s[$1] }), s[best] >= 1 else { return nil }
+        var inputs: [FileMeta]
+        if best == 0 {
+            inputs = v.levels[0] // L0 files overlap each other: take them all
+        } else {
+            let files = v.levels[best]
+            let p = best < pointers.count ? pointers[best] : nil
+            let i = p.flatMap { ptr in files.firstIndex { InternalKey.compare($0.smallest, ptr) > 0 } } ?? 0
+            inputs = [files[i]]
+        }
+        guard !inputs.isEmpty else { return nil }
+        let lo = inputs.map(\.smallestUser).min { compareBytes($0, $1) < 0 }!
+        let hi = inputs.map(\.largestUser).max { compareBytes($0, $1) < 0 }!
+        let next = v.overlapping(best + 1, lo, hi)
+        return CompactionSpec(level: best, inputs: inputs, next: next)
+    }
+}
+

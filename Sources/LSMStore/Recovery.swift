@@ -1,0 +1,133 @@
+import KVIMR
+import LSMCommon
+
+extension Engine {
+    /// Opens the store: KVIMR root → manifest replay → WAL replay (flushed to L0) → a fresh
+    /// WAL and manifest → orphan files deleted. Read-only: replays into memory and writes nothing.
+    static func open(kvimr: KVIMR, options: LSMOptions, readOnly: Bool) throws(LSMError) -> Engine {
+        var o = options
+        o.maxLevels = min(max(2, o.maxLevels), 16)
+        o.memtableBytes = max(1024, o.memtableBytes)
+        let ctx = ReclaimContext(kvimr: kvimr, options: o)
+        let reclaimer = ctx.reclaimer
+        var ms = ManifestState(version: .empty(o.maxLevels))
+        let root = kvimr.root
+        var oldManifest: FileNumber? = nil
+        if !root.isEmpty {
+            let n = try RootRecord.decode(root)
+            ms = try ManifestLog.recover(kvimr: kvimr, number: n, maxLevels: o.maxLevels, reclaimer: reclaimer)
+            oldManifest = n
+        }
+        let engine = Engine(
+            kvimr: kvimr, options: o, readOnly: readOnly, reclaim: ctx,
+            writer: WriterState(log: nil), manifest: nil,
+            state: EngineState(mem: Memtable(walNumber: 0), version: ms.version, lastSequence: ms.lastSequence,
+                               logNumber: ms.logNumber, pointers: Array(repeating: nil, count: o.maxLevels)))
+
+        // WAL replay, oldest first.
+        let wals = kvimr.files().filter { $0.kind == .wal && $0.number >= ms.logNumber }.map(\.number).sorted()
+        for wal in wals {
+            let records = try LogReader.records(try kvimr.readAll(wal), name: "WAL \(wal)")
+            for rec in records {
+                let (seq, entries) = try BatchCodec.decode(rec)
+                let mem = engine.state.withLock { $0.mem }
+                for (i, e) in entries.enumerated() { mem.add(seq + UInt64(i), e.kind, e.key, e.value) }
+                if !entries.isEmpty {
+                    engine.state.withLock { s in s.lastSequence = max(s.lastSequence, seq + UInt64(entries.count) - 1) }
+                }
+                if !readOnly && mem.approximateBytes >= o.memtableBytes { try engine.flushRecovered() }
+            }
+        }
+        if readOnly { return engine }
+
+        try engine.flushRecovered()
+        let wal = try kvimr.createFile(.wal, level: 0)
+        let snapshot = engine.state.withLock { s -> ManifestState in
+            s.mem = Memtable(walNumber: wal)
+            s.logNumber = wal
+            return s.manifestState
+        }
+        engine.writer.withLock { $0.log = LogWriter(file: wal) }
+        let log = try ManifestLog.create(kvimr: kvimr, snapshot)
+        engine.manifest.withLock { $0 = log }
+
+        // Everything the new manifest does not name is garbage from before (replayed WALs,
+        // the old manifest, tables of an unfinished flush or compaction).
+        var keep = snapshot.version.allNumbers
+        keep.insert(wal)
+        keep.insert(log.number)
+        for f in kvimr.files() where !keep.contains(f.number) {
+            try? kvimr.deleteFile(f.number)
+        }
+        _ = oldManifest
+        engine.maybeScheduleBackground()
+        return engine
+    }
+
+    /// During recovery: writes the replayed memtable to L0 (the manifest is written afterwards).
+    func flushRecovered() throws(LSMError) {
+        let mem = state.withLock { $0.mem }
+        guard !mem.isEmpty else { return }
+        var edit = VersionEdit()
+        edit.added = try writeTables(level: 0, split: false) { (add) throws(LSMError) in
+            let it = MemtableIterator(mem)
+            it.seekToFirst()
+            while it.isValid { try add(it.key, it.value); it.next() }
+        }
+        let reclaimer = self.reclaimer
+        state.withLock { s in
+            s.version = s.version.applying(edit, reclaimer: reclaimer).0
+            s.mem = Memtable(walNumber: 0)
+        }
+        counters.flushes.bump()
+    }
+
+    /// Flushes the memtable, waits for background work, syncs and closes KVIMR.
+    func close() throws(LSMError) {
+        if state.withLock({ $0.closed }) { return }
+        var failure: LSMError? = nil
+        if !readOnly {
+            do throws(LSMError) {
+                try writer.withLock { (w: inout WriterState) throws(LSMError) in
+                    if let f = w.failed { throw f }
+                    state.withLock { $0.closing = true }
+                    if !state.withLock({ $0.mem.isEmpty }) { try switchMemtable(&w) }
+                }
+            } catch { failure = error }
+            // Wait for the flushes (new compactions are not started while closing).
+            while true {
+                let g = signal.generation
+                let (busy, err) = state.withLock { s in (s.bgScheduled || (!s.imms.isEmpty && s.bgError == nil), s.bgError) }
+                if !busy { if failure == nil { failure = err }; break }
+                maybeScheduleBackground()
+                signal.wait(past: g)
+            }
+        }
+        state.withLock { $0.closed = true }
+        while state.withLock({ $0.bgScheduled }) { let g = signal.generation; if !state.withLock({ $0.bgScheduled }) { break }; signal.wait(past: g) }
+        reclaim.enabled.store(false, ordering: .sequentiallyConsistent)
+        do throws(KVIMRError) { try kvimr.close() } catch {
+            if failure == nil { failure = LSMError(error, "close KVIMR") }
+        }
+        if let failure { throw failure }
+    }
+
+    func stats() -> LSMStats {
+        let (mem, imms, v, seq) = state.withLock { s in (s.mem.approximateBytes, s.imms.count, s.version, s.lastSequence) }
+        let c = counters
+        let user = c.userBytesWritten.value
+        let gets = c.gets.value
+        return LSMStats(
+            levels: v.levels.indices.map { LSMStats.Level(files: v.levels[$0].count, bytes: v.bytes($0)) },
+            memtableBytes: mem, immutableMemtables: imms, sequence: seq,
+            flushes: c.flushes.value, compactions: c.compactions.value,
+            userBytesWritten: user, tableBytesWritten: c.tableBytesWritten.value,
+            walBytesWritten: c.walBytesWritten.value, gets: gets, tablesProbed: c.tablesProbed.value,
+            bloomChecks: c.bloomChecks.value, bloomNegatives: c.bloomNegatives.value,
+            blockCacheHits: blockCache.hits.load(ordering: .relaxed),
+            blockCacheMisses: blockCache.misses.load(ordering: .relaxed),
+            stallMicros: c.stallMicros.value,
+            writeAmplification: user == 0 ? 0 : Double(c.walBytesWritten.value + c.tableBytesWritten.value) / Double(user),
+            readAmplification: gets == 0 ? 0 : Double(c.tablesProbed.value) / Double(gets))
+    }
+}

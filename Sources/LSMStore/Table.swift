@@ -1,0 +1,133 @@
+import LSMCommon
+import Synchronization
+
+/// An open SSTable: footer, index and filter in memory; data blocks read on demand through
+/// the block cache with their checksums verified. Immutable and thread-safe.
+package final class Table: Sendable {
+    package typealias Reader = @Sendable (_ offset: UInt64, _ count: Int) throws(LSMError) -> [UInt8]
+    package let number: UInt64
+    package let size: UInt64
+    let index: Block
+    let filter: [UInt8]
+    let read: Reader
+    let cache: BlockCache?
+
+    /// Opens the table of `size` bytes, verifying footer, index and filter.
+    package init(number: UInt64, size: UInt64, cache: BlockCache?, read: @escaping Reader) throws(LSMError) {
+        self.number = number; self.size = size; self.read = read; self.cache = cache
+        let name = "table \(number)"
+        guard size >= UInt64(LSMFormat.footerSize) else { throw LSMError.corrupt("\(name): too small (\(size) bytes)") }
+        let footer = try read(size - UInt64(LSMFormat.footerSize), LSMFormat.footerSize)
+        let hs = LSMFormat.footerHandlesSize
+        guard footer.readLE(UInt64.self, at: hs + 4) == LSMFormat.tableMagic else {
+            throw LSMError.corrupt("\(name): bad magic")
+        }
+        let crc = footer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<hs])) }
+        guard CRC32C.mask(crc) == footer.readLE(UInt32.self, at: hs) else { throw LSMError.corrupt("\(name): footer checksum mismatch") }
+        var r = ByteReader(footer, from: 0, to: hs)
+        guard let fh = BlockHandle.decode(&r), let ih = BlockHandle.decode(&r) else {
+            throw LSMError.corrupt("\(name): bad footer handles")
+        }
+        let limit = size - UInt64(LSMFormat.footerSize)
+        func load(_ h: BlockHandle, _ what: String) throws(LSMError) -> [UInt8] {
+            let t = UInt64(LSMFormat.blockTrailerSize)
+            guard h.size < UInt64(Int32.max), h.offset <= limit, h.size + t <= limit - h.offset else {
+                throw LSMError.corrupt("\(name): \(what) handle out of range")
+            }
+            return try read(h.offset, Int(h.size + t))
+        }
+        let rawFilter = try load(fh, "filter")
+        let filterBlock = try Block.verifiedRaw(rawFilter, what: "\(name) filter")
+        self.filter = filterBlock
+        self.index = try Block.verified(try load(ih, "index"), what: "\(name) index")
+    }
+
+    /// Reads (or finds cached) the data block at `h`.
+    func dataBlock(_ h: BlockHandle) throws(LSMError) -> Block {
+        if let b = cache?.get(file: number, offset: h.offset) { return b }
+        let t = UInt64(LSMFormat.blockTrailerSize)
+        let limit = size - UInt64(LSMFormat.footerSize)
+        guard h.size < UInt64(Int32.max), h.offset <= limit, h.size + t <= limit - h.offset else {
+            throw LSMError.corrupt("table \(number): data block handle out of range")
+        }
+        let b = try Block.verified(try read(h.offset, Int(h.size + t)), what: "table \(number) block at \(h.offset)")
+        cache?.insert(file: number, offset: h.offset, b)
+        return b
+    }
+
+    /// Bloom check on a user key's hash.
+    package func mayContain(hash: UInt32) -> Bool { Bloom.mayContain(filter, hash: hash) }
+
+    /// The first entry with internal key >= `target` if it belongs to `userKey`.
+    package func get(_ target: [UInt8], userKey: [UInt8]) throws(LSMError) -> (key: [UInt8], value: [UInt8])? {
+        let it = TableIterator(self)
+        try it.seek(target)
+        guard it.isValid, InternalKey.compareUser(it.key, userKey) == 0 else { return nil }
+        return (it.key, it.value)
+    }
+
+    package func iterator() -> TableIterator { TableIterator(self) }
+}
+
+extension Block {
+    /// Verifies the trailer of a raw block and returns its contents undecoded (filter blocks).
+    static func verifiedRaw(_ raw: [UInt8], what: String) throws(LSMError) -> [UInt8] {
+        let t = LSMFormat.blockTrailerSize
+        guard raw.count >= t else { throw LSMError.corrupt("\(what): block too short") }
+        let crc = raw.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
+        guard CRC32C.mask(crc) == raw.readLE(UInt32.self, at: raw.count - 4) else {
+            throw LSMError.corrupt("\(what): block checksum mismatch")
+        }
+        return Array(raw[0..<(raw.count - t)])
+    }
+}
+
+/// Two-level iterator: index block → data blocks.
+package final class TableIterator: InternalIterator {
+    let table: Table
+    let indexIter: BlockIterator
+    private var dataIter: BlockIterator?
+
+    init(_ table: Table) {
+        self.table = table
+        indexIter = BlockIterator(table.index, name: "table \(table.number) index", compare: InternalKey.compare)
+    }
+
+    package var isValid: Bool { dataIter?.isValid ?? false }
+    package var key: [UInt8] { dataIter!.key }
+    package var value: [UInt8] { dataIter!.value }
+
+    private func loadBlock() throws(LSMError) {
+        dataIter = nil
+        guard indexIter.isValid else { return }
+        var r = ByteReader(indexIter.value)
+        guard let h = BlockHandle.decode(&r) else { throw LSMError.corrupt("table \(table.number): bad index entry") }
+        let b = try table.dataBlock(h)
+        dataIter = BlockIterator(b, name: "table \(table.number) block at \(h.offset)", compare: InternalKey.compare)
+    }
+    /// Skips forward over exhausted (or empty) data blocks.
+    private func skipEmpty() throws(LSMError) {
+        while let d = dataIter, !d.isValid {
+            try indexIter.next()
+            try loadBlock()
+            try dataIter?.seekToFirst()
+        }
+    }
+    package func seekToFirst() throws(LSMError) {
+        try indexIter.seekToFirst()
+        try loadBlock()
+        try dataIter?.seekToFirst()
+        try skipEmpty()
+    }
+    package func seek(_ target: [UInt8]) throws(LSMError) {
+        try indexIter.seek(target)   // first block whose last key >= target
+        try loadBlock()
+        try dataIter?.seek(target)
+        try skipEmpty()
+    }
+    package func next() throws(LSMError) {
+        guard let d = dataIter, d.isValid else { return }
+        try d.next()
+        try skipEmpty()
+    }
+}

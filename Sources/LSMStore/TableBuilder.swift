@@ -1,0 +1,98 @@
+import LSMCommon
+
+/// Where a block lives in a table file: offset and size of its contents (trailer excluded).
+package struct BlockHandle: Sendable, Equatable {
+    package var offset: UInt64
+    package var size: UInt64
+    /// Byte layout: [varint offset][varint size]
+    package func encode(into out: inout [UInt8]) { out.appendVarint(offset); out.appendVarint(size) }
+    package static func decode(_ r: inout ByteReader) -> BlockHandle? {
+        guard let o = r.varint(), let s = r.varint() else { return nil }
+        return BlockHandle(offset: o, size: s)
+    }
+}
+
+/// What a finished table looks like, for the manifest.
+package struct TableInfo: Sendable {
+    package var size: UInt64
+    package var entries: Int
+    package var smallest: [UInt8]   // internal keys
+    package var largest: [UInt8]
+}
+
+/// Writes one SSTable (docs/format/sstable.md) through `sink`, block by block.
+/// Byte layout of a table:
+///   [data block + trailer]×n [filter block + trailer] [index block + trailer] [footer: 48]
+package struct TableBuilder {
+    package typealias Sink = ([UInt8]) throws(LSMError) -> Void
+    let blockSize: Int
+    let bitsPerKey: Int
+    let sink: Sink
+    private var data = BlockBuilder()
+    private var index = BlockBuilder(restartInterval: 1)
+    private var hashes: [UInt32] = []
+    private var lastUser: [UInt8]? = nil
+    private var pending: [UInt8] = []
+    private var offset: UInt64 = 0
+    private var smallest: [UInt8]? = nil
+    private var lastKey: [UInt8] = []
+    package private(set) var entries = 0
+
+    package init(blockSize: Int, bitsPerKey: Int, sink: @escaping Sink) {
+        self.blockSize = max(256, blockSize); self.bitsPerKey = bitsPerKey; self.sink = sink
+    }
+
+    /// Bytes the table will take if finished now (roughly).
+    package var estimatedSize: UInt64 { offset + UInt64(pending.count + data.estimatedSize) }
+
+    /// Adds an entry; internal keys must arrive in increasing order.
+    package mutating func add(_ ikey: [UInt8], _ value: [UInt8]) throws(LSMError) {
+        if smallest == nil { smallest = ikey }
+        let user = ikey[0..<(ikey.count - 8)]
+        if lastUser == nil || !lastUser!.elementsEqual(user) {
+            let u = Array(user)
+            hashes.append(Bloom.hash(u))
+            lastUser = u
+        }
+        data.add(ikey, value)
+        lastKey = ikey
+        entries += 1
+        if data.estimatedSize >= blockSize { try finishDataBlock() }
+    }
+
+    private mutating func writeBlock(_ contents: [UInt8]) throws(LSMError) -> BlockHandle {
+        let h = BlockHandle(offset: offset, size: UInt64(contents.count))
+        let raw = Block.withTrailer(contents)
+        pending.append(contentsOf: raw)
+        offset += UInt64(raw.count)
+        if pending.count >= 256 << 10 { try sink(pending); pending = [] }
+        return h
+    }
+
+    private mutating func finishDataBlock() throws(LSMError) {
+        guard !data.isEmpty else { return }
+        let h = try writeBlock(data.finish())
+        var v: [UInt8] = []
+        h.encode(into: &v)
+        index.add(lastKey, v) // fence pointer: last key of the block
+    }
+
+    /// Writes the remaining data block, the filter, the index and the footer.
+    package mutating func finish() throws(LSMError) -> TableInfo {
+        try finishDataBlock()
+        let filterHandle = try writeBlock(Bloom.build(hashes: hashes, bitsPerKey: bitsPerKey))
+        let indexHandle = try writeBlock(index.finish())
+        // Footer: [filter handle][index handle][zero padding to 36][masked crc32c: 4][magic: 8]
+        var footer: [UInt8] = []
+        filterHandle.encode(into: &footer)
+        indexHandle.encode(into: &footer)
+        footer.append(contentsOf: repeatElement(0, count: LSMFormat.footerHandlesSize - footer.count))
+        footer.appendLE(CRC32C.mask(CRC32C.checksum(footer)))
+        footer.appendLE(LSMFormat.tableMagic)
+        pending.append(contentsOf: footer)
+        offset += UInt64(footer.count)
+        try sink(pending)
+        pending = []
+        return TableInfo(size: offset, entries: entries, smallest: smallest ?? [], largest: lastKey)
+    }
+}

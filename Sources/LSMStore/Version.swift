@@ -1,0 +1,86 @@
+import LSMCommon
+import Synchronization
+
+/// Deletes table files once nothing can read them any more (see `FileMeta.deinit`).
+package final class FileReclaimer: Sendable {
+    let deleteFile: @Sendable (UInt64) -> Void
+    package init(_ deleteFile: @escaping @Sendable (UInt64) -> Void) { self.deleteFile = deleteFile }
+}
+
+/// One SSTable as the versions see it. Shared by every version that contains it; when the
+/// manifest edit dropping it is durable the file is marked obsolete, and the last version to
+/// let go of it (readers hold versions) deletes the file.
+package final class FileMeta: Sendable {
+    package let number: UInt64
+    package let size: UInt64
+    package let smallest: [UInt8]   // internal keys
+    package let largest: [UInt8]
+    let obsolete = Atomic<Bool>(false)
+    let reclaimer: FileReclaimer?
+
+    package init(number: UInt64, size: UInt64, smallest: [UInt8], largest: [UInt8], reclaimer: FileReclaimer?) {
+        self.number = number; self.size = size; self.smallest = smallest; self.largest = largest
+        self.reclaimer = reclaimer
+    }
+    package var smallestUser: [UInt8] { InternalKey.userKey(smallest) }
+    package var largestUser: [UInt8] { InternalKey.userKey(largest) }
+    func markObsolete() { obsolete.store(true, ordering: .sequentiallyConsistent) }
+    deinit {
+        if obsolete.load(ordering: .sequentiallyConsistent) { reclaimer?.deleteFile(number) }
+    }
+
+    /// Whether the file's user-key range intersects [lo, hi] (nil = unbounded).
+    func overlaps(_ lo: [UInt8]?, _ hi: [UInt8]?) -> Bool {
+        if let lo, InternalKey.compareUser(largest, lo) < 0 { return false }
+        if let hi, InternalKey.compareUser(smallest, hi) > 0 { return false }
+        return true
+    }
+}
+
+/// An immutable snapshot of the tree's files. L0 is ordered newest first (files may
+/// overlap); every deeper level is sorted by key and non-overlapping.
+package final class Version: Sendable {
+    package let levels: [[FileMeta]]
+    package init(levels: [[FileMeta]]) { self.levels = levels }
+    package static func empty(_ n: Int) -> Version { Version(levels: Array(repeating: [], count: n)) }
+
+    package func bytes(_ level: Int) -> UInt64 { levels[level].reduce(0) { $0 + $1.size } }
+    package var fileCount: Int { levels.reduce(0) { $0 + $1.count } }
+    package var allNumbers: Set<UInt64> { Set(levels.flatMap { $0.map(\.number) }) }
+
+    /// Files of `level` whose user-key range intersects [lo, hi].
+    package func overlapping(_ level: Int, _ lo: [UInt8]?, _ hi: [UInt8]?) -> [FileMeta] {
+        levels[level].filter { $0.overlaps(lo, hi) }
+    }
+
+    /// Index of the first file in sorted `level` (≥ 1) whose largest user key is >= `user`.
+    func findFile(_ level: Int, _ user: [UInt8]) -> Int {
+        let files = levels[level]
+        var lo = 0, hi = files.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if InternalKey.compareUser(files[mid].largest, user) < 0 { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// Applies an edit: returns the new version. Added files replace deleted ones; files that
+    /// are both deleted and added (a move between levels) keep their `FileMeta`.
+    package func applying(_ edit: VersionEdit, reclaimer: FileReclaimer?) -> (Version, obsolete: [FileMeta]) {
+        var lv = levels
+        var removed: [UInt64: FileMeta] = [:]
+        for (level, number) in edit.deleted where level < lv.count {
+            if let i = lv[level].firstIndex(where: { $0.number == number }) {
+                removed[number] = lv[level].remove(at: i)
+            }
+        }
+        for f in edit.added where f.level < lv.count {
+            let meta = removed.removeValue(forKey: f.number)
+                ?? FileMeta(number: f.number, size: f.size, smallest: f.smallest, largest: f.largest, reclaimer: reclaimer)
+            lv[f.level].append(meta)
+        }
+        lv[0].sort { $0.number > $1.number }
+        for l in 1..<lv.count { lv[l].sort { InternalKey.compare($0.smallest, $1.smallest) < 0 } }
+        return (Version(levels: lv), Array(removed.values))
+    }
+}

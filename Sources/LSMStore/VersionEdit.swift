@@ -1,0 +1,74 @@
+import LSMCommon
+
+/// A change to the set of tables, logged in the manifest (docs/format/manifest.md).
+package struct VersionEdit: Sendable, Equatable {
+    package struct NewFile: Sendable, Equatable {
+        package var level: Int
+        package var number: UInt64
+        package var size: UInt64
+        package var smallest: [UInt8]
+        package var largest: [UInt8]
+        package init(level: Int, number: UInt64, size: UInt64, smallest: [UInt8], largest: [UInt8]) {
+            self.level = level; self.number = number; self.size = size; self.smallest = smallest; self.largest = largest
+        }
+    }
+    package var logNumber: UInt64?
+    package var nextFileNumber: UInt64?
+    package var lastSequence: UInt64?
+    package var deleted: [(level: Int, number: UInt64)] = []
+    package var added: [NewFile] = []
+    package init() {}
+
+    package static func == (a: VersionEdit, b: VersionEdit) -> Bool {
+        a.logNumber == b.logNumber && a.nextFileNumber == b.nextFileNumber && a.lastSequence == b.lastSequence
+            && a.added == b.added && a.deleted.map(\.level) == b.deleted.map(\.level)
+            && a.deleted.map(\.number) == b.deleted.map(\.number)
+    }
+
+    /// Byte layout: a sequence of tagged fields, each [varint tag][fields]:
+    ///   2 logNumber:      [varint number]
+    ///   3 nextFileNumber: [varint number]
+    ///   4 lastSequence:   [varint sequence]
+    ///   6 deletedFile:    [varint level][varint number]
+    ///   7 newFile:        [varint level][varint number][varint size]
+    ///                     [varint len][smallest internal key][varint len][largest internal key]
+    package func encode() -> [UInt8] {
+        var out: [UInt8] = []
+        if let v = logNumber { out.appendVarint(LSMFormat.EditTag.logNumber.rawValue); out.appendVarint(v) }
+        if let v = nextFileNumber { out.appendVarint(LSMFormat.EditTag.nextFileNumber.rawValue); out.appendVarint(v) }
+        if let v = lastSequence { out.appendVarint(LSMFormat.EditTag.lastSequence.rawValue); out.appendVarint(v) }
+        for d in deleted {
+            out.appendVarint(LSMFormat.EditTag.deletedFile.rawValue)
+            out.appendVarint(UInt64(d.level)); out.appendVarint(d.number)
+        }
+        for f in added {
+            out.appendVarint(LSMFormat.EditTag.newFile.rawValue)
+            out.appendVarint(UInt64(f.level)); out.appendVarint(f.number); out.appendVarint(f.size)
+            out.appendLengthPrefixed(f.smallest); out.appendLengthPrefixed(f.largest)
+        }
+        return out
+    }
+
+    package static func decode(_ bytes: [UInt8], maxLevels: Int) throws(LSMError) -> VersionEdit {
+        var e = VersionEdit()
+        var r = ByteReader(bytes)
+        func bad(_ what: String) -> LSMError { LSMError.corrupt("manifest: bad version edit (\(what))") }
+        while !r.atEnd {
+            guard let t = r.varint(), let tag = LSMFormat.EditTag(rawValue: t) else { throw bad("unknown tag") }
+            switch tag {
+            case .logNumber: guard let v = r.varint() else { throw bad("log number") }; e.logNumber = v
+            case .nextFileNumber: guard let v = r.varint() else { throw bad("next file") }; e.nextFileNumber = v
+            case .lastSequence: guard let v = r.varint() else { throw bad("sequence") }; e.lastSequence = v
+            case .deletedFile:
+                guard let l = r.varint(), l < UInt64(maxLevels), let n = r.varint() else { throw bad("deleted file") }
+                e.deleted.append((Int(l), n))
+            case .newFile:
+                guard let l = r.varint(), l < UInt64(maxLevels), let n = r.varint(), let s = r.varint(),
+                      let lo = r.lengthPrefixed(), let hi = r.lengthPrefixed(),
+                      lo.count >= 8, hi.count >= 8 else { throw bad("new file") }
+                e.added.append(NewFile(level: Int(l), number: n, size: s, smallest: lo, largest: hi))
+            }
+        }
+        return e
+    }
+}

@@ -1,0 +1,138 @@
+import KVIMR
+import LSMCommon
+
+/// Limits on one update (a key or value beyond them is an invalid argument).
+enum WriteLimits {
+    static let maxKeyBytes = 64 << 10
+    static let maxValueBytes = 64 << 20
+}
+
+extension Engine {
+    /// Immutable memtables allowed before writers stall.
+    var maxImmutables: Int { 2 }
+    /// L0 files at which writers stall until compaction catches up.
+    var l0StopTrigger: Int { max(options.l0CompactionTrigger * 3, options.l0CompactionTrigger + 4) }
+
+    /// Applies `batch` atomically: one WAL record, then the memtable, then the sequence is
+    /// published so readers see all of it or none of it.
+    func write(_ batch: WriteBatch, sync: Bool) throws(LSMError) {
+        if readOnly { throw LSMError(.readOnly, "store is read-only") }
+        try writer.withLock { (w: inout WriterState) throws(LSMError) in
+            if let f = w.failed { throw f }
+            try makeRoomForWrite(&w)
+            let entries = try resolve(batch)
+            guard !entries.isEmpty else {
+                if sync, let log = w.log { try kvimr.syncFiles([log.file]) }
+                return
+            }
+            let (mem, first) = try state.withLock { (s: inout EngineState) throws(LSMError) in
+                if s.closed { throw LSMError(.closed, "store is closed") }
+                return (s.mem, s.lastSequence + 1)
+            }
+            guard first + UInt64(entries.count) <= LSMFormat.maxSequence else {
+                throw LSMError(.invalidArgument, "sequence numbers exhausted")
+            }
+            guard var log = w.log else { throw LSMError(.closed, "no write-ahead log") }
+            let payload = BatchCodec.encode(sequence: first, entries)
+            do throws(LSMError) {
+                let before = log.bytesWritten
+                try log.add(payload, kvimr: kvimr)
+                w.log = log
+                counters.walBytesWritten.bump(log.bytesWritten - before)
+                if sync { try kvimr.syncFiles([log.file]) }
+            } catch {
+                w.failed = error
+                throw error
+            }
+            var user: UInt64 = 0
+            for (i, e) in entries.enumerated() {
+                mem.add(first + UInt64(i), e.kind, e.key, e.value)
+                user += UInt64(e.key.count + e.value.count)
+            }
+            counters.userBytesWritten.bump(user)
+            state.withLock { $0.lastSequence = first + UInt64(entries.count) - 1 }
+        }
+    }
+
+    /// Turns the batch into point entries; a range delete becomes a tombstone for every key
+    /// live in the range at this point (the writer lock is held, so nothing slips in between),
+    /// including keys put earlier in the same batch.
+    func resolve(_ batch: WriteBatch) throws(LSMError) -> [BatchEntry] {
+        var out: [BatchEntry] = []
+        out.reserveCapacity(batch.count)
+        var putKeys: [[UInt8]] = []
+        for op in batch.ops {
+            switch op {
+            case .put(let k, let v):
+                guard k.count <= WriteLimits.maxKeyBytes else { throw LSMError(.invalidArgument, "key of \(k.count) bytes is too long") }
+                guard v.count <= WriteLimits.maxValueBytes else { throw LSMError(.invalidArgument, "value of \(v.count) bytes is too long") }
+                out.append(BatchEntry(kind: .put, key: k, value: v))
+                putKeys.append(k)
+            case .delete(let k):
+                guard k.count <= WriteLimits.maxKeyBytes else { throw LSMError(.invalidArgument, "key of \(k.count) bytes is too long") }
+                out.append(BatchEntry(kind: .delete, key: k))
+            case .deleteRange(let start, let end):
+                guard compareBytes(start, end) < 0 else { continue } // empty range
+                var keys: [[UInt8]] = []
+                try scan(try view(), from: start, to: end) { k, _ in keys.append(k); return true }
+                for k in putKeys where compareBytes(k, start) >= 0 && compareBytes(k, end) < 0 { keys.append(k) }
+                keys.sort { compareBytes($0, $1) < 0 }
+                var prev: [UInt8]? = nil
+                for k in keys where prev != k {
+                    out.append(BatchEntry(kind: .delete, key: k))
+                    prev = k
+                }
+            }
+        }
+        return out
+    }
+
+    /// Makes sure the memtable has room: switches to a new memtable and WAL when it is full,
+    /// and stalls while too many memtables wait for flushing or L0 is too deep.
+    func makeRoomForWrite(_ w: inout WriterState) throws(LSMError) {
+        var stallStart: UInt64? = nil
+        defer { if let s = stallStart { counters.stallMicros.bump(monotonicMicros() - s) } }
+        while true {
+            let g = signal.generation
+            let (bytes, imms, l0, err, closed) = state.withLock { s in
+                (s.mem.approximateBytes, s.imms.count, s.version.levels[0].count, s.bgError, s.closed)
+            }
+            if closed { throw LSMError(.closed, "store is closed") }
+            if let err { throw err }
+            if l0 >= l0StopTrigger || (bytes >= options.memtableBytes && imms >= maxImmutables) {
+                if stallStart == nil { stallStart = monotonicMicros() }
+                maybeScheduleBackground()
+                signal.wait(past: g)
+                continue
+            }
+            if bytes < options.memtableBytes { return }
+            try switchMemtable(&w)
+            return
+        }
+    }
+
+    /// Freezes the memtable and starts a new one with a new WAL. The old WAL is sealed and
+    /// synced first, so a crash can never keep a later WAL's records without an earlier one's.
+    func switchMemtable(_ w: inout WriterState) throws(LSMError) {
+        guard let old = w.log else { throw LSMError(.closed, "no write-ahead log") }
+        try kvimr.sealFile(old.file)
+        try kvimr.syncFiles([old.file])
+        let wal = try kvimr.createFile(.wal, level: 0)
+        w.log = LogWriter(file: wal)
+        state.withLock { s in
+            s.imms.append(s.mem)
+            s.mem = Memtable(walNumber: wal)
+        }
+        maybeScheduleBackground()
+    }
+
+    /// Makes every accepted write durable: older WALs were synced when their memtable was
+    /// frozen, so syncing the current WAL covers everything.
+    func sync() throws(LSMError) {
+        if readOnly { return }
+        try writer.withLock { (w: inout WriterState) throws(LSMError) in
+            if let f = w.failed { throw f }
+            if let log = w.log { try kvimr.syncFiles([log.file]) }
+        }
+    }
+}
