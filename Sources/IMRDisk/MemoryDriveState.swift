@@ -81,10 +81,18 @@ struct MemoryDriveState: Sendable {
         log.append(rec)
     }
 
+    /// How the last surviving write of a crash is torn.
+    enum Tear {
+        case none
+        case half
+        case after(Int)          // keep this many sectors
+        case random(UInt64)      // keep a number of sectors drawn from this value
+    }
+
     /// The state a crash leaves: all synced data, the first `keep` unsynced writes, the last of
-    /// them cut after `tearAt` sectors (-1: half). Counters start at zero; validity is rebuilt
-    /// as "every stored sector is valid" (conservative: never under-reports live data).
-    func afterCrash(keep: Int, tearAt: Int?) -> MemoryDriveState {
+    /// them torn as `tear` says. Counters start at zero; validity is rebuilt as "every stored
+    /// sector is valid" (conservative: never under-reports live data).
+    func afterCrash(keep: Int, tear: Tear) -> MemoryDriveState {
         var c = MemoryDriveState(geometry: geometry)
         c.tracks = tracks; c.meta = meta   // copy-on-write: shares every sector buffer
         let keep = max(0, min(keep, log.count))
@@ -94,9 +102,15 @@ struct MemoryDriveState: Sendable {
         for rec in log[keep...].reversed() {
             for e in rec.entries.reversed() { undo(e, meta: rec.meta) }
         }
-        if keep > 0, let t = tearAt {
-            let rec = log[keep - 1]
-            let k = t < 0 ? rec.entries.count / 2 : min(t, rec.entries.count)
+        if keep > 0 {
+            let rec = log[keep - 1], n = rec.entries.count
+            let k: Int
+            switch tear {
+            case .none: k = n
+            case .half: k = n / 2
+            case .after(let s): k = max(0, min(s, n))
+            case .random(let r): k = Int(r % UInt64(n + 1))
+            }
             for e in rec.entries[k...].reversed() { undo(e, meta: rec.meta) }
         }
         c.rebuildValidity()

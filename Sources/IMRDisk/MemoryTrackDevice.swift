@@ -39,13 +39,17 @@ public final class MemoryTrackDevice: TrackDevice, @unchecked Sendable {
     /// survive; `tearLast`: the last surviving one keeps only a prefix of its sectors (half of
     /// them, rounded down — so a one-sector write torn is a write lost).
     public func crashed(keepUnsynced: Int = 0, tearLast: Bool = false) -> MemoryTrackDevice {
-        crashed(keepUnsynced: keepUnsynced, keepSectorsOfLast: tearLast ? -1 : nil)
+        crash(keepUnsynced, tearLast ? .half : .none)
     }
 
     /// Like `crashed(keepUnsynced:tearLast:)`, tearing the last surviving write after exactly
-    /// `keepSectorsOfLast` of its sectors (nil: not torn; -1: half of them).
+    /// `keepSectorsOfLast` of its sectors (nil: not torn).
     public func crashed(keepUnsynced: Int, keepSectorsOfLast: Int?) -> MemoryTrackDevice {
-        let after = state.withLock { $0.afterCrash(keep: keepUnsynced, tearAt: keepSectorsOfLast) }
+        crash(keepUnsynced, keepSectorsOfLast.map { .after($0) } ?? .none)
+    }
+
+    private func crash(_ keep: Int, _ tear: MemoryDriveState.Tear) -> MemoryTrackDevice {
+        let after = state.withLock { $0.afterCrash(keep: keep, tear: tear) }
         return MemoryTrackDevice(superblock: sb, state: after)
     }
 
@@ -53,10 +57,12 @@ public final class MemoryTrackDevice: TrackDevice, @unchecked Sendable {
     /// write at a random sector boundary half of the time. Same seed, same writes → same result.
     public func crashed(seed: UInt64) -> MemoryTrackDevice {
         var rng = SplitMix64(seed: seed)
-        let n = unsyncedWriteCount
-        let keep = Int(rng.next() % UInt64(n + 1))
-        let tear = keep > 0 && rng.next() & 1 == 1
-        return crashed(keepUnsynced: keep, keepSectorsOfLast: tear ? Int(rng.next() % 4096) : nil)
+        let after = state.withLock { s in
+            let keep = Int(rng.next() % UInt64(s.log.count + 1))
+            let tear = rng.next() & 1 == 1
+            return s.afterCrash(keep: keep, tear: tear ? .random(rng.next()) : .none)
+        }
+        return MemoryTrackDevice(superblock: sb, state: after)
     }
 
     /// Number of writes (track or meta) not yet covered by a sync.
