@@ -38,6 +38,12 @@ struct KVIMRCore: Sendable {
             // data any more: tell the drive, so it does not preserve them in RMW.
             for t in alloc.freeBottom.members { device.trim(t, sector: 0, count: geometry.sectors(of: t)) }
             for t in alloc.freeTop.members { device.trim(t, sector: 0, count: geometry.sectors(of: t)) }
+            // Likewise the unused rest of each file's last track.
+            for rec in map.files.values {
+                guard let last = rec.extents.last else { continue }
+                let end = last.firstSector + last.sectorCount
+                device.trim(last.track, sector: end, count: geometry.sectors(of: last.track) - end)
+            }
         }
     }
 
