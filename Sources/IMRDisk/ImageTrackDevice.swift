@@ -48,6 +48,10 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         guard size <= IMRFormat.maxImageBytes else {
             throw bad("image size \(size) bytes is too large (maximum \(IMRFormat.maxImageBytes >> 50) PiB)")
         }
+        guard (1...IMRFormat.maxSectorsPerTrack).contains(bottomSectors),
+              (1...IMRFormat.maxSectorsPerTrack).contains(topSectors) else {
+            throw bad("track sizes \(bottomSectors)/\(topSectors) sectors out of range")
+        }
         guard let geometry = IMRGeometry.fitting(imageBytes: size, bottomSectors: bottomSectors, topSectors: topSectors) else {
             throw bad("image size \(size) bytes holds no tracks")
         }

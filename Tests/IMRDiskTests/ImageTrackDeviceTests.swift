@@ -60,6 +60,10 @@ func openError(_ path: String, readOnly: Bool = false) -> DeviceError? {
         #expect(fileSize(p) == -1)
         #expect(deviceError { () throws(DeviceError) in
             _ = try ImageTrackDevice.create(path: p, size: 64 * mib, policy: String(repeating: "x", count: 40)) } != nil)
+        #expect(deviceError { () throws(DeviceError) in
+            _ = try ImageTrackDevice.create(path: p, size: 64 * mib, policy: "kvimr", bottomSectors: 0, topSectors: 0) }?
+            .message.contains("out of range") == true)
+        #expect(fileSize(p) == -1)
         let d = try ImageTrackDevice.create(path: p, size: 64 * mib, policy: "kvimr")
         try d.close()
         let exists = deviceError { () throws(DeviceError) in _ = try ImageTrackDevice.create(path: p, size: 64 * mib, policy: "kvimr") }
