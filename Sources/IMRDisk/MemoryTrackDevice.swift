@@ -8,7 +8,8 @@ import Synchronization
 /// thousands of tracks costs memory only for what was written. Every write since the last
 /// `sync()` is kept in an undo log (the sectors' previous contents), which is how `crashed`
 /// rebuilds any prefix of the unsynced writes. The device starts formatted: the superblock is
-/// in memory and the meta zone reads as zeros.
+/// in memory and the meta zone reads as zeros. `trim` is drive metadata, not data: it is not in
+/// the crash log, and a crashed device counts every stored sector as valid again.
 public final class MemoryTrackDevice: TrackDevice, @unchecked Sendable {
     private let state: Mutex<MemoryDriveState>
     private let sb: Superblock

@@ -62,14 +62,22 @@ public struct DeviceError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Counters kept by every device (per track kind); simulated time is accounted, never slept.
+/// (`DriveModel` keeps them; `LatencyModel` prices each access. Meta-zone I/O is counted but
+/// not priced.)
 public struct DeviceCounters: Sendable, Equatable {
     public struct PerKind: Sendable, Equatable {
+        /// Host track reads/writes and their bytes (the drive's own RMW I/O is not included).
         public var reads: UInt64 = 0
         public var writes: UInt64 = 0
         public var bytesRead: UInt64 = 0
         public var bytesWritten: UInt64 = 0
+        /// Device-managed RMW: tracks of this kind whose valid sectors the drive read and
+        /// rewrote around a bottom write (one per neighbour per write; only top tracks), and
+        /// the bytes rewritten.
         public var rmwOps: UInt64 = 0
         public var rmwBytes: UInt64 = 0
+        /// Simulated service time (seek + rotation + transfer) of I/O on tracks of this kind,
+        /// the drive's RMW reads and rewrites included.
         public var busyNanos: UInt64 = 0
         public init() {}
     }
