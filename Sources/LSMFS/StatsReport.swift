@@ -36,6 +36,13 @@ enum JSONValue {
         }
     }
 
+    var isScalar: Bool {
+        switch self {
+        case .array, .object: return false
+        default: return true
+        }
+    }
+
     static func quote(_ v: String) -> String {
         var out = "\""
         for u in v.unicodeScalars {
@@ -172,6 +179,9 @@ extension FileSystem {
     private func renderText(_ v: JSONValue, name: String?, indent: Int, into s: inout String) {
         let pad = String(repeating: "  ", count: indent)
         switch v {
+        case .object(let fields) where indent > 0 && fields.allSatisfy({ $0.1.isScalar }):
+            // a leaf group (one op, one track kind) on one line
+            s += pad + (name ?? "") + ": " + fields.map { "\($0.0)=\(scalar($0.1))" }.joined(separator: " ") + "\n"
         case .object(let fields):
             if let name { s += pad + name + ":\n" }
             for (k, f) in fields { renderText(f, name: k, indent: name == nil ? indent : indent + 1, into: &s) }

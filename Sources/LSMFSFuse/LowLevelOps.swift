@@ -23,7 +23,15 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
 
     ops.lookup = { req, parent, name in
         serve(req, .lookup) { fs throws(Errno) in
-            replyEntry(req, fs, try fs.lookup(parent, nameBytes(name)))
+            do throws(Errno) {
+                replyEntry(req, fs, try fs.lookup(parent, nameBytes(name)))
+            } catch where error.rawValue == ENOENT {
+                // A negative entry the kernel may cache: every create comes through this daemon.
+                var e = fuse_entry_param()
+                e.ino = 0
+                e.entry_timeout = entryTimeout
+                fuse_reply_entry(req, &e)
+            }
             return 0
         }
     }

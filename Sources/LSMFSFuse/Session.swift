@@ -78,6 +78,11 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
     fuse_session_unmount(se)
     fuse_remove_signal_handlers(se)
     fuse_session_destroy(se)
-    if rc != 0 { fuseLog.warning("FUSE loop ended with \(rc)") }
+    // libfuse reports the signal that ended the loop as a positive number: a clean stop.
+    if rc > 0 {
+        fuseLog.info("stopped by signal \(rc)")
+        return 0
+    }
+    if rc < 0 { fuseLog.error("FUSE loop failed: \(String(cString: strerror(-rc)))") }
     return rc
 }
