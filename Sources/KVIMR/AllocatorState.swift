@@ -11,6 +11,8 @@ public struct AllocatorState: Sendable, Equatable {
     public private(set) var freeTop: TrackSet
     /// Freed tracks waiting for a durable checkpoint that no longer names them.
     public private(set) var pending: TrackSet
+    /// Bytes of all pending tracks (free again after the next durable checkpoint).
+    public private(set) var pendingCapacityBytes: UInt64 = 0
 
     /// All tracks free except `used`.
     public init(geometry: IMRGeometry, used: some Sequence<Int> = []) {
@@ -44,10 +46,6 @@ public struct AllocatorState: Sendable, Equatable {
         UInt64(freeBottom.count) * UInt64(geometry.bottomSectors * geometry.sectorSize)
             + UInt64(freeTop.count) * UInt64(geometry.topSectors * geometry.sectorSize)
     }
-    /// Bytes of all pending tracks (free again after the next durable checkpoint).
-    public var pendingCapacityBytes: UInt64 {
-        pending.members.reduce(0) { $0 + UInt64(geometry.capacity(of: $1)) }
-    }
 
     /// Marks a free track used; false (and no change) if it was not free.
     @discardableResult
@@ -61,6 +59,7 @@ public struct AllocatorState: Sendable, Equatable {
     public mutating func free(_ track: Int) -> Bool {
         guard isUsed(track) else { return false }
         pending.insert(track)
+        pendingCapacityBytes += UInt64(geometry.capacity(of: track))
         return true
     }
 
@@ -69,6 +68,7 @@ public struct AllocatorState: Sendable, Equatable {
     @discardableResult
     public mutating func releasePending() -> [Int] {
         let released = pending.members
+        pendingCapacityBytes = 0
         for t in released {
             pending.remove(t)
             if geometry.isBottom(t) { freeBottom.insert(t) } else { freeTop.insert(t) }

@@ -17,13 +17,13 @@ import Testing
         var syncedRoots: [[UInt8]] = [[]]          // roots a crash may bring back
     }
 
-    @Test(arguments: 0..<48)
+    @Test(arguments: 0..<96)
     func randomCrash(seed: Int) throws {
         var rng = TestRNG(seed: UInt64(seed))
-        let g = smallGeometry(tracks: rng.int(6...40))
+        let g = smallGeometry(tracks: rng.int(4...24))
         let mem = MemoryTrackDevice(geometry: g)
         try KVIMR.format(device: mem)
-        let dev = CrashingDevice(mem, budget: rng.int(1...400))
+        let dev = CrashingDevice(mem, budget: rng.bool(50) ? .max : rng.int(1...400))
         let k = try KVIMR(device: dev)
         var m = Model()
         try run(k, &m, &rng, steps: 150, crashing: dev)

@@ -37,6 +37,7 @@ import Testing
             }
             #expect(state.freeCount + used.count + pending.count == g.trackCount)
             #expect(state.pending.count == pending.count)
+            #expect(state.pendingCapacityBytes == pending.reduce(0) { $0 + UInt64(g.capacity(of: $1)) })
         }
     }
 
