@@ -1,0 +1,172 @@
+import IMRDisk
+import KVIMR
+import LSMStore
+import Testing
+
+@Suite struct StoreBasicsTests {
+    @Test func putGetDeleteScanReopen() throws {
+        let dev = try freshDevice()
+        var s = try openStore(dev)
+        try s.put([1], [10])
+        try s.put([2], [20])
+        try s.put([3], [30])
+        try s.delete([2])
+        #expect(try s.get([1]) == [10])
+        #expect(try s.get([2]) == nil)
+        #expect(try s.get([9]) == nil)
+        #expect(try dump(s).map(\.0) == [[1], [3]])
+        try s.put([2], [])                      // empty value is a value
+        #expect(try s.get([2]) == [])
+        try s.close()
+        #expect(lsmError { _ = try s.get([1]) }?.kind == .closed)
+
+        s = try openStore(dev.reopened())
+        #expect(try s.get([1]) == [10])
+        #expect(try s.get([2]) == [])
+        #expect(try dump(s).map(\.0) == [[1], [2], [3]])
+        try s.close()
+    }
+
+    @Test func batchAndDeleteRange() throws {
+        let s = try openStore(try freshDevice())
+        for i in 0..<300 { try s.put(key(i), value(i, version: 0, size: 100)) }
+        var b = WriteBatch()
+        b.put(key(1000), [1])
+        b.deleteRange(key(100), key(200))
+        b.put(key(150), [2])                    // after the range delete: survives
+        b.delete(key(5))
+        try s.write(b)
+        #expect(try s.get(key(99)) != nil)
+        #expect(try s.get(key(100)) == nil)
+        #expect(try s.get(key(199)) == nil)
+        #expect(try s.get(key(150)) == [2])
+        #expect(try s.get(key(200)) != nil)
+        #expect(try s.get(key(5)) == nil)
+        #expect(try dump(s, from: key(90), to: key(210)).count == 10 + 1 + 10)
+        try s.deleteRange(key(0), key(10_000))
+        #expect(try dump(s).isEmpty)
+        try s.close()
+    }
+
+    @Test func flushesAndCompactionsKeepEverything() throws {
+        let dev = try freshDevice()
+        var s = try openStore(dev)
+        for round in 0..<4 {
+            for i in 0..<1500 { try s.put(key(i), value(i, version: round, size: 60 + i % 90)) }
+        }
+        s.waitForBackgroundWork()
+        let st = s.stats()
+        #expect(st.flushes > 10)
+        #expect(st.compactions > 0)
+        #expect(st.levels[0].files < 3 * smallOptions().l0CompactionTrigger)
+        #expect(st.levels.dropFirst().contains { $0.files > 0 })
+        for i in 0..<1500 { #expect(try s.get(key(i)) == value(i, version: 3, size: 60 + i % 90)) }
+        #expect(s.stats().bloomChecks > 0)
+        try s.close()
+        s = try openStore(dev.reopened())
+        let all = try dump(s)
+        #expect(all.count == 1500)
+        for (n, (k, v)) in all.enumerated() { #expect(k == key(n)); #expect(v == value(n, version: 3, size: 60 + n % 90)) }
+        try s.close()
+    }
+
+    @Test func largeValues() throws {
+        let dev = try freshDevice()
+        var s = try openStore(dev)
+        var rng = RNG(seed: 5)
+        var model: [[UInt8]: [UInt8]] = [:]
+        for i in 0..<60 {
+            let v = rng.bytes(rng.int(0...130_000))
+            model[key(i)] = v
+            try s.put(key(i), v)
+        }
+        for (k, v) in model { #expect(try s.get(k) == v) }
+        try s.close()
+        s = try openStore(dev.reopened())
+        for (k, v) in model { #expect(try s.get(k) == v) }
+        try s.close()
+    }
+
+    @Test func readOnlySeesWalButRejectsWrites() throws {
+        let dev = try freshDevice()
+        let s = try openStore(dev)
+        try s.put([7], [7], sync: true)
+        let ro = try openStore(dev.crashed(), readOnly: true)
+        #expect(try ro.get([7]) == [7])
+        #expect(lsmError { try ro.put([8], [8]) }?.kind == .readOnly)
+        try s.close()
+    }
+}
+
+@Suite struct ModelTests {
+    /// Random operations against a dictionary, with reopens; small memtables force flushes
+    /// and compactions through every level.
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func randomizedAgainstModel(seed: UInt64) throws {
+        var rng = RNG(seed: seed)
+        var dev = try freshDevice()
+        var s = try openStore(dev)
+        var model: [[UInt8]: [UInt8]] = [:]
+        var version = 0
+        var flushes: UInt64 = 0, compactions: UInt64 = 0
+        for step in 0..<2500 {
+            let r = rng.int(0...99)
+            let i = rng.int(0...600)
+            if r < 50 {
+                version += 1
+                let v = value(i, version: version, size: rng.bool(3) ? rng.int(2000...9000) : rng.int(0...300))
+                try s.put(key(i), v); model[key(i)] = v
+            } else if r < 62 {
+                try s.delete(key(i)); model[key(i)] = nil
+            } else if r < 64 {
+                let j = i + rng.int(0...40)
+                try s.deleteRange(key(i), key(j))
+                for k in model.keys where !lexLess(k, key(i)) && lexLess(k, key(j)) { model[k] = nil }
+            } else if r < 68 {
+                var b = WriteBatch()
+                for _ in 0..<rng.int(1...8) {
+                    let x = rng.int(0...600)
+                    if rng.bool(70) {
+                        version += 1
+                        let v = value(x, version: version, size: rng.int(0...200))
+                        b.put(key(x), v); model[key(x)] = v
+                    } else {
+                        b.delete(key(x)); model[key(x)] = nil
+                    }
+                }
+                try s.write(b)
+            } else if r < 90 {
+                #expect(try s.get(key(i)) == model[key(i)], "seed \(seed) step \(step) key \(i)")
+            } else if r < 99 {
+                let j = i + rng.int(0...80)
+                let got = try dump(s, from: key(i), to: key(j))
+                #expect(same(got, sortedModel(model, from: key(i), to: key(j))), "seed \(seed) step \(step) scan")
+            } else {
+                flushes += s.stats().flushes; compactions += s.stats().compactions
+                try s.close()
+                dev = dev.reopened()
+                s = try openStore(dev)
+            }
+        }
+        s.waitForBackgroundWork()
+        #expect(same(try dump(s), sortedModel(model)))
+        flushes += s.stats().flushes; compactions += s.stats().compactions
+        #expect(flushes > 5)
+        #expect(compactions > 0)
+        try s.close()
+        s = try openStore(dev.reopened())
+        #expect(same(try dump(s), sortedModel(model)))
+        try s.close()
+    }
+
+    @Test func scanStopsEarlyAndHonoursBounds() throws {
+        let s = try openStore(try freshDevice())
+        for i in 0..<500 { try s.put(key(i), [UInt8(i & 0xFF)]) }
+        var seen = 0
+        try s.scan(from: key(10), to: nil) { _, _ in seen += 1; return seen < 5 }
+        #expect(seen == 5)
+        #expect(try dump(s, from: key(490), to: nil).count == 10)
+        #expect(try dump(s, from: key(20), to: key(20)).isEmpty)
+        try s.close()
+    }
+}
