@@ -157,3 +157,28 @@ extension S2TMap {
         return m
     }
 }
+
+@Suite struct InspectionTests {
+    @Test func inspectReportsBothSlots() throws {
+        let (dev, k) = try makeKVIMR()
+        let n = try k.create(kind: .sstable, level: 1)
+        try k.append(n, pattern(100, seed: 1))
+        try k.sync([n])                                 // checkpoint 2 → slot B
+        var slots = try KVIMR.inspectCheckpoints(device: dev)
+        #expect(slots.map(\.sequence) == [1, 2])
+        #expect(slots.map(\.isCurrent) == [false, true])
+        #expect(slots[1].map?.files[n]?.size == 100)
+
+        // Damage slot B's payload: inspection names the problem, open falls back to slot A.
+        let slot = TrackMapFormat.slotBytes(metaCapacity: dev.metaCapacity, sectorSize: 512)
+        var sector = [UInt8](repeating: 0, count: 512)
+        try sector.withUnsafeMutableBytes { try dev.readMeta(offset: slot, into: $0) }
+        sector[70] ^= 0xFF
+        try sector.withUnsafeBytes { try dev.writeMeta(offset: slot, from: $0) }
+        slots = try KVIMR.inspectCheckpoints(device: dev)
+        #expect(slots[1].problem?.contains("payload checksum mismatch") == true)
+        #expect(slots[0].isCurrent)
+        let k2 = try KVIMR(device: dev)
+        #expect(k2.files().isEmpty)                     // checkpoint 1: the formatted, empty map
+    }
+}
