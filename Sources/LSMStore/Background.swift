@@ -3,10 +3,17 @@ import LSMCommon
 
 /// Flushes and compactions, run one at a time on the background queue.
 extension Engine {
+    static let noSpaceRetryMicros: UInt64 = 500_000
+
     func maybeScheduleBackground() {
         if readOnly { return }
+        let now = monotonicMicros()
         let go = state.withLock { s -> Bool in
-            if s.bgScheduled || s.closed || s.bgError != nil { return false }
+            if let e = s.bgError {
+                guard e.kind == .noSpace, now >= s.bgRetryAfter else { return false }
+                s.bgError = nil // retry
+            }
+            if s.bgScheduled || s.closed { return false }
             let work = !s.imms.isEmpty || (!s.closing && LeveledPolicy.needsCompaction(s.version, options))
             if work { s.bgScheduled = true }
             return work
@@ -22,7 +29,8 @@ extension Engine {
                 try compactOnce()
             }
         } catch {
-            state.withLock { $0.bgError = error }
+            let retry = monotonicMicros() + Engine.noSpaceRetryMicros
+            state.withLock { $0.bgError = error; $0.bgRetryAfter = retry }
         }
         state.withLock { $0.bgScheduled = false }
         signal.broadcast()

@@ -98,8 +98,13 @@ extension Engine {
                 (s.mem.approximateBytes, s.imms.count, s.version.levels[0].count, s.bgError, s.closed)
             }
             if closed { throw LSMError(.closed, "store is closed") }
-            if let err { throw err }
-            if l0 >= l0StopTrigger || (bytes >= options.memtableBytes && imms >= maxImmutables) {
+            let mustWait = l0 >= l0StopTrigger || (bytes >= options.memtableBytes && imms >= maxImmutables)
+            if let err {
+                // Out of space in the background: writes that fit in the memtable go on (a
+                // delete may be what frees room); writes that would have to wait fail now.
+                if err.kind != .noSpace || mustWait { maybeScheduleBackground(); throw err }
+            }
+            if mustWait {
                 if stallStart == nil { stallStart = monotonicMicros() }
                 maybeScheduleBackground()
                 signal.wait(past: g)

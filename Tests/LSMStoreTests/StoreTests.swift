@@ -170,3 +170,24 @@ import Testing
         try s.close()
     }
 }
+
+@Suite struct NoSpaceTests {
+    /// Filling a tiny drive ends in `.noSpace` (ENOSPC), never a crash or corruption; what was
+    /// written stays readable.
+    @Test func fullDriveReportsNoSpace() throws {
+        let dev = try freshDevice(tracks: 40)
+        let s = try openStore(dev)
+        var written = 0
+        var failure: LSMError? = nil
+        for i in 0..<100_000 {
+            do { try s.put(key(i), value(i, version: 0, size: 900)) } catch { failure = error; break }
+            written += 1
+        }
+        #expect(failure?.kind == .noSpace, "\(String(describing: failure))")
+        #expect(written > 100)
+        for i in stride(from: 0, to: written, by: 13) {
+            #expect(try s.get(key(i)) == value(i, version: 0, size: 900))
+        }
+        try? s.close()
+    }
+}
