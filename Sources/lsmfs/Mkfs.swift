@@ -11,7 +11,7 @@ struct Mkfs: ParsableCommand {
     @Option(help: "Image size, e.g. 512M, 2G, 1T (rounded down to whole tracks; at least 64M).")
     var size: String = "2G"
 
-    @Option(help: "KVIMR track allocation policy: conventional, two-phase, three-phase or kvimr.")
+    @Option(help: "KVIMR track allocation policy (implemented: two-phase; conventional, three-phase and kvimr come with the IMR work).")
     var policy: String = "two-phase"
 
     @Flag(help: "Overwrite an existing file.")
@@ -22,9 +22,7 @@ struct Mkfs: ParsableCommand {
             throw ValidationError("invalid size '\(size)': use a number with an optional K, M, G or T suffix, e.g. 2G")
         }
         guard bytes >= 64 << 20 else { throw ValidationError("size \(size) is too small: an image needs at least 64M") }
-        guard Stack.policies.contains(policy) else {
-            throw ValidationError("unknown policy '\(policy)': choose one of \(Stack.policies.joined(separator: ", "))")
-        }
+        if let problem = Stack.checkPolicy(policy) { throw ValidationError(problem) }
     }
 
     func run() throws {

@@ -29,9 +29,8 @@ struct MountOptions: Equatable {
                     }
                     o.syncInterval = d
                 case "policy":
-                    guard let v = value, Stack.policies.contains(v) else {
-                        throw CLIError("unknown policy '\(value ?? "")': choose one of \(Stack.policies.joined(separator: ", "))")
-                    }
+                    guard let v = value, !v.isEmpty else { throw CLIError("option policy needs a name: -o policy=NAME") }
+                    if let problem = Stack.checkPolicy(v) { throw CLIError(problem) }
                     o.policy = v
                 case "log":
                     guard let v = value, !v.isEmpty else { throw CLIError("option log needs a path: -o log=PATH") }

@@ -5,7 +5,13 @@ import LSMFS
 
 /// The one place that wires the layers together: image → KVIMR → LSMStore → FileSystem.
 enum Stack {
-    static let policies = ["conventional", "two-phase", "three-phase", "kvimr"]
+    /// The track-allocation policies this build implements (the IMR issue adds the others).
+    static let policies = KVIMRPolicyName.implemented.map(\.rawValue)
+
+    /// A one-line reason when `name` is not a policy mkfs/mount can use.
+    static func checkPolicy(_ name: String) -> String? {
+        do throws(KVIMRError) { _ = try KVIMRPolicyName.policy(named: name); return nil } catch { return error.message }
+    }
 
     /// Creates a formatted image holding an empty filesystem, and closes it cleanly.
     static func makeFilesystem(image: String, size: UInt64, policy: String, force: Bool) throws {
