@@ -50,7 +50,7 @@ final class Engine: Sendable {
     }
 
     /// A consistent read view: later writes have larger sequences, later versions are ignored.
-    struct View {
+    struct View: Sendable {
         var mems: [Memtable]   // newest first
         var version: Version
         var sequence: UInt64
@@ -77,9 +77,10 @@ final class Engine: Sendable {
 
     // MARK: Reads
 
-    func get(_ key: [UInt8]) throws(LSMError) -> [UInt8]? {
+    func get(_ key: [UInt8]) throws(LSMError) -> [UInt8]? { try get(key, in: try view()) }
+
+    func get(_ key: [UInt8], in v: View) throws(LSMError) -> [UInt8]? {
         counters.gets.bump()
-        let v = try view()
         for m in v.mems {
             if let (kind, value) = m.get(key, seq: v.sequence) { return kind == .put ? value : nil }
         }

@@ -191,3 +191,39 @@ import Testing
         try? s.close()
     }
 }
+
+@Suite struct SnapshotTests {
+    /// A snapshot keeps seeing its moment through later writes, flushes and compactions; once
+    /// released, the tables only it used are deleted.
+    @Test func snapshotSurvivesCompaction() throws {
+        let dev = try freshDevice()
+        let s = try openStore(dev)
+        for i in 0..<800 { try s.put(key(i), value(i, version: 0, size: 100)) }
+        var snap: LSMSnapshot? = try s.snapshot()
+        for round in 1...3 {
+            for i in 0..<800 { try s.put(key(i), value(i, version: round, size: 100)) }
+        }
+        try s.deleteRange(key(0), key(400))
+        try s.flush()
+        s.waitForBackgroundWork()
+        #expect(s.stats().compactions > 0)
+        for i in stride(from: 0, to: 800, by: 7) {
+            #expect(try snap!.get(key(i)) == value(i, version: 0, size: 100))
+            #expect(try s.get(key(i)) == (i < 400 ? nil : value(i, version: 3, size: 100)))
+        }
+        var n = 0
+        try snap!.scan(from: [], to: nil) { k, v in
+            if k != key(n) || v != value(n, version: 0, size: 100) { Issue.record("snapshot scan at \(n)") }
+            n += 1
+            return true
+        }
+        #expect(n == 800)
+        let tablesHeld = s.kvimr.files().filter { $0.kind == .sstable }.count
+        snap = nil
+        let live = s.stats().levels.reduce(0) { $0 + $1.files }
+        let tablesAfter = s.kvimr.files().filter { $0.kind == .sstable }.count
+        #expect(tablesAfter == live)
+        #expect(tablesAfter < tablesHeld)
+        try s.close()
+    }
+}
