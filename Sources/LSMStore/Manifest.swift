@@ -43,6 +43,9 @@ package struct ManifestLog {
     /// Replays the manifest `number` on top of an empty version.
     package static func recover(kvimr: KVIMR, number: FileNumber, maxLevels: Int,
                                 reclaimer: FileReclaimer?) throws(LSMError) -> ManifestState {
+        guard kvimr.size(number) != nil else {
+            throw LSMError.corrupt("manifest \(number) named by the root record does not exist")
+        }
         let data = try kvimr.readAll(number)
         let records = try LogReader.records(data, name: "manifest \(number)")
         var st = ManifestState(version: .empty(maxLevels))

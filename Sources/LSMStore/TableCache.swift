@@ -5,26 +5,40 @@ import Synchronization
 package final class TableCache: Sendable {
     let kvimr: KVIMR
     let blockCache: BlockCache
-    private let tables = Mutex<[UInt64: Table]>([:])
+    /// Open tables beyond this are closed, oldest opened first (an iterator still holding
+    /// one keeps using it; it is simply reopened on the next use).
+    let capacity: Int
+    private struct State {
+        var map: [UInt64: Table] = [:]
+        var order: [UInt64] = []   // opening order, may hold numbers already evicted
+    }
+    private let tables = Mutex(State())
 
-    package init(kvimr: KVIMR, blockCache: BlockCache) { self.kvimr = kvimr; self.blockCache = blockCache }
+    package init(kvimr: KVIMR, blockCache: BlockCache, capacity: Int = 1000) {
+        self.kvimr = kvimr; self.blockCache = blockCache; self.capacity = max(8, capacity)
+    }
 
     package func table(_ f: FileMeta) throws(LSMError) -> Table {
-        if let t = tables.withLock({ $0[f.number] }) { return t }
+        if let t = tables.withLock({ $0.map[f.number] }) { return t }
         let kvimr = self.kvimr
         let number = f.number
         let t = try Table(number: number, size: f.size, cache: blockCache) { (offset, count) throws(LSMError) -> [UInt8] in
             try kvimr.readExact(number, at: offset, count: count)
         }
-        return tables.withLock { m in
-            if let existing = m[number] { return existing }
-            m[number] = t
+        return tables.withLock { s in
+            if let existing = s.map[number] { return existing }
+            s.map[number] = t
+            s.order.append(number)
+            while s.map.count > capacity, !s.order.isEmpty {
+                s.map[s.order.removeFirst()] = nil
+            }
+            if s.order.count > 4 * capacity { s.order = s.order.filter { s.map[$0] != nil } }
             return t
         }
     }
 
     package func evict(_ number: UInt64) {
-        _ = tables.withLock { $0.removeValue(forKey: number) }
+        _ = tables.withLock { $0.map.removeValue(forKey: number) }
         blockCache.evict(file: number)
     }
 }

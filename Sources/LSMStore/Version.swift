@@ -64,6 +64,22 @@ package final class Version: Sendable {
         return lo
     }
 
+    /// nil if the version is well formed: L0 newest first, deeper levels sorted with disjoint
+    /// user-key ranges, every file's smallest <= largest; else what is wrong.
+    package func invariantViolation() -> String? {
+        for (l, files) in levels.enumerated() {
+            for f in files where InternalKey.compare(f.smallest, f.largest) > 0 { return "L\(l) file \(f.number): smallest > largest" }
+            if l == 0 {
+                for i in files.indices.dropFirst() where files[i - 1].number < files[i].number { return "L0 not newest first" }
+            } else {
+                for i in files.indices.dropFirst() where InternalKey.compareUser(files[i - 1].largest, files[i].smallestUser) >= 0 {
+                    return "L\(l) files \(files[i - 1].number) and \(files[i].number) overlap"
+                }
+            }
+        }
+        return nil
+    }
+
     /// Applies an edit: returns the new version. Added files replace deleted ones; files that
     /// are both deleted and added (a move between levels) keep their `FileMeta`.
     package func applying(_ edit: VersionEdit, reclaimer: FileReclaimer?) -> (Version, obsolete: [FileMeta]) {

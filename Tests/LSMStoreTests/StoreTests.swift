@@ -137,6 +137,7 @@ import Testing
                 try s.write(b)
             } else if r < 90 {
                 #expect(try s.get(key(i)) == model[key(i)], "seed \(seed) step \(step) key \(i)")
+                if step % 50 == 0 { #expect(s.versionInvariantViolation() == nil) }
             } else if r < 99 {
                 let j = i + rng.int(0...80)
                 let got = try dump(s, from: key(i), to: key(j))
@@ -149,6 +150,7 @@ import Testing
             }
         }
         s.waitForBackgroundWork()
+        #expect(s.versionInvariantViolation() == nil)
         #expect(same(try dump(s), sortedModel(model)))
         flushes += s.stats().flushes; compactions += s.stats().compactions
         #expect(flushes > 5)
