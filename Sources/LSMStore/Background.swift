@@ -72,10 +72,10 @@ extension Engine {
         let kvimr = self.kvimr
         func finish() throws(LSMError) {
             guard var c = current else { return }
-            current = nil
-            let info = try c.builder.finish()
+            let info = try c.builder.finish()   // on failure `current` still names the file
             try kvimr.sealFile(c.number)
             try kvimr.syncFiles([c.number])
+            current = nil
             counters.tableBytesWritten.bump(info.size)
             done.append(.init(level: level, number: c.number, size: info.size, smallest: info.smallest, largest: info.largest))
         }

@@ -47,14 +47,18 @@ package final class Block: Sendable {
 package final class BlockIterator {
     let block: Block
     let compare: ([UInt8], [UInt8]) -> Int
-    let name: String
+    /// Names the block in error messages (built only on error).
+    let table: UInt64
+    let blockOffset: UInt64?
+    var name: String { blockOffset.map { "table \(table) block at \($0)" } ?? "table \(table) index" }
     package private(set) var key: [UInt8] = []
     package private(set) var value: [UInt8] = []
     private var current: Int       // offset of the current entry; == restartsOffset when invalid
     private var nextOffset: Int
 
-    package init(_ block: Block, name: String, compare: @escaping ([UInt8], [UInt8]) -> Int) {
-        self.block = block; self.compare = compare; self.name = name
+    /// `blockOffset` nil: the table's index block.
+    package init(_ block: Block, table: UInt64, blockOffset: UInt64?, compare: @escaping ([UInt8], [UInt8]) -> Int) {
+        self.block = block; self.compare = compare; self.table = table; self.blockOffset = blockOffset
         current = block.restartsOffset; nextOffset = block.restartsOffset
     }
 

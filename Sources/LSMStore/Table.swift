@@ -90,7 +90,7 @@ package final class TableIterator: InternalIterator {
 
     init(_ table: Table) {
         self.table = table
-        indexIter = BlockIterator(table.index, name: "table \(table.number) index", compare: InternalKey.compare)
+        indexIter = BlockIterator(table.index, table: table.number, blockOffset: nil, compare: InternalKey.compare)
     }
 
     package var isValid: Bool { dataIter?.isValid ?? false }
@@ -103,7 +103,7 @@ package final class TableIterator: InternalIterator {
         var r = ByteReader(indexIter.value)
         guard let h = BlockHandle.decode(&r) else { throw LSMError.corrupt("table \(table.number): bad index entry") }
         let b = try table.dataBlock(h)
-        dataIter = BlockIterator(b, name: "table \(table.number) block at \(h.offset)", compare: InternalKey.compare)
+        dataIter = BlockIterator(b, table: table.number, blockOffset: h.offset, compare: InternalKey.compare)
     }
     /// Skips forward over exhausted (or empty) data blocks.
     private func skipEmpty() throws(LSMError) {

@@ -35,15 +35,17 @@ extension Engine {
             guard var log = w.log else { throw LSMError(.closed, "no write-ahead log") }
             let payload = BatchCodec.encode(sequence: first, entries)
             do throws(LSMError) {
-                let before = log.bytesWritten
                 try log.add(payload, kvimr: kvimr)
-                w.log = log
-                counters.walBytesWritten.bump(log.bytesWritten - before)
-                if sync { try kvimr.syncFiles([log.file]) }
             } catch {
-                w.failed = error
+                // KVIMR refuses an append it cannot place without changing anything; any other
+                // failure leaves the log in an unknown state: no further writes.
+                if error.kind != .noSpace { w.failed = error }
                 throw error
             }
+            counters.walBytesWritten.bump(log.bytesWritten - (w.log?.bytesWritten ?? 0))
+            w.log = log
+            // The record is in the WAL: apply it, then report a failed sync (the write may or
+            // may not survive a crash, as with any failed fsync).
             var user: UInt64 = 0
             for (i, e) in entries.enumerated() {
                 mem.add(first + UInt64(i), e.kind, e.key, e.value)
@@ -51,6 +53,12 @@ extension Engine {
             }
             counters.userBytesWritten.bump(user)
             state.withLock { $0.lastSequence = first + UInt64(entries.count) - 1 }
+            if sync {
+                do throws(LSMError) { try kvimr.syncFiles([log.file]) } catch {
+                    w.failed = error
+                    throw error
+                }
+            }
         }
     }
 
@@ -120,9 +128,15 @@ extension Engine {
     /// synced first, so a crash can never keep a later WAL's records without an earlier one's.
     func switchMemtable(_ w: inout WriterState) throws(LSMError) {
         guard let old = w.log else { throw LSMError(.closed, "no write-ahead log") }
-        try kvimr.sealFile(old.file)
-        try kvimr.syncFiles([old.file])
         let wal = try kvimr.createFile(.wal, level: 0)
+        do throws(LSMError) {
+            try kvimr.sealFile(old.file)
+            try kvimr.syncFiles([old.file])
+        } catch {
+            try? kvimr.deleteFile(wal)
+            w.failed = error // the old WAL may be sealed: it takes no more records
+            throw error
+        }
         w.log = LogWriter(file: wal)
         state.withLock { s in
             s.imms.append(s.mem)

@@ -13,7 +13,7 @@ private func ikey(_ i: Int, seq: UInt64 = 1, kind: ValueKind = .put) -> [UInt8] 
         for i in stride(from: 0, to: 2000, by: 2) { b.add(ikey(i), value(i, version: 0, size: i % 37)) }
         let contents = b.finish()
         let block = try Block.verified(Block.withTrailer(contents), what: "test")
-        let it = BlockIterator(block, name: "t", compare: InternalKey.compare)
+        let it = BlockIterator(block, table: 0, blockOffset: 0, compare: InternalKey.compare)
         try it.seekToFirst()
         var n = 0
         while it.isValid {
