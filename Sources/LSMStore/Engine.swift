@@ -153,7 +153,7 @@ final class ReclaimContext: Sendable {
     init(kvimr: KVIMR, options: LSMOptions) {
         self.kvimr = kvimr
         blockCache = BlockCache(capacityBytes: options.blockCacheBytes)
-        tableCache = TableCache(kvimr: kvimr, blockCache: blockCache)
+        tableCache = TableCache(kvimr: kvimr, blockCache: blockCache, capacity: options.maxOpenTables)
     }
 
     var reclaimer: FileReclaimer { FileReclaimer { [self] n in self.reclaim(n) } }

@@ -11,6 +11,8 @@ public struct LSMOptions: Sendable {
     public var baseLevelBytes: Int = 10 << 20
     public var maxLevels: Int = 7
     public var blockCacheBytes: Int = 8 << 20
+    /// Open SSTables kept (each holds its index and Bloom filter in memory).
+    public var maxOpenTables: Int = 1000
     public init() {}
 }
 

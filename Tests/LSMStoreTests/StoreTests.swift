@@ -105,7 +105,9 @@ import Testing
     func randomizedAgainstModel(seed: UInt64) throws {
         var rng = RNG(seed: seed)
         var dev = try freshDevice()
-        var s = try openStore(dev)
+        var o = smallOptions()
+        if seed == 2 { o.maxOpenTables = 8; o.blockCacheBytes = 0 } // exercise table reopening, no block cache
+        var s = try openStore(dev, o)
         var model: [[UInt8]: [UInt8]] = [:]
         var version = 0
         var flushes: UInt64 = 0, compactions: UInt64 = 0
@@ -146,7 +148,7 @@ import Testing
                 flushes += s.stats().flushes; compactions += s.stats().compactions
                 try s.close()
                 dev = dev.reopened()
-                s = try openStore(dev)
+                s = try openStore(dev, o)
             }
         }
         s.waitForBackgroundWork()
