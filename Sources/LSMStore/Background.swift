@@ -44,12 +44,10 @@ extension Engine {
             return (imm, s.imms.count > 1 ? s.imms[1].walNumber : s.mem.walNumber)
         }) else { return }
         var edit = VersionEdit()
-        if let info = try writeTables(level: 0, split: false, { (add) throws(LSMError) in
+        edit.added = try writeTables(level: 0, split: false, tombstones: imm.rangeTombstones) { (add) throws(LSMError) in
             let it = MemtableIterator(imm)
             it.seekToFirst()
             while it.isValid { try add(it.key, it.value); it.next() }
-        }).first {
-            edit.added.append(info)
         }
         edit.logNumber = nextLog
         try logAndApply(edit) { s in
@@ -60,22 +58,40 @@ extension Engine {
         try? kvimr.deleteFile(imm.walNumber) // the edit moving past it is durable
     }
 
-    /// Writes the entries `produce` emits (sorted internal keys) into new tables of `level`,
-    /// cutting a new table at `targetFileBytes` when `split` (never between two versions of
-    /// one user key). Each table is sealed and synced before this returns.
-    func writeTables(level: Int, split: Bool,
+    /// Writes the entries `produce` emits (sorted internal keys) and `tombstones` into new
+    /// tables of `level`, cutting a new table at `targetFileBytes` when `split` (never between
+    /// two versions of one user key). The tables partition the key space at their first point
+    /// keys; each gets the tombstone pieces inside its part, so tables of one level never
+    /// overlap. Each table is sealed and synced before this returns.
+    func writeTables(level: Int, split: Bool, tombstones: [RangeTombstone] = [],
                      _ produce: (_ add: ([UInt8], [UInt8]) throws(LSMError) -> Void) throws(LSMError) -> Void)
         throws(LSMError) -> [VersionEdit.NewFile] {
         var done: [VersionEdit.NewFile] = []
         var current: (number: FileNumber, builder: TableBuilder)? = nil
         var lastKey: [UInt8]? = nil
+        var lower: [UInt8]? = nil   // this table's part of the key space starts here (nil: -inf)
         let kvimr = self.kvimr
-        func finish() throws(LSMError) {
+        let options = self.options
+        func newTable() throws(LSMError) {
+            let n = try kvimr.createFile(.sstable, level: level)
+            current = (n, TableBuilder(blockSize: options.blockSize, bitsPerKey: options.bloomBitsPerKey) {
+                (bytes: [UInt8]) throws(LSMError) in try kvimr.appendBytes(n, bytes)
+            })
+        }
+        /// Finishes the current table, whose part ends at `upper` (nil: +inf).
+        func finish(upper: [UInt8]?) throws(LSMError) {
+            let pieces = tombstones.compactMap { $0.clipped(lower, upper) }
+            if current == nil {
+                if pieces.isEmpty { return }
+                try newTable()
+            }
+            for t in pieces { current!.builder.addRangeTombstone(t) }
             guard var c = current else { return }
             let info = try c.builder.finish()   // on failure `current` still names the file
             try kvimr.sealFile(c.number)
             try kvimr.syncFiles([c.number])
             current = nil
+            lower = upper
             counters.tableBytesWritten.bump(info.size)
             done.append(.init(level: level, number: c.number, size: info.size, smallest: info.smallest, largest: info.largest))
         }
@@ -83,18 +99,13 @@ extension Engine {
             try produce { (key, value) throws(LSMError) in
                 if split, let c = current, c.builder.estimatedSize >= UInt64(max(1, options.targetFileBytes)),
                    let l = lastKey, !InternalKey.sameUser(l, key) {
-                    try finish()
+                    try finish(upper: InternalKey.userKey(key))
                 }
-                if current == nil {
-                    let n = try kvimr.createFile(.sstable, level: level)
-                    current = (n, TableBuilder(blockSize: options.blockSize, bitsPerKey: options.bloomBitsPerKey) {
-                        (bytes: [UInt8]) throws(LSMError) in try kvimr.appendBytes(n, bytes)
-                    })
-                }
+                if current == nil { try newTable() }
                 try current!.builder.add(key, value)
                 lastKey = key
             }
-            try finish()
+            try finish(upper: nil)
         } catch {
             // Nothing names these files yet: remove them.
             if let c = current { try? kvimr.deleteFile(c.number) }
@@ -148,7 +159,15 @@ extension Engine {
             children.append(LevelIterator(files: c.next) { (m: FileMeta) throws(LSMError) in try tc.table(m) })
             let merged = MergingIterator(children)
             var base = BaseLevelCheck(version: v, outputLevel: c.outputLevel)
-            edit.added = try writeTables(level: c.outputLevel, split: true) { (add) throws(LSMError) in
+            // Range tombstones: cut into disjoint newest-wins pieces; a piece with nothing
+            // beneath the output level has done its work and is dropped.
+            var all: [RangeTombstone] = []
+            for f in c.inputs + c.next { all += try tableCache.table(f).tombstones }
+            let frags = TombstoneFragments(all, snapshot: smallestSnapshot)
+            let kept = frags.tombstones.filter { t in
+                ((c.outputLevel + 1)..<v.levels.count).contains { !v.overlapping($0, t.start, t.end).isEmpty }
+            }
+            edit.added = try writeTables(level: c.outputLevel, split: true, tombstones: kept) { (add) throws(LSMError) in
                 try merged.seekToFirst()
                 var currentUser: [UInt8]? = nil
                 var lastSeqForKey = UInt64.max
@@ -160,7 +179,9 @@ extension Engine {
                         lastSeqForKey = UInt64.max
                     }
                     var drop = false
-                    if lastSeqForKey <= smallestSnapshot {
+                    if !frags.isEmpty, frags.coveringSeq(InternalKey.userKey(k)) > seq {
+                        drop = true // deleted by a range tombstone
+                    } else if lastSeqForKey <= smallestSnapshot {
                         drop = true // shadowed by a newer version every reader can see
                     } else if InternalKey.kind(k) == ValueKind.delete.rawValue, seq <= smallestSnapshot,
                               base.isBaseLevel(for: InternalKey.userKey(k)) {

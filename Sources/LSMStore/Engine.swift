@@ -1,5 +1,6 @@
 import Dispatch
 import KVIMR
+import LSMCommon
 import Synchronization
 
 /// Everything the engine's threads share. Lock order (outer first):
@@ -79,33 +80,52 @@ final class Engine: Sendable {
 
     func get(_ key: [UInt8]) throws(LSMError) -> [UInt8]? { try get(key, in: try view()) }
 
+    /// Point lookup: sources newest first; the first version found answers unless a range
+    /// tombstone seen so far (in it or a newer source) is newer than it.
     func get(_ key: [UInt8], in v: View) throws(LSMError) -> [UInt8]? {
         counters.gets.bump()
+        var tomb: UInt64 = 0
         for m in v.mems {
-            if let (kind, value) = m.get(key, seq: v.sequence) { return kind == .put ? value : nil }
+            tomb = max(tomb, m.maxCoveringSeq(key, seq: v.sequence))
+            if let (kind, seq, value) = m.getWithSeq(key, seq: v.sequence) {
+                return kind == .put && seq > tomb ? value : nil
+            }
         }
         let target = InternalKey.make(key, v.sequence, LSMFormat.seekKind)
         let hash = Bloom.hash(key)
         for level in 0..<v.version.levels.count {
-            let files = v.version.levels[level]
-            var candidates: [FileMeta] = []
+            let candidates: [FileMeta]
             if level == 0 {
-                candidates = files.filter { $0.overlaps(key, key) } // newest first
+                candidates = v.version.levels[0].filter { $0.contains(key) } // newest first
             } else {
-                let i = v.version.findFile(level, key)
-                if i < files.count, InternalKey.compareUser(files[i].smallest, key) <= 0 { candidates = [files[i]] }
+                candidates = v.version.fileContaining(level, key).map { [$0] } ?? []
             }
             for f in candidates {
                 let t = try tableCache.table(f)
+                tomb = max(tomb, t.maxCoveringSeq(key, snapshot: v.sequence))
                 counters.bloomChecks.bump()
                 if !t.mayContain(hash: hash) { counters.bloomNegatives.bump(); continue }
                 counters.tablesProbed.bump()
                 if let e = try t.get(target, userKey: key) {
-                    return InternalKey.kind(e.key) == ValueKind.put.rawValue ? e.value : nil
+                    let live = InternalKey.kind(e.key) == ValueKind.put.rawValue && InternalKey.sequence(e.key) > tomb
+                    return live ? e.value : nil
                 }
             }
         }
         return nil
+    }
+
+    /// The range tombstones of `v` that may touch [start, end).
+    func tombstones(_ v: View, from start: [UInt8], to end: [UInt8]?) throws(LSMError) -> [RangeTombstone] {
+        var out: [RangeTombstone] = []
+        for m in v.mems { out += m.rangeTombstones }
+        for level in 0..<v.version.levels.count {
+            for f in v.version.overlapping(level, start, end) {
+                let t = try tableCache.table(f)
+                out += t.tombstones
+            }
+        }
+        return out.filter { compareBytes($0.end, start) > 0 && (end == nil || compareBytes($0.start, end!) < 0) }
     }
 
     /// A merging iterator over every source of `v` (newest first).
@@ -124,6 +144,7 @@ final class Engine: Sendable {
     /// Visits the newest visible live version of each user key in [start, end).
     func scan(_ v: View, from start: [UInt8], to end: [UInt8]?,
               _ visit: (_ key: [UInt8], _ value: [UInt8]) -> Bool) throws(LSMError) {
+        let frags = TombstoneFragments(try tombstones(v, from: start, to: end), snapshot: v.sequence)
         let it = try iterator(v)
         try it.seek(InternalKey.make(start, v.sequence, LSMFormat.seekKind))
         var last: [UInt8]? = nil
@@ -135,7 +156,10 @@ final class Engine: Sendable {
             if let end, InternalKey.compareUser(k, end) >= 0 { break }
             last = k
             if UInt8(truncatingIfNeeded: trailer) == ValueKind.put.rawValue {
-                if !visit(InternalKey.userKey(k), it.value) { break }
+                let user = InternalKey.userKey(k)
+                if frags.isEmpty || frags.coveringSeq(user) < trailer >> 8 {
+                    if !visit(user, it.value) { break }
+                }
             }
             try it.next()
         }

@@ -18,6 +18,8 @@ struct SkipList {
     var height = 1
     var rng: UInt64 = 0x9E37_79B9_7F4A_7C15
     var count = 0
+    /// Range tombstones, in insertion (sequence) order.
+    var ranges: [RangeTombstone] = []
 
     mutating func randomHeight() -> Int {
         var h = 1
@@ -73,10 +75,16 @@ package final class Memtable: Sendable {
     package init(walNumber: UInt64) { self.walNumber = walNumber }
 
     package var approximateBytes: Int { bytes.load(ordering: .relaxed) }
-    package var count: Int { list.withLock { $0.count } }
+    package var count: Int { list.withLock { $0.count + $0.ranges.count } }
     package var isEmpty: Bool { count == 0 }
 
     package func add(_ seq: UInt64, _ kind: ValueKind, _ key: [UInt8], _ value: [UInt8]) {
+        if kind == .rangeDelete {
+            let t = RangeTombstone(start: key, end: value, seq: seq)
+            list.withLock { $0.ranges.append(t) }
+            bytes.add(key.count + value.count + Memtable.entryOverhead, ordering: .relaxed)
+            return
+        }
         let ikey = InternalKey.make(key, seq, kind.rawValue)
         list.withLock { $0.insert(ikey, value) }
         bytes.add(ikey.count + value.count + Memtable.entryOverhead, ordering: .relaxed)
@@ -91,6 +99,26 @@ package final class Memtable: Sendable {
                   InternalKey.compareUser(n.key, key) == 0,
                   let kind = ValueKind(rawValue: InternalKey.kind(n.key)) else { return nil }
             return (kind, n.value)
+        }
+    }
+
+    /// The range tombstones (all sequences; readers filter by their snapshot).
+    package var rangeTombstones: [RangeTombstone] { list.withLock { $0.ranges } }
+
+    /// The newest sequence <= `seq` of a range tombstone covering `key`, or 0.
+    package func maxCoveringSeq(_ key: [UInt8], seq: UInt64) -> UInt64 {
+        list.withLock { $0.ranges.isEmpty ? 0 : $0.ranges.maxCoveringSeq(key, snapshot: seq) }
+    }
+
+    /// The newest entry for `key` with sequence <= `seq`, with its sequence.
+    package func getWithSeq(_ key: [UInt8], seq: UInt64) -> (ValueKind, UInt64, [UInt8])? {
+        let target = InternalKey.make(key, seq, LSMFormat.seekKind)
+        return list.withLock { l -> (ValueKind, UInt64, [UInt8])? in
+            var none: [SkipNode] = []
+            guard let n = l.findGreaterOrEqual(target, prev: &none),
+                  InternalKey.compareUser(n.key, key) == 0,
+                  let kind = ValueKind(rawValue: InternalKey.kind(n.key)) else { return nil }
+            return (kind, InternalKey.sequence(n.key), n.value)
         }
     }
 

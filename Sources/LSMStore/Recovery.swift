@@ -69,7 +69,7 @@ extension Engine {
         let mem = state.withLock { $0.mem }
         guard !mem.isEmpty else { return }
         var edit = VersionEdit()
-        edit.added = try writeTables(level: 0, split: false) { (add) throws(LSMError) in
+        edit.added = try writeTables(level: 0, split: false, tombstones: mem.rangeTombstones) { (add) throws(LSMError) in
             let it = MemtableIterator(mem)
             it.seekToFirst()
             while it.isValid { try add(it.key, it.value); it.next() }

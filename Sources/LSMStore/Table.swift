@@ -9,6 +9,8 @@ package final class Table: Sendable {
     package let size: UInt64
     let index: Block
     let filter: [UInt8]
+    /// Range tombstones, sorted by (start, newest first).
+    package let tombstones: [RangeTombstone]
     let read: Reader
     let cache: BlockCache?
 
@@ -25,7 +27,7 @@ package final class Table: Sendable {
         let crc = footer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<hs])) }
         guard CRC32C.mask(crc) == footer.readLE(UInt32.self, at: hs) else { throw LSMError.corrupt("\(name): footer checksum mismatch") }
         var r = ByteReader(footer, from: 0, to: hs)
-        guard let fh = BlockHandle.decode(&r), let ih = BlockHandle.decode(&r) else {
+        guard let fh = BlockHandle.decode(&r), let ih = BlockHandle.decode(&r), let rh = BlockHandle.decode(&r) else {
             throw LSMError.corrupt("\(name): bad footer handles")
         }
         let limit = size - UInt64(LSMFormat.footerSize)
@@ -40,6 +42,23 @@ package final class Table: Sendable {
         let filterBlock = try Block.verifiedRaw(rawFilter, what: "\(name) filter")
         self.filter = filterBlock
         self.index = try Block.verified(try load(ih, "index"), what: "\(name) index")
+        let rangeBlock = try Block.verified(try load(rh, "range-del"), what: "\(name) range-del")
+        var ts: [RangeTombstone] = []
+        let it = BlockIterator(rangeBlock, table: number, blockOffset: rh.offset, compare: InternalKey.compare)
+        try it.seekToFirst()
+        while it.isValid {
+            guard InternalKey.kind(it.key) == ValueKind.rangeDelete.rawValue else {
+                throw LSMError.corrupt("\(name): range-del block holds a non-range entry")
+            }
+            ts.append(RangeTombstone(start: InternalKey.userKey(it.key), end: it.value, seq: InternalKey.sequence(it.key)))
+            try it.next()
+        }
+        self.tombstones = ts
+    }
+
+    /// The newest sequence <= `snapshot` of this table's range tombstones covering `key`, or 0.
+    package func maxCoveringSeq(_ key: [UInt8], snapshot: UInt64) -> UInt64 {
+        tombstones.isEmpty ? 0 : tombstones.maxCoveringSeq(key, snapshot: snapshot)
     }
 
     /// Reads (or finds cached) the data block at `h`.

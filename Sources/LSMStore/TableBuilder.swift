@@ -22,7 +22,8 @@ package struct TableInfo: Sendable {
 
 /// Writes one SSTable (docs/format/sstable.md) through `sink`, block by block.
 /// Byte layout of a table:
-///   [data block + trailer]×n [filter block + trailer] [index block + trailer] [footer: 48]
+///   [data block + trailer]×n [filter block + trailer] [range-del block + trailer]
+///   [index block + trailer] [footer: 48]
 package struct TableBuilder {
     package typealias Sink = ([UInt8]) throws(LSMError) -> Void
     let blockSize: Int
@@ -37,6 +38,7 @@ package struct TableBuilder {
     private var smallest: [UInt8]? = nil
     private var lastKey: [UInt8] = []
     package private(set) var entries = 0
+    private var tombstones: [RangeTombstone] = []
 
     package init(blockSize: Int, bitsPerKey: Int, sink: @escaping Sink) {
         self.blockSize = max(256, blockSize); self.bitsPerKey = bitsPerKey; self.sink = sink
@@ -77,15 +79,32 @@ package struct TableBuilder {
         index.add(lastKey, v) // fence pointer: last key of the block
     }
 
-    /// Writes the remaining data block, the filter, the index and the footer.
+    /// Adds a range tombstone (any order); it widens the table's key range.
+    package mutating func addRangeTombstone(_ t: RangeTombstone) { tombstones.append(t) }
+
+    package var isEmpty: Bool { entries == 0 && tombstones.isEmpty }
+
+    /// Writes the remaining data block, the filter, the range tombstones, the index and the
+    /// footer.
     package mutating func finish() throws(LSMError) -> TableInfo {
         try finishDataBlock()
         let filterHandle = try writeBlock(Bloom.build(hashes: hashes, bitsPerKey: bitsPerKey))
+        // Range-del block: entries (start, seq, rangeDelete) → end, in internal-key order.
+        var lo = smallest, hi: [UInt8]? = entries > 0 ? lastKey : nil
+        var rb = BlockBuilder()
+        for t in tombstones.sorted(by: { InternalKey.compare($0.startKey, $1.startKey) < 0 }) {
+            rb.add(t.startKey, t.end)
+            if lo == nil || InternalKey.compare(t.startKey, lo!) < 0 { lo = t.startKey }
+            if hi == nil || InternalKey.compare(t.endSentinel, hi!) > 0 { hi = t.endSentinel }
+        }
+        let rangeHandle = try writeBlock(rb.finish())
         let indexHandle = try writeBlock(index.finish())
-        // Footer: [filter handle][index handle][zero padding to 36][masked crc32c: 4][magic: 8]
+        // Footer: [filter handle][index handle][range-del handle][zero padding to 36]
+        //         [masked crc32c: 4][magic: 8]
         var footer: [UInt8] = []
         filterHandle.encode(into: &footer)
         indexHandle.encode(into: &footer)
+        rangeHandle.encode(into: &footer)
         footer.append(contentsOf: repeatElement(0, count: LSMFormat.footerHandlesSize - footer.count))
         footer.appendLE(CRC32C.mask(CRC32C.checksum(footer)))
         footer.appendLE(LSMFormat.tableMagic)
@@ -93,6 +112,6 @@ package struct TableBuilder {
         offset += UInt64(footer.count)
         try sink(pending)
         pending = []
-        return TableInfo(size: offset, entries: entries, smallest: smallest ?? [], largest: lastKey)
+        return TableInfo(size: offset, entries: entries, smallest: lo ?? [], largest: hi ?? [])
     }
 }

@@ -29,6 +29,18 @@ package final class FileMeta: Sendable {
         if obsolete.load(ordering: .sequentiallyConsistent) { reclaimer?.deleteFile(number) }
     }
 
+    /// Whether the table ends with a range tombstone's exclusive bound (see `RangeTombstone.endSentinel`).
+    var largestIsSentinel: Bool {
+        InternalKey.trailer(largest) == (LSMFormat.maxSequence << 8 | UInt64(LSMFormat.seekKind))
+    }
+
+    /// Whether `user` lies in the table's key range (points and range tombstones).
+    func contains(_ user: [UInt8]) -> Bool {
+        guard InternalKey.compareUser(smallest, user) <= 0 else { return false }
+        let c = InternalKey.compareUser(largest, user)
+        return c > 0 || (c == 0 && !largestIsSentinel)
+    }
+
     /// Whether the file's user-key range intersects [lo, hi] (nil = unbounded).
     func overlaps(_ lo: [UInt8]?, _ hi: [UInt8]?) -> Bool {
         if let lo, InternalKey.compareUser(largest, lo) < 0 { return false }
@@ -53,15 +65,17 @@ package final class Version: Sendable {
         levels[level].filter { $0.overlaps(lo, hi) }
     }
 
-    /// Index of the first file in sorted `level` (≥ 1) whose largest user key is >= `user`.
-    func findFile(_ level: Int, _ user: [UInt8]) -> Int {
+    /// The file of sorted `level` (≥ 1) whose key range holds `user`, if any (at most one).
+    func fileContaining(_ level: Int, _ user: [UInt8]) -> FileMeta? {
         let files = levels[level]
-        var lo = 0, hi = files.count
+        var lo = 0, hi = files.count // first file whose largest user key is >= user
         while lo < hi {
             let mid = (lo + hi) / 2
             if InternalKey.compareUser(files[mid].largest, user) < 0 { lo = mid + 1 } else { hi = mid }
         }
-        return lo
+        // A file ending with a tombstone sentinel at `user` does not hold it; the next may.
+        for i in lo..<min(lo + 2, files.count) where files[i].contains(user) { return files[i] }
+        return nil
     }
 
     /// nil if the version is well formed: L0 newest first, deeper levels sorted with disjoint
@@ -72,7 +86,9 @@ package final class Version: Sendable {
             if l == 0 {
                 for i in files.indices.dropFirst() where files[i - 1].number < files[i].number { return "L0 not newest first" }
             } else {
-                for i in files.indices.dropFirst() where InternalKey.compareUser(files[i - 1].largest, files[i].smallestUser) >= 0 {
+                for i in files.indices.dropFirst() {
+                    let c = InternalKey.compareUser(files[i - 1].largest, files[i].smallestUser)
+                    guard c > 0 || (c == 0 && !files[i - 1].largestIsSentinel) else { continue }
                     return "L\(l) files \(files[i - 1].number) and \(files[i].number) overlap"
                 }
             }

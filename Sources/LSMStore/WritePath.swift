@@ -62,34 +62,26 @@ extension Engine {
         }
     }
 
-    /// Turns the batch into point entries; a range delete becomes a tombstone for every key
-    /// live in the range at this point (the writer lock is held, so nothing slips in between),
-    /// including keys put earlier in the same batch.
+    /// Validates the batch and turns it into log entries (a range delete becomes one range
+    /// tombstone; an empty range is dropped).
     func resolve(_ batch: WriteBatch) throws(LSMError) -> [BatchEntry] {
         var out: [BatchEntry] = []
         out.reserveCapacity(batch.count)
-        var putKeys: [[UInt8]] = []
         for op in batch.ops {
             switch op {
             case .put(let k, let v):
                 guard k.count <= WriteLimits.maxKeyBytes else { throw LSMError(.invalidArgument, "key of \(k.count) bytes is too long") }
                 guard v.count <= WriteLimits.maxValueBytes else { throw LSMError(.invalidArgument, "value of \(v.count) bytes is too long") }
                 out.append(BatchEntry(kind: .put, key: k, value: v))
-                putKeys.append(k)
             case .delete(let k):
                 guard k.count <= WriteLimits.maxKeyBytes else { throw LSMError(.invalidArgument, "key of \(k.count) bytes is too long") }
                 out.append(BatchEntry(kind: .delete, key: k))
             case .deleteRange(let start, let end):
-                guard compareBytes(start, end) < 0 else { continue } // empty range
-                var keys: [[UInt8]] = []
-                try scan(try view(), from: start, to: end) { k, _ in keys.append(k); return true }
-                for k in putKeys where compareBytes(k, start) >= 0 && compareBytes(k, end) < 0 { keys.append(k) }
-                keys.sort { compareBytes($0, $1) < 0 }
-                var prev: [UInt8]? = nil
-                for k in keys where prev != k {
-                    out.append(BatchEntry(kind: .delete, key: k))
-                    prev = k
+                guard start.count <= WriteLimits.maxKeyBytes, end.count <= WriteLimits.maxKeyBytes else {
+                    throw LSMError(.invalidArgument, "range bound is too long")
                 }
+                guard compareBytes(start, end) < 0 else { continue } // empty range
+                out.append(BatchEntry(kind: .rangeDelete, key: start, value: end))
             }
         }
         return out

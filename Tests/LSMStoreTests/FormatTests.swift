@@ -189,3 +189,42 @@ final class Bytes: @unchecked Sendable { var data: [UInt8] = [] }
         }
     }
 }
+
+@Suite struct RangeTombstoneTests {
+    func t(_ a: Int, _ b: Int, _ seq: UInt64) -> RangeTombstone { RangeTombstone(start: key(a), end: key(b), seq: seq) }
+
+    @Test func fragmentsKeepNewestCover() {
+        let f = TombstoneFragments([t(10, 20, 5), t(15, 30, 9), t(40, 50, 2), t(0, 100, 50)], snapshot: 10)
+        #expect(f.coveringSeq(key(9)) == 0)
+        #expect(f.coveringSeq(key(10)) == 5)
+        #expect(f.coveringSeq(key(15)) == 9)
+        #expect(f.coveringSeq(key(29)) == 9)
+        #expect(f.coveringSeq(key(30)) == 0)
+        #expect(f.coveringSeq(key(45)) == 2)
+        #expect(f.coveringSeq(key(50)) == 0)
+        let pieces = f.tombstones
+        #expect(pieces.map(\.seq) == [5, 9, 9, 2])
+        for (a, b) in zip(pieces, pieces.dropFirst()) { #expect(!lexLess(b.start, a.end)) }
+        #expect(t(10, 20, 1).clipped(key(15), nil) == t(15, 20, 1))
+        #expect(t(10, 20, 1).clipped(key(20), nil) == nil)
+    }
+
+    @Test func tableStoresTombstonesAndWidensRange() throws {
+        let out = Bytes()
+        var b = TableBuilder(blockSize: 512, bitsPerKey: 10) { (bytes: [UInt8]) throws(LSMError) in out.data += bytes }
+        for i in 20..<30 { try b.add(InternalKey.make(key(i), 100, ValueKind.put.rawValue), [1]) }
+        b.addRangeTombstone(t(5, 25, 7))
+        b.addRangeTombstone(t(28, 60, 8))
+        let info = try b.finish()
+        #expect(info.smallest == t(5, 25, 7).startKey)
+        #expect(info.largest == t(28, 60, 8).endSentinel)
+        let bytes = out.data
+        let table = try Table(number: 1, size: UInt64(bytes.count), cache: nil) { (offset: UInt64, count: Int) throws(LSMError) -> [UInt8] in
+            Array(bytes[Int(offset)..<(Int(offset) + count)])
+        }
+        #expect(table.tombstones == [t(5, 25, 7), t(28, 60, 8)])
+        #expect(table.maxCoveringSeq(key(24), snapshot: 100) == 7)
+        #expect(table.maxCoveringSeq(key(24), snapshot: 6) == 0)
+        #expect(table.maxCoveringSeq(key(60), snapshot: 100) == 0)
+    }
+}

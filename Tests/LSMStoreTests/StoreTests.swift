@@ -120,15 +120,19 @@ import Testing
                 try s.put(key(i), v); model[key(i)] = v
             } else if r < 62 {
                 try s.delete(key(i)); model[key(i)] = nil
-            } else if r < 64 {
-                let j = i + rng.int(0...40)
+            } else if r < 66 {
+                let j = i + (rng.bool(20) ? rng.int(0...400) : rng.int(0...40))
                 try s.deleteRange(key(i), key(j))
                 for k in model.keys where !lexLess(k, key(i)) && lexLess(k, key(j)) { model[k] = nil }
-            } else if r < 68 {
+            } else if r < 70 {
                 var b = WriteBatch()
                 for _ in 0..<rng.int(1...8) {
                     let x = rng.int(0...600)
-                    if rng.bool(70) {
+                    if rng.bool(10) {
+                        let y = x + rng.int(0...30)
+                        b.deleteRange(key(x), key(y))
+                        for k in model.keys where !lexLess(k, key(x)) && lexLess(k, key(y)) { model[k] = nil }
+                    } else if rng.bool(70) {
                         version += 1
                         let v = value(x, version: version, size: rng.int(0...200))
                         b.put(key(x), v); model[key(x)] = v
@@ -228,6 +232,46 @@ import Testing
         let tablesAfter = s.kvimr.files().filter { $0.kind == .sstable }.count
         #expect(tablesAfter == live)
         #expect(tablesAfter < tablesHeld)
+        try s.close()
+    }
+}
+
+@Suite struct RangeDeleteTests {
+    /// Range tombstones at every depth: over flushed and compacted data, at table boundaries,
+    /// under snapshots, across reopens, and dropped once they reach the bottom.
+    @Test func rangeDeletesThroughLevels() throws {
+        let dev = try freshDevice()
+        var s = try openStore(dev)
+        for i in 0..<3000 { try s.put(key(i), value(i, version: 0, size: 60)) }
+        try s.flush(); s.waitForBackgroundWork()
+        let snap = try s.snapshot()
+        try s.deleteRange(key(100), key(2900))
+        try s.put(key(1500), [1])                        // newer than the tombstone
+        #expect(try s.get(key(99)) == value(99, version: 0, size: 60))
+        #expect(try s.get(key(100)) == nil)
+        #expect(try s.get(key(1500)) == [1])
+        #expect(try s.get(key(2899)) == nil)
+        #expect(try s.get(key(2900)) == value(2900, version: 0, size: 60))
+        #expect(try dump(s).count == 100 + 1 + 100)
+        #expect(try snap.get(key(500)) == value(500, version: 0, size: 60))
+        #expect(try dump(snap).count == 3000)
+        // Push the tombstone down through the levels with more writes elsewhere.
+        for round in 1...3 {
+            for i in 3000..<4500 { try s.put(key(i), value(i, version: round, size: 60)) }
+        }
+        try s.flush(); s.waitForBackgroundWork()
+        #expect(s.versionInvariantViolation() == nil)
+        #expect(try s.get(key(100)) == nil)
+        #expect(try s.get(key(1500)) == [1])
+        #expect(try dump(s, to: key(3000)).count == 201)
+        #expect(try dump(snap, to: key(3000)).count == 3000)
+        try s.close()
+        s = try openStore(dev.reopened())
+        #expect(try s.get(key(2000)) == nil)
+        #expect(try s.get(key(1500)) == [1])
+        #expect(try dump(s, to: key(3000)).count == 201)
+        try s.deleteRange([], [0xFF])
+        #expect(try dump(s).isEmpty)
         try s.close()
     }
 }

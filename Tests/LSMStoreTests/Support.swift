@@ -81,3 +81,9 @@ func lexLess(_ a: [UInt8], _ b: [UInt8]) -> Bool { a.lexicographicallyPrecedes(b
 func same(_ a: [([UInt8], [UInt8])], _ b: [([UInt8], [UInt8])]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
 }
+
+func dump(_ s: LSMSnapshot, from: [UInt8] = [], to: [UInt8]? = nil) throws -> [([UInt8], [UInt8])] {
+    var out: [([UInt8], [UInt8])] = []
+    try s.scan(from: from, to: to) { k, v in out.append((k, v)); return true }
+    return out
+}
