@@ -118,14 +118,13 @@ final class Engine: Sendable {
     /// The range tombstones of `v` that may touch [start, end).
     func tombstones(_ v: View, from start: [UInt8], to end: [UInt8]?) throws(LSMError) -> [RangeTombstone] {
         var out: [RangeTombstone] = []
-        for m in v.mems { out += m.rangeTombstones }
+        for m in v.mems { out += m.rangeTombstones(from: start, to: end) }
         for level in 0..<v.version.levels.count {
             for f in v.version.overlapping(level, start, end) {
-                let t = try tableCache.table(f)
-                out += t.tombstones
+                out += try tableCache.table(f).tombstones(from: start, to: end)
             }
         }
-        return out.filter { compareBytes($0.end, start) > 0 && (end == nil || compareBytes($0.start, end!) < 0) }
+        return out
     }
 
     /// A merging iterator over every source of `v` (newest first).

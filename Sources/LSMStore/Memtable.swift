@@ -18,8 +18,9 @@ struct SkipList {
     var height = 1
     var rng: UInt64 = 0x9E37_79B9_7F4A_7C15
     var count = 0
-    /// Range tombstones, in insertion (sequence) order.
+    /// Range tombstones, in insertion (sequence) order, and indexed for lookups.
     var ranges: [RangeTombstone] = []
+    var rangeIndex = TombstoneIndex()
 
     mutating func randomHeight() -> Int {
         var h = 1
@@ -81,7 +82,7 @@ package final class Memtable: Sendable {
     package func add(_ seq: UInt64, _ kind: ValueKind, _ key: [UInt8], _ value: [UInt8]) {
         if kind == .rangeDelete {
             let t = RangeTombstone(start: key, end: value, seq: seq)
-            list.withLock { $0.ranges.append(t) }
+            list.withLock { $0.ranges.append(t); $0.rangeIndex.insert(t) }
             bytes.add(key.count + value.count + Memtable.entryOverhead, ordering: .relaxed)
             return
         }
@@ -107,7 +108,12 @@ package final class Memtable: Sendable {
 
     /// The newest sequence <= `seq` of a range tombstone covering `key`, or 0.
     package func maxCoveringSeq(_ key: [UInt8], seq: UInt64) -> UInt64 {
-        list.withLock { $0.ranges.isEmpty ? 0 : $0.ranges.maxCoveringSeq(key, snapshot: seq) }
+        list.withLock { $0.ranges.isEmpty ? 0 : $0.rangeIndex.maxCoveringSeq(key, snapshot: seq) }
+    }
+
+    /// Range tombstone pieces touching [start, end).
+    package func rangeTombstones(from start: [UInt8], to end: [UInt8]?) -> [RangeTombstone] {
+        list.withLock { $0.ranges.isEmpty ? [] : $0.rangeIndex.overlapping(start, end) }
     }
 
     /// The newest entry for `key` with sequence <= `seq`, with its sequence.

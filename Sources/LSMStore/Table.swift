@@ -11,6 +11,7 @@ package final class Table: Sendable {
     let filter: [UInt8]
     /// Range tombstones, sorted by (start, newest first).
     package let tombstones: [RangeTombstone]
+    let tombstoneIndex: TombstoneIndex
     let read: Reader
     let cache: BlockCache?
 
@@ -54,11 +55,17 @@ package final class Table: Sendable {
             try it.next()
         }
         self.tombstones = ts
+        self.tombstoneIndex = TombstoneIndex(ts)
     }
 
     /// The newest sequence <= `snapshot` of this table's range tombstones covering `key`, or 0.
     package func maxCoveringSeq(_ key: [UInt8], snapshot: UInt64) -> UInt64 {
-        tombstones.isEmpty ? 0 : tombstones.maxCoveringSeq(key, snapshot: snapshot)
+        tombstones.isEmpty ? 0 : tombstoneIndex.maxCoveringSeq(key, snapshot: snapshot)
+    }
+
+    /// Range tombstone pieces touching [start, end).
+    package func tombstones(from start: [UInt8], to end: [UInt8]?) -> [RangeTombstone] {
+        tombstones.isEmpty ? [] : tombstoneIndex.overlapping(start, end)
     }
 
     /// Reads (or finds cached) the data block at `h`.

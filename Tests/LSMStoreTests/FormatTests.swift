@@ -228,3 +228,30 @@ final class Bytes: @unchecked Sendable { var data: [UInt8] = [] }
         #expect(table.maxCoveringSeq(key(60), snapshot: 100) == 0)
     }
 }
+
+@Suite struct TombstoneIndexTests {
+    @Test(arguments: [1, 2, 3, 4] as [UInt64])
+    func matchesBruteForce(seed: UInt64) {
+        var rng = RNG(seed: seed)
+        var list: [RangeTombstone] = []
+        var index = TombstoneIndex()
+        for seq in 1...200 as ClosedRange<UInt64> {
+            let a = rng.int(0...500), b = a + rng.int(0...60)
+            let t = RangeTombstone(start: key(a), end: key(b), seq: seq)
+            list.append(t)
+            index.insert(t)
+        }
+        let rebuilt = TombstoneIndex(list.shuffled())
+        for _ in 0..<2000 {
+            let k = key(rng.int(0...600))
+            let snap = UInt64(rng.int(0...210))
+            let expected = list.maxCoveringSeq(k, snapshot: snap)
+            #expect(index.maxCoveringSeq(k, snapshot: snap) == expected)
+            #expect(rebuilt.maxCoveringSeq(k, snapshot: snap) == expected)
+            let lo = rng.int(0...550)
+            let pieces = index.overlapping(key(lo), key(lo + 40))
+            let probe = key(lo + rng.int(0...39))
+            #expect(pieces.maxCoveringSeq(probe, snapshot: snap) == list.maxCoveringSeq(probe, snapshot: snap))
+        }
+    }
+}
