@@ -4,8 +4,8 @@ import LSMCommon
 import Synchronization
 
 /// Everything the engine's threads share. Lock order (outer first):
-/// `writer` → `manifest` → `state`; the table and block caches and memtables have their own
-/// leaf locks and never call back.
+/// `syncState` → `writer` → `manifest` → `state`; the table and block caches and memtables have
+/// their own leaf locks and never call back.
 final class Engine: Sendable {
     let kvimr: KVIMR
     let options: LSMOptions
@@ -20,6 +20,8 @@ final class Engine: Sendable {
 
     /// The write path: the current WAL. Held for a whole write (writes are serialized).
     let writer: Mutex<WriterState>
+    /// How far the WAL is known durable (group commit); held while syncing the WAL.
+    let syncState = Mutex(WALPosition(file: 0, offset: 0))
     /// The manifest log and the persisted state it describes; held while logging an edit.
     let manifest: Mutex<ManifestLog?>
     /// Memtables, current version, published sequence, background bookkeeping.

@@ -17,14 +17,11 @@ extension Engine {
     /// published so readers see all of it or none of it.
     func write(_ batch: WriteBatch, sync: Bool) throws(LSMError) {
         if readOnly { throw LSMError(.readOnly, "store is read-only") }
-        try writer.withLock { (w: inout WriterState) throws(LSMError) in
+        let position = try writer.withLock { (w: inout WriterState) throws(LSMError) -> WALPosition? in
             if let f = w.failed { throw f }
             try makeRoomForWrite(&w)
             let entries = try resolve(batch)
-            guard !entries.isEmpty else {
-                if sync, let log = w.log { try kvimr.syncFiles([log.file]) }
-                return
-            }
+            guard !entries.isEmpty else { return w.log.map { WALPosition(file: $0.file, offset: $0.bytesWritten) } }
             let (mem, first) = try state.withLock { (s: inout EngineState) throws(LSMError) in
                 if s.closed { throw LSMError(.closed, "store is closed") }
                 return (s.mem, s.lastSequence + 1)
@@ -53,12 +50,30 @@ extension Engine {
             }
             counters.userBytesWritten.bump(user)
             state.withLock { $0.lastSequence = first + UInt64(entries.count) - 1 }
-            if sync {
-                do throws(LSMError) { try kvimr.syncFiles([log.file]) } catch {
-                    w.failed = error
-                    throw error
-                }
+            return WALPosition(file: log.file, offset: log.bytesWritten)
+        }
+        if sync, let position { try syncWAL(through: position) }
+    }
+
+    /// Group commit: makes the WAL durable through `target`. Syncs run outside the writer
+    /// lock, one at a time; a sync covers every record appended before it started, so writers
+    /// queued behind it usually find their records already durable and return at once.
+    func syncWAL(through target: WALPosition) throws(LSMError) {
+        try syncState.withLock { (durable: inout WALPosition) throws(LSMError) in
+            if durable.covers(target) { return }
+            let current = try writer.withLock { (w: inout WriterState) throws(LSMError) -> WALPosition? in
+                if let f = w.failed { throw f }
+                return w.log.map { WALPosition(file: $0.file, offset: $0.bytesWritten) }
             }
+            // A WAL older than the current one was sealed and synced when it was frozen.
+            guard let current, current.file == target.file else { return }
+            do throws(LSMError) {
+                try kvimr.syncFiles([current.file])
+            } catch {
+                writer.withLock { $0.failed = error }
+                throw error
+            }
+            durable = current
         }
     }
 
@@ -141,9 +156,18 @@ extension Engine {
     /// frozen, so syncing the current WAL covers everything.
     func sync() throws(LSMError) {
         if readOnly { return }
-        try writer.withLock { (w: inout WriterState) throws(LSMError) in
+        let position = try writer.withLock { (w: inout WriterState) throws(LSMError) -> WALPosition? in
             if let f = w.failed { throw f }
-            if let log = w.log { try kvimr.syncFiles([log.file]) }
+            return w.log.map { WALPosition(file: $0.file, offset: $0.bytesWritten) }
         }
+        if let position { try syncWAL(through: position) }
     }
+}
+
+/// A point in the write-ahead log: everything appended to WAL `file` before `offset`.
+struct WALPosition: Sendable {
+    var file: UInt64
+    var offset: UInt64
+    /// WALs are numbered in creation order and an older one is synced when it is frozen.
+    func covers(_ p: WALPosition) -> Bool { file > p.file || (file == p.file && offset >= p.offset) }
 }
