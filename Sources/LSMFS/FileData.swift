@@ -114,7 +114,6 @@ extension FileSystem {
             if end > rec.size { rec.size = end }
             let now = TimeSpec.now()
             rec.mtime = now; rec.ctime = now
-            if rec.mode & UInt32(S_ISUID | S_ISGID) != 0 { rec.mode &= ~UInt32(S_ISUID) }
             batch.put(Keys.inode(ino), rec.encode())
             try write(batch, "write")
             return data.count

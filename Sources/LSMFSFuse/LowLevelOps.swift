@@ -17,6 +17,8 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
         // file sizes between flushes. No FUSE_CAP_EXPORT_SUPPORT (no lookups of "." / "..").
         conn.pointee.want &= ~UInt32(FUSE_CAP_EXPORT_SUPPORT)
         conn.pointee.want &= ~UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        // The kernel clears set-user/group-ID bits on write and chown itself (via setattr).
+        conn.pointee.want &= ~UInt32(FUSE_CAP_HANDLE_KILLPRIV)
         conn.pointee.max_write = 1 << 20
         conn.pointee.max_readahead = 1 << 20
     }
