@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import IMRDisk
 import KVIMR
 import LSMStore
@@ -158,10 +159,11 @@ import Testing
         let writers = 3, perWriter = 1200
         let group = DispatchGroup()
         let failures = Failures()
+        let writersRunning = Box(writers)
         for w in 0..<writers {
             group.enter()
             Thread.detachNewThread {
-                defer { group.leave() }
+                defer { writersRunning.value.subtract(1, ordering: .relaxed); group.leave() }
                 do {
                     for n in 0..<perWriter {
                         let i = w * 100_000 + n
@@ -182,7 +184,9 @@ import Testing
                 defer { group.leave() }
                 var rng = RNG(seed: UInt64(r + 10))
                 do {
-                    for _ in 0..<400 {
+                    var rounds = 0
+                    while rounds < 300 || writersRunning.value.load(ordering: .relaxed) > 0 {
+                        rounds += 1
                         let w = rng.int(0...(writers - 1)), n = rng.int(0...(perWriter - 1))
                         let i = w * 100_000 + n
                         if let v = try s.get(key(i)), v != value(i, version: 1, size: 70) { failures.add("bad value for \(i)") }
@@ -246,4 +250,9 @@ final class Failures: @unchecked Sendable {
     private var list: [String] = []
     func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() }
     var all: [String] { lock.lock(); defer { lock.unlock() }; return list }
+}
+
+final class Box: Sendable {
+    let value: Atomic<Int>
+    init(_ v: Int) { value = Atomic(v) }
 }
