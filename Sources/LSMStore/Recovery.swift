@@ -12,11 +12,9 @@ extension Engine {
         let reclaimer = ctx.reclaimer
         var ms = ManifestState(version: .empty(o.maxLevels))
         let root = kvimr.root
-        var oldManifest: FileNumber? = nil
         if !root.isEmpty {
             let n = try RootRecord.decode(root)
             ms = try ManifestLog.recover(kvimr: kvimr, number: n, maxLevels: o.maxLevels, reclaimer: reclaimer)
-            oldManifest = n
         }
         let engine = Engine(
             kvimr: kvimr, options: o, readOnly: readOnly, reclaim: ctx,
@@ -59,7 +57,6 @@ extension Engine {
         for f in kvimr.files() where !keep.contains(f.number) {
             try? kvimr.deleteFile(f.number)
         }
-        _ = oldManifest
         engine.maybeScheduleBackground()
         return engine
     }
@@ -80,54 +77,5 @@ extension Engine {
             s.mem = Memtable(walNumber: 0)
         }
         counters.flushes.bump()
-    }
-
-    /// Flushes the memtable, waits for background work, syncs and closes KVIMR.
-    func close() throws(LSMError) {
-        if state.withLock({ $0.closed }) { return }
-        var failure: LSMError? = nil
-        if !readOnly {
-            do throws(LSMError) {
-                try writer.withLock { (w: inout WriterState) throws(LSMError) in
-                    if let f = w.failed { throw f }
-                    state.withLock { $0.closing = true }
-                    if !state.withLock({ $0.mem.isEmpty }) { try switchMemtable(&w) }
-                }
-            } catch { failure = error }
-            // Wait for the flushes (new compactions are not started while closing).
-            while true {
-                let g = signal.generation
-                let (busy, err) = state.withLock { s in (s.bgScheduled || (!s.imms.isEmpty && s.bgError == nil), s.bgError) }
-                if !busy { if failure == nil { failure = err }; break }
-                maybeScheduleBackground()
-                signal.wait(past: g)
-            }
-        }
-        state.withLock { $0.closed = true }
-        while state.withLock({ $0.bgScheduled }) { let g = signal.generation; if !state.withLock({ $0.bgScheduled }) { break }; signal.wait(past: g) }
-        reclaim.enabled.store(false, ordering: .sequentiallyConsistent)
-        do throws(KVIMRError) { try kvimr.close() } catch {
-            if failure == nil { failure = LSMError(error, "close KVIMR") }
-        }
-        if let failure { throw failure }
-    }
-
-    func stats() -> LSMStats {
-        let (mem, imms, v, seq) = state.withLock { s in (s.mem.approximateBytes, s.imms.count, s.version, s.lastSequence) }
-        let c = counters
-        let user = c.userBytesWritten.value
-        let gets = c.gets.value
-        return LSMStats(
-            levels: v.levels.indices.map { LSMStats.Level(files: v.levels[$0].count, bytes: v.bytes($0)) },
-            memtableBytes: mem, immutableMemtables: imms, sequence: seq,
-            flushes: c.flushes.value, compactions: c.compactions.value,
-            userBytesWritten: user, tableBytesWritten: c.tableBytesWritten.value,
-            walBytesWritten: c.walBytesWritten.value, gets: gets, tablesProbed: c.tablesProbed.value,
-            bloomChecks: c.bloomChecks.value, bloomNegatives: c.bloomNegatives.value,
-            blockCacheHits: blockCache.hits.load(ordering: .relaxed),
-            blockCacheMisses: blockCache.misses.load(ordering: .relaxed),
-            stallMicros: c.stallMicros.value,
-            writeAmplification: user == 0 ? 0 : Double(c.walBytesWritten.value + c.tableBytesWritten.value) / Double(user),
-            readAmplification: gets == 0 ? 0 : Double(c.tablesProbed.value) / Double(gets))
     }
 }
