@@ -58,3 +58,5 @@ func monotonicMicros() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &t)
     return UInt64(t.tv_sec) * 1_000_000 + UInt64(t.tv_nsec) / 1000
 }
+
+func sleepMicros(_ us: Int) { usleep(useconds_t(us)) }

@@ -12,6 +12,9 @@ extension Engine {
     var maxImmutables: Int { 2 }
     /// L0 files at which writers stall until compaction catches up.
     var l0StopTrigger: Int { max(options.l0CompactionTrigger * 3, options.l0CompactionTrigger + 4) }
+    /// L0 files at which each write is delayed by 1 ms, so compaction gains on the writers
+    /// before they hit the hard stop.
+    var l0SlowdownTrigger: Int { max(options.l0CompactionTrigger * 2, options.l0CompactionTrigger + 2) }
 
     /// Applies `batch` atomically: one WAL record, then the memtable, then the sequence is
     /// published so readers see all of it or none of it.
@@ -107,6 +110,7 @@ extension Engine {
     func makeRoomForWrite(_ w: inout WriterState) throws(LSMError) {
         var stallStart: UInt64? = nil
         defer { if let s = stallStart { counters.stallMicros.bump(monotonicMicros() - s) } }
+        var delayed = false
         while true {
             let g = signal.generation
             let (bytes, imms, l0, err, closed) = state.withLock { s in
@@ -123,6 +127,13 @@ extension Engine {
                 if stallStart == nil { stallStart = monotonicMicros() }
                 maybeScheduleBackground()
                 signal.wait(past: g)
+                continue
+            }
+            if !delayed && l0 >= l0SlowdownTrigger {
+                delayed = true
+                if stallStart == nil { stallStart = monotonicMicros() }
+                maybeScheduleBackground()
+                sleepMicros(1000)
                 continue
             }
             if bytes < options.memtableBytes { return }
