@@ -44,31 +44,22 @@ package final class MergingIterator: InternalIterator {
     }
 }
 
-/// Pages through a memtable, `pageSize` entries at a time (see `Memtable.entries`).
+/// Walks a memtable's skiplist (lock-free; entries inserted meanwhile may or may not be
+/// seen, and readers filter them out by sequence anyway).
 package final class MemtableIterator: InternalIterator {
     let mem: Memtable
-    private var page: [([UInt8], [UInt8])] = []
-    private var index = 0
-    private var exhausted = false
-    static let pageSize = 64
+    private var node: SkipNode?
 
     package init(_ mem: Memtable) { self.mem = mem }
 
-    package var isValid: Bool { index < page.count }
-    package var key: [UInt8] { page[index].0 }
-    package var value: [UInt8] { page[index].1 }
+    package var isValid: Bool { node != nil }
+    package var key: [UInt8] { node!.key }
+    package var value: [UInt8] { node!.value }
 
-    private func load(from: [UInt8]?, exclusive: Bool) {
-        page = mem.entries(from: from, exclusive: exclusive, limit: MemtableIterator.pageSize)
-        index = 0
+    package func seekToFirst() { node = mem.list.first() }
+    package func seek(_ target: [UInt8]) {
+        var none: [SkipNode] = []
+        node = mem.list.seek(target, prev: &none)
     }
-    package func seekToFirst() { load(from: nil, exclusive: false) }
-    package func seek(_ target: [UInt8]) { load(from: target, exclusive: false) }
-    package func next() {
-        guard isValid else { return }
-        index += 1
-        if index == page.count && page.count == MemtableIterator.pageSize {
-            load(from: page[page.count - 1].0, exclusive: true)
-        }
-    }
+    package func next() { node = node?.next(0) }
 }

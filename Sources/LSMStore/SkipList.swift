@@ -1,0 +1,100 @@
+import Synchronization
+
+/// A node of the memtable's skiplist: one internal entry. `key`, `value` and `height` never
+/// change; the forward pointers are atomics, published with release stores so a reader that
+/// reaches a node (acquire loads) sees it fully built. Nodes are owned by their list's arena;
+/// the pointers themselves are unretained.
+final class SkipNode: @unchecked Sendable {
+    let key: [UInt8]      // internal key
+    let value: [UInt8]
+    let height: Int
+    private let n0 = Atomic<Unmanaged<SkipNode>?>(nil), n1 = Atomic<Unmanaged<SkipNode>?>(nil)
+    private let n2 = Atomic<Unmanaged<SkipNode>?>(nil), n3 = Atomic<Unmanaged<SkipNode>?>(nil)
+    private let n4 = Atomic<Unmanaged<SkipNode>?>(nil), n5 = Atomic<Unmanaged<SkipNode>?>(nil)
+    private let n6 = Atomic<Unmanaged<SkipNode>?>(nil), n7 = Atomic<Unmanaged<SkipNode>?>(nil)
+    private let n8 = Atomic<Unmanaged<SkipNode>?>(nil), n9 = Atomic<Unmanaged<SkipNode>?>(nil)
+    private let n10 = Atomic<Unmanaged<SkipNode>?>(nil), n11 = Atomic<Unmanaged<SkipNode>?>(nil)
+
+    init(key: [UInt8], value: [UInt8], height: Int) {
+        precondition(height >= 1 && height <= SkipList.maxHeight)
+        self.key = key; self.value = value; self.height = height
+    }
+
+    private func slot<R>(_ level: Int, _ body: (borrowing Atomic<Unmanaged<SkipNode>?>) -> R) -> R {
+        switch level {
+        case 0: return body(n0)
+        case 1: return body(n1)
+        case 2: return body(n2)
+        case 3: return body(n3)
+        case 4: return body(n4)
+        case 5: return body(n5)
+        case 6: return body(n6)
+        case 7: return body(n7)
+        case 8: return body(n8)
+        case 9: return body(n9)
+        case 10: return body(n10)
+        default: return body(n11)
+        }
+    }
+
+    func next(_ level: Int) -> SkipNode? {
+        slot(level) { $0.load(ordering: .acquiring) }?.takeUnretainedValue()
+    }
+    func setNext(_ level: Int, _ node: SkipNode?) {
+        let u = node.map { Unmanaged.passUnretained($0) }
+        slot(level) { $0.store(u, ordering: .releasing) }
+    }
+}
+
+/// A skiplist ordered by internal key: one writer at a time (callers serialize inserts),
+/// any number of lock-free readers (LevelDB's memtable design). Nodes are never removed.
+final class SkipList: Sendable {
+    static let maxHeight = 12
+    let head = SkipNode(key: [], value: [], height: SkipList.maxHeight)
+    private let height = Atomic<Int>(1)
+    private let entryCount = Atomic<Int>(0)
+    /// Writer side: keeps every node alive (the links are unretained) and the height RNG.
+    private struct Arena { var nodes: [SkipNode] = []; var rng: UInt64 = 0x9E37_79B9_7F4A_7C15 }
+    private let arena = Mutex(Arena())
+
+    var count: Int { entryCount.load(ordering: .relaxed) }
+
+    /// The first node whose key is >= `key`; records the predecessor at each level in `prev`
+    /// when it is not empty.
+    func seek(_ key: [UInt8], prev: inout [SkipNode]) -> SkipNode? {
+        var x = head
+        var level = height.load(ordering: .acquiring) - 1
+        while true {
+            let nx = x.next(level)
+            if let n = nx, InternalKey.compare(n.key, key) < 0 {
+                x = n
+            } else {
+                if !prev.isEmpty { prev[level] = x }
+                if level == 0 { return nx }
+                level -= 1
+            }
+        }
+    }
+
+    func first() -> SkipNode? { head.next(0) }
+
+    func insert(_ key: [UInt8], _ value: [UInt8]) {
+        arena.withLock { a in
+            var prev = [SkipNode](repeating: head, count: SkipList.maxHeight)
+            _ = seek(key, prev: &prev)
+            var h = 1
+            while h < SkipList.maxHeight {
+                a.rng ^= a.rng << 13; a.rng ^= a.rng >> 7; a.rng ^= a.rng << 17
+                if a.rng & 3 != 0 { break } // branching factor 4
+                h += 1
+            }
+            // Levels above the old height have `head` as predecessor (prev's initial value).
+            if h > height.load(ordering: .relaxed) { height.store(h, ordering: .releasing) }
+            let node = SkipNode(key: key, value: value, height: h)
+            for i in 0..<h { node.setNext(i, prev[i].next(i)) }
+            for i in 0..<h { prev[i].setNext(i, node) } // publish, bottom level first
+            a.nodes.append(node)
+        }
+        entryCount.add(1, ordering: .relaxed)
+    }
+}
