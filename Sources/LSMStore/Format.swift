@@ -31,7 +31,7 @@ package enum LSMFormat {
     package static let blockTrailerSize = 5
     package static let compressionNone: UInt8 = 0
     package static let restartInterval = 16
-    /// Footer: filter handle, index handle (varints), zero padding to 36 bytes,
+    /// Footer: filter, index and range-del handles (varints), zero padding to 36 bytes,
     /// masked CRC32C of those 36 bytes (4), magic (8).
     package static let footerHandlesSize = 36
     package static let footerSize = 48
@@ -62,7 +62,7 @@ package enum ValueKind: UInt8, Sendable {
     case put = 1
     /// Reserved: value is a pointer into the value log (WiscKey).
     case valuePointer = 2
-    /// Reserved: a range tombstone [user key, value).
+    /// A range tombstone [user key, value): in WAL batches and SSTable range-del blocks.
     case rangeDelete = 3
 }
 
