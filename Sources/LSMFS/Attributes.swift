@@ -44,6 +44,7 @@ extension FileSystem {
         if FileSystem.isPseudo(ino) { throw .perm }
         try requireWritable()
         return try withInodeLock(ino) { () throws(Errno) -> FileAttr in
+            try flushDirtyLocked(ino)
             var rec = try loadInode(ino)
             var batch = WriteBatch()
             let now = TimeSpec.now()

@@ -25,6 +25,7 @@ extension FileSystem {
         if flags & O_TRUNC != 0 && writable && rec.isRegular && rec.size > 0 {
             do throws(Errno) {
                 try withInodeLock(ino) { () throws(Errno) in
+                    try flushDirtyLocked(ino)
                     var r = try loadInode(ino)
                     var batch = WriteBatch()
                     try truncate(ino, &r, to: 0, &batch)
@@ -74,48 +75,101 @@ extension FileSystem {
                         return true
                     }
                 })
+                // The buffered chunk is newer than the stored one and covers all its bytes.
+                if let d = dirtyEntry(ino), d.index >= first, d.index <= last {
+                    let start = d.index * cs
+                    let lo = max(start, offset), zeroHi = min(start + cs, end)
+                    let hi = min(start + UInt64(d.bytes.count), end)
+                    out.withUnsafeMutableBytes { o in
+                        if lo < zeroHi {
+                            (o.baseAddress! + Int(lo - offset)).initializeMemory(as: UInt8.self, repeating: 0, count: Int(zeroHi - lo))
+                        }
+                        if lo < hi {
+                            d.bytes.withUnsafeBytes { v in
+                                (o.baseAddress! + Int(lo - offset)).copyMemory(from: v.baseAddress! + Int(lo - start), byteCount: Int(hi - lo))
+                            }
+                        }
+                    }
+                }
                 return out
             }
         }
     }
 
-    /// Writes `data` at `offset` (at EOF for O_APPEND handles): the touched chunks
-    /// (read-modify-write for partial ones) and the inode's new size/times in one batch.
+    /// Writes `data` at `offset` (at EOF for O_APPEND handles). A write inside one chunk that
+    /// stops short of the chunk's end is buffered (DirtyChunk; a sequential writer's chunk goes
+    /// to the store with the write that completes it); any other write puts the touched chunks
+    /// (read-modify-write for partial ones), the buffered chunk if any, and the inode's new
+    /// size/times in one batch.
     package func write(_ fh: UInt64, offset: UInt64, data: UnsafeRawBufferPointer) throws(Errno) -> Int {
         guard case .file(let ino, let flags) = try handle(fh) else { throw .badF }
         guard flags & O_ACCMODE != O_RDONLY else { throw .badF }
         try requireWritable()
         if data.isEmpty { return 0 }
         return try withInodeLock(ino) { () throws(Errno) -> Int in
-            var rec = try loadInode(ino)
+            var rec = try loadInode(ino)  // size/times include buffered writes
             let off = flags & O_APPEND != 0 ? rec.size : offset
             let (end, overflow) = off.addingReportingOverflow(UInt64(data.count))
             if overflow || end > FSFormat.maxFileSize { throw .fBig }
             let cs = UInt64(chunkSize)
-            var batch = WriteBatch()
+            let pending = dirtyEntry(ino)
+            let now = TimeSpec.now()
+            // Fast path: a write inside one chunk that stops short of its end is buffered.
+            let first = off / cs
+            if (end - 1) / cs == first, end - first * cs < cs, pending == nil || pending!.index == first {
+                let start = first * cs
+                let lo = Int(off - start), hi = Int(end - start)
+                var entry: DirtyChunk
+                if pending != nil {
+                    entry = dirty.withLock { $0.removeValue(forKey: ino)! }  // sole owner: no copy
+                } else {
+                    let whole = lo == 0 && end >= rec.size
+                    let stored = whole ? nil : try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, first)) })
+                    entry = DirtyChunk(index: first, bytes: stored ?? [], size: rec.size, mtime: now)
+                }
+                if entry.bytes.count < hi { entry.bytes += [UInt8](repeating: 0, count: hi - entry.bytes.count) }
+                entry.bytes.withUnsafeMutableBytes { c in
+                    (c.baseAddress! + lo).copyMemory(from: data.baseAddress!, byteCount: hi - lo)
+                }
+                entry.size = max(rec.size, end)
+                entry.mtime = now
+                dirty.withLock { $0[ino] = entry }
+                return data.count
+            }
+            var chunks: [(index: UInt64, bytes: [UInt8])] = []
             var idx = off / cs
             while idx * cs < end {
                 let start = idx * cs
                 let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
-                let src = data[Int(start + UInt64(lo) - off) ..< Int(start + UInt64(hi) - off)]
+                let src = UnsafeRawBufferPointer(rebasing: data[Int(start + UInt64(lo) - off) ..< Int(start + UInt64(hi) - off)])
                 var chunk: [UInt8]
                 if lo == 0 && start + UInt64(hi) >= rec.size {
                     chunk = Array(src)  // covers every byte the chunk holds
                 } else {
-                    chunk = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) ?? []
-                    if chunk.count < hi { chunk.append(contentsOf: repeatElement(0, count: hi - chunk.count)) }
+                    if let p = pending, p.index == idx {
+                        chunk = p.bytes
+                    } else {
+                        chunk = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) ?? []
+                    }
+                    if chunk.count < hi { chunk += [UInt8](repeating: 0, count: hi - chunk.count) }
                     chunk.withUnsafeMutableBytes { c in
-                        (c.baseAddress! + lo).copyMemory(from: UnsafeRawBufferPointer(rebasing: src).baseAddress!, byteCount: hi - lo)
+                        (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: hi - lo)
                     }
                 }
-                batch.put(Keys.chunk(ino, idx), chunk)
+                chunks.append((idx, chunk))
                 idx += 1
             }
-            if end > rec.size { rec.size = end }
-            let now = TimeSpec.now()
+            let newSize = max(rec.size, end)
+            var batch = WriteBatch()
+            if let p = pending, !chunks.contains(where: { $0.index == p.index }) {
+                batch.put(Keys.chunk(ino, p.index), p.bytes)
+            }
+            for c in chunks { batch.put(Keys.chunk(ino, c.index), c.bytes) }
+            rec.size = newSize
             rec.mtime = now; rec.ctime = now
             batch.put(Keys.inode(ino), rec.encode())
             try write(batch, "write")
+            discardDirty(ino)
             return data.count
         }
     }
@@ -141,15 +195,19 @@ extension FileSystem {
         rec.size = size
     }
 
-    /// Nothing is buffered above the store, so flush (close) has nothing to do.
+    /// close(2): hands buffered writes of the file to the store.
     package func flush(_ fh: UInt64) throws(Errno) {
-        _ = try handle(fh)
+        if case .file(let ino, _) = try handle(fh) { try flushDirty(ino) }
     }
 
     /// fsync/fdatasync: returns once every write accepted so far is durable.
     package func fsync(_ fh: UInt64?, datasync: Bool) throws(Errno) {
-        if let fh { _ = try handle(fh) }
         if options.readOnly { return }
-        try kv("sync", { () throws(LSMError) in try store.sync() })
+        if let fh, case .file(let ino, _) = try handle(fh) {
+            try flushDirty(ino)
+            try kv("sync", { () throws(LSMError) in try store.sync() })
+        } else {
+            try syncAll()
+        }
     }
 }

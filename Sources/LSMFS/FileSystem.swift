@@ -36,7 +36,8 @@ final class StripeLock: Sendable {
 ///      stripe index — held around every read-modify-write of an inode record or of a
 ///      file's chunks (write, truncate, setattr, read, and the inode updates of namespace ops);
 ///   3. leaf locks: `tables` (handles, open counts, lookup counts, orphans), `inoAlloc`,
-///      `OpStats` — never held while taking another lock or calling the store.
+///      `dirty`, `OpStats` — never held while taking another lock or calling the store.
+///      A `dirty` entry is created, changed and removed only under its inode's stripe lock.
 public final class FileSystem: Sendable {
     let store: LSMStore
     let options: FSOptions
@@ -48,7 +49,9 @@ public final class FileSystem: Sendable {
     let tables = Mutex(Tables())
     let inoAlloc: Mutex<InoAlloc>
     let opStats = OpStats()
-    let syncer: PeriodicSync?
+    /// Buffered partial chunks of files being written (see DirtyChunk).
+    let dirty = Mutex<[UInt64: DirtyChunk]>([:])
+    let syncer = Mutex<PeriodicSync?>(nil)
     let mountedAt = TimeSpec.now()
 
     struct InoAlloc { var next: UInt64; var limit: UInt64 }
@@ -93,19 +96,33 @@ public final class FileSystem: Sendable {
             try FileSystem.reclaimOrphans(store)
         }
         if !options.readOnly && options.syncInterval > 0 {
-            self.syncer = PeriodicSync(interval: options.syncInterval) { [store] in
-                do { try store.sync() } catch {
+            let s = PeriodicSync(interval: options.syncInterval) { [weak self] in
+                do throws(Errno) { try self?.syncAll() } catch {
                     fsLog.error("periodic sync failed: \(error)")
                 }
             }
-        } else {
-            self.syncer = nil
+            syncer.withLock { $0 = s }
         }
+    }
+
+    /// Flushes buffered chunks, then makes every accepted write durable.
+    func syncAll() throws(Errno) {
+        try flushAllDirty()
+        try kv("sync", { () throws(LSMError) in try store.sync() })
+    }
+
+    deinit {
+        syncer.withLock { $0 }?.stop()
     }
 
     /// Stops the sync thread, flushes and closes the store.
     public func shutdown() throws {
-        syncer?.stop()
+        syncer.withLock { $0 }?.stop()
+        if !options.readOnly {
+            do throws(Errno) { try flushAllDirty() } catch {
+                throw FSError("flushing buffered writes failed: \(error)", errno: error.rawValue)
+            }
+        }
         try store.close()
     }
 
@@ -176,7 +193,9 @@ public final class FileSystem: Sendable {
             fsLog.error("inode \(ino): undecodable record (\(bytes.count) bytes)")
             throw .io
         }
-        return rec
+        var r = rec
+        overlayDirty(ino, &r)
+        return r
     }
 
     func loadDentry(_ parent: UInt64, _ name: [UInt8]) throws(Errno) -> DentryRecord? {

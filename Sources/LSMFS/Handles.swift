@@ -85,16 +85,20 @@ extension FileSystem {
 
     /// Closes `fh`; the last release of an unlinked file reclaims it (chunks + inode).
     package func release(_ fh: UInt64) throws(Errno) {
-        let reclaim: UInt64? = try tables.withLock { t throws(Errno) -> UInt64? in
+        let (h, reclaim) = try tables.withLock { t throws(Errno) -> (Handle, UInt64?) in
             guard let h = t.handles.removeValue(forKey: fh) else { throw .badF }
-            guard case .file(let ino, _) = h else { return nil }
+            guard case .file(let ino, _) = h else { return (h, nil) }
             let c = (t.openCount[ino] ?? 1) - 1
             t.openCount[ino] = c > 0 ? c : nil
-            if c <= 0, t.orphans.remove(ino) != nil { return ino }
-            return nil
+            if c <= 0, t.orphans.remove(ino) != nil { return (h, ino) }
+            return (h, nil)
         }
-        guard let ino = reclaim else { return }
+        guard let ino = reclaim else {
+            if case .file(let ino, _) = h { try flushDirty(ino) }
+            return
+        }
         try withInodeLock(ino) { () throws(Errno) in
+            discardDirty(ino)
             var batch = WriteBatch()
             FileSystem.addReclaim(ino, to: &batch)
             try write(batch, "reclaim orphan \(ino)")

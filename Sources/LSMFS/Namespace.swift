@@ -9,7 +9,10 @@ struct InodeSet {
     var dropped: Set<UInt64> = []
 
     mutating func load(_ fs: FileSystem, _ ino: UInt64) throws(Errno) {
-        if recs[ino] == nil { recs[ino] = try fs.loadInode(ino) }
+        if recs[ino] == nil {
+            try fs.flushDirtyLocked(ino)  // the batch about to be built rewrites this record
+            recs[ino] = try fs.loadInode(ino)
+        }
     }
 
     func flush(into batch: inout WriteBatch) {

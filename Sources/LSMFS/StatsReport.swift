@@ -109,6 +109,7 @@ extension FileSystem {
                 ("sync_interval_s", .double(options.syncInterval)),
                 ("open_handles", .int(Int64(handles))),
                 ("open_orphans", .int(Int64(orphans))),
+                ("files_with_buffered_writes", .int(Int64(dirtyFileCount))),
                 ("inodes_referenced", .int(Int64(lookups))),
                 ("next_inode", .uint(inoAlloc.withLock { $0.next })),
             ])),

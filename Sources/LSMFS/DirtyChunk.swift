@@ -1,0 +1,64 @@
+import LSMStore
+import SystemPackage
+
+/// The write-back buffer of one file: small writes into one chunk collect here and reach the
+/// store as one put when the chunk fills, the file is closed/fsynced, another operation needs the
+/// inode, or the periodic sync runs. While an entry exists the store still holds the file's
+/// previous consistent state (chunk and inode record both old), so a crash loses the buffered
+/// writes as a whole and never leaves a size that points past stored data.
+struct DirtyChunk {
+    /// Which chunk, and its complete new content (the stored chunk with the writes applied).
+    var index: UInt64
+    var bytes: [UInt8]
+    /// The file's size and mtime (= ctime) after the buffered writes.
+    var size: UInt64
+    var mtime: TimeSpec
+}
+
+extension FileSystem {
+    /// The buffered chunk of `ino` (stable while the caller holds the inode's stripe lock).
+    func dirtyEntry(_ ino: UInt64) -> DirtyChunk? {
+        dirty.withLock { $0[ino] }
+    }
+
+    /// Applies a buffered chunk's size and times to a record loaded from the store.
+    func overlayDirty(_ ino: UInt64, _ rec: inout InodeRecord) {
+        guard let d = dirtyEntry(ino) else { return }
+        rec.size = d.size
+        rec.mtime = d.mtime
+        if d.mtime > rec.ctime { rec.ctime = d.mtime }
+    }
+
+    /// Writes `ino`'s buffered chunk and inode record in one batch (stripe lock held).
+    func flushDirtyLocked(_ ino: UInt64) throws(Errno) {
+        guard let d = dirtyEntry(ino) else { return }
+        let rec = try loadInode(ino)  // with the buffered size and times
+        var batch = WriteBatch()
+        batch.put(Keys.chunk(ino, d.index), d.bytes)
+        batch.put(Keys.inode(ino), rec.encode())
+        try write(batch, "flush buffered chunk of \(ino)")
+        discardDirty(ino)
+    }
+
+    func flushDirty(_ ino: UInt64) throws(Errno) {
+        try withInodeLock(ino) { () throws(Errno) in try flushDirtyLocked(ino) }
+    }
+
+    /// Flushes every buffered chunk (before a store sync).
+    func flushAllDirty() throws(Errno) {
+        for ino in dirty.withLock({ Array($0.keys) }) { try flushDirty(ino) }
+    }
+
+    func discardDirty(_ ino: UInt64) {
+        _ = dirty.withLock { $0.removeValue(forKey: ino) }
+    }
+
+    /// Number of files with buffered writes (stats).
+    var dirtyFileCount: Int { dirty.withLock { $0.count } }
+}
+
+extension TimeSpec: Comparable {
+    public static func < (a: TimeSpec, b: TimeSpec) -> Bool {
+        a.sec < b.sec || (a.sec == b.sec && a.nsec < b.nsec)
+    }
+}
