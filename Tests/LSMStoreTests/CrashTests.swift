@@ -146,6 +146,9 @@ import Testing
         }
         #expect(corrupt > 0)
         #expect(lsmError { _ = try dump(s) }?.kind == .corrupt)
+        let report = s.verify()
+        #expect(report.problems.count == 1)
+        #expect(report.problems.first?.contains("table \(tables[0].number)") == true, "\(report.problems)")
         try? s.close()
     }
 }

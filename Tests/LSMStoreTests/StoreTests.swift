@@ -62,6 +62,11 @@ import Testing
         #expect(st.levels.dropFirst().contains { $0.files > 0 })
         for i in 0..<1500 { #expect(try s.get(key(i)) == value(i, version: 3, size: 60 + i % 90)) }
         #expect(s.stats().bloomChecks > 0)
+        let report = s.verify()
+        #expect(report.isClean, "\(report.problems)")
+        #expect(report.orphanFiles.isEmpty)
+        #expect(report.tables == s.stats().levels.reduce(0) { $0 + $1.files })
+        #expect(report.entries >= 1500)
         try s.close()
         s = try openStore(dev.reopened())
         let all = try dump(s)
