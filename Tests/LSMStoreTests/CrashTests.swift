@@ -259,3 +259,33 @@ final class Box: Sendable {
     let value: Atomic<Int>
     init(_ v: Int) { value = Atomic(v) }
 }
+
+@Suite struct FaultTests {
+    /// Random read failures of the drive surface as errors (EIO), never as wrong data or a crash;
+    /// once the faults stop, every key reads back.
+    @Test func readFaultsAreErrorsNotWrongData() throws {
+        let mem = try freshDevice()
+        var s = try openStore(mem)
+        for i in 0..<3000 { try s.put(key(i), value(i, version: 0, size: 120)) }
+        try s.close()
+        let faulty = FaultyTrackDevice(mem.reopened())
+        var o = smallOptions()
+        o.blockCacheBytes = 0
+        s = try LSMStore(kvimr: try KVIMR(device: faulty), options: o)
+        faulty.inject(.failRandomly([.readTrack], oneIn: 7, seed: 3))
+        var errors = 0
+        for i in 0..<3000 {
+            do {
+                let v = try s.get(key(i))
+                #expect(v == value(i, version: 0, size: 120))
+            } catch {
+                errors += 1
+                #expect(error.kind == .io || error.kind == .corrupt)
+            }
+        }
+        #expect(errors > 0)
+        faulty.removeAllRules()
+        for i in 0..<3000 { #expect(try s.get(key(i)) == value(i, version: 0, size: 120)) }
+        try s.close()
+    }
+}
