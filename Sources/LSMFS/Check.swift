@@ -28,6 +28,7 @@ extension FileSystem {
         var inodes: [UInt64: InodeRecord] = [:]
         var dentries: [(parent: UInt64, name: [UInt8], d: DentryRecord)] = []
         var chunkEnds: [UInt64: UInt64] = [:]  // ino -> max byte end of its chunks
+        var chunkBlocks: [UInt64: UInt64] = [:]  // ino -> blocks its chunks account for
         var orphans: Set<UInt64> = []
         try store.scan(from: [], to: nil) { key, value in
             guard let p = key.first else { fail("empty key"); return true }
@@ -49,6 +50,7 @@ extension FileSystem {
                 let end = idx * UInt64(FSFormat.chunkSize) + UInt64(value.count)
                 if value.count > FSFormat.chunkSize || value.isEmpty { fail("inode \(ino) chunk \(idx): \(value.count) bytes") }
                 chunkEnds[ino] = max(chunkEnds[ino] ?? 0, end)
+                chunkBlocks[ino, default: 0] += InodeRecord.blocks(ofChunkLength: value.count)
                 report.chunks += 1
             case FSFormat.orphanPrefix where key.count == 9:
                 orphans.insert(Keys.ino(of: key)!)
@@ -101,6 +103,9 @@ extension FileSystem {
             if let end = chunkEnds[ino] {
                 if !rec.isRegular { fail("inode \(ino): chunks on a non-regular file") }
                 if end > rec.size { fail("inode \(ino): chunk bytes up to \(end) past size \(rec.size)") }
+            }
+            if rec.isRegular && rec.blocks != chunkBlocks[ino] ?? 0 {
+                fail("inode \(ino): blocks \(rec.blocks), its chunks hold \(chunkBlocks[ino] ?? 0)")
             }
             if rec.isDirectory { report.directories += 1 } else if rec.isRegular {
                 report.files += 1

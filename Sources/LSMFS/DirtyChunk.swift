@@ -10,8 +10,9 @@ struct DirtyChunk {
     /// Which chunk, and its complete new content (the stored chunk with the writes applied).
     var index: UInt64
     var bytes: [UInt8]
-    /// The file's size and mtime (= ctime) after the buffered writes.
+    /// The file's size, blocks and mtime (= ctime) after the buffered writes.
     var size: UInt64
+    var blocks: UInt64
     var mtime: TimeSpec
 }
 
@@ -25,6 +26,7 @@ extension FileSystem {
     func overlayDirty(_ ino: UInt64, _ rec: inout InodeRecord) {
         guard let d = dirtyEntry(ino) else { return }
         rec.size = d.size
+        rec.blocks = d.blocks
         rec.mtime = d.mtime
         if d.mtime > rec.ctime { rec.ctime = d.mtime }
     }

@@ -123,11 +123,14 @@ extension FileSystem {
                 if pending != nil {
                     entry = dirty.withLock { $0.removeValue(forKey: ino)! }  // sole owner: no copy
                 } else {
-                    let whole = lo == 0 && end >= rec.size
-                    let stored = whole ? nil : try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, first)) })
-                    entry = DirtyChunk(index: first, bytes: stored ?? [], size: rec.size, mtime: now)
+                    // (read even when the write covers the chunk's data: its length counts in blocks)
+                    let stored = start >= rec.size ? nil : try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, first)) })
+                    entry = DirtyChunk(index: first, bytes: stored ?? [], size: rec.size, blocks: rec.blocks, mtime: now)
                 }
-                if entry.bytes.count < hi { entry.bytes += [UInt8](repeating: 0, count: hi - entry.bytes.count) }
+                if entry.bytes.count < hi {
+                    entry.blocks = entry.blocks - InodeRecord.blocks(ofChunkLength: entry.bytes.count) + InodeRecord.blocks(ofChunkLength: hi)
+                    entry.bytes += [UInt8](repeating: 0, count: hi - entry.bytes.count)
+                }
                 entry.bytes.withUnsafeMutableBytes { c in
                     (c.baseAddress! + lo).copyMemory(from: data.baseAddress!, byteCount: hi - lo)
                 }
@@ -143,19 +146,23 @@ extension FileSystem {
                 let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
                 let src = UnsafeRawBufferPointer(rebasing: data[Int(start + UInt64(lo) - off) ..< Int(start + UInt64(hi) - off)])
                 var chunk: [UInt8]
-                if lo == 0 && start + UInt64(hi) >= rec.size {
-                    chunk = Array(src)  // covers every byte the chunk holds
+                let oldLength: Int
+                if start >= rec.size {
+                    chunk = Array(src)  // past EOF: nothing stored for this chunk
+                    oldLength = 0
                 } else {
                     if let p = pending, p.index == idx {
                         chunk = p.bytes
                     } else {
                         chunk = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) ?? []
                     }
+                    oldLength = chunk.count
                     if chunk.count < hi { chunk += [UInt8](repeating: 0, count: hi - chunk.count) }
                     chunk.withUnsafeMutableBytes { c in
                         (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: hi - lo)
                     }
                 }
+                rec.blocks = rec.blocks - InodeRecord.blocks(ofChunkLength: oldLength) + InodeRecord.blocks(ofChunkLength: chunk.count)
                 chunks.append((idx, chunk))
                 idx += 1
             }
@@ -174,23 +181,40 @@ extension FileSystem {
         }
     }
 
-    /// Sets the size of regular file `ino` in `rec` (stripe lock held), adding the chunk
-    /// changes to `batch`: shrinking cuts the last chunk and drops the chunks past EOF (one
-    /// deleteRange); growing needs nothing (missing bytes read as zeros).
+    /// Sets the size of regular file `ino` in `rec` (stripe lock held, nothing buffered),
+    /// adding the chunk changes to `batch`: shrinking cuts the last chunk and drops the chunks
+    /// past EOF (one deleteRange) and takes their blocks off; growing needs nothing (missing
+    /// bytes read as zeros).
     func truncate(_ ino: UInt64, _ rec: inout InodeRecord, to size: UInt64, _ batch: inout WriteBatch) throws(Errno) {
         if size > FSFormat.maxFileSize { throw .fBig }
         if size < rec.size {
             let cs = UInt64(chunkSize)
-            let idx = size / cs, rem = Int(size % cs)
-            if rem != 0 {
-                if let chunk = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }),
-                   chunk.count > rem {
-                    batch.put(Keys.chunk(ino, idx), Array(chunk[0..<rem]))
-                }
-                batch.deleteRange(Keys.chunk(ino, idx + 1), Keys.chunksEnd(ino))
+            let cut = size / cs, rem = Int(size % cs)
+            let firstDropped = rem != 0 ? cut + 1 : cut
+            if size == 0 {
+                rec.blocks = 0
             } else {
-                batch.deleteRange(Keys.chunk(ino, idx), Keys.chunksEnd(ino))
+                // The chunks that shrink or go, with their lengths (for blocks).
+                var freed: UInt64 = 0
+                var cutChunk: [UInt8]?
+                try kv("scan chunks", { () throws(LSMError) in
+                    try store.scan(from: Keys.chunk(ino, cut), to: Keys.chunksEnd(ino)) { key, value in
+                        guard key.count == 17 else { return true }
+                        if rem != 0 && key.readBE(UInt64.self, at: 9) == cut {
+                            cutChunk = value
+                        } else {
+                            freed += InodeRecord.blocks(ofChunkLength: value.count)
+                        }
+                        return true
+                    }
+                })
+                if let c = cutChunk, c.count > rem {
+                    batch.put(Keys.chunk(ino, cut), Array(c[0..<rem]))
+                    freed += InodeRecord.blocks(ofChunkLength: c.count) - InodeRecord.blocks(ofChunkLength: rem)
+                }
+                rec.blocks = rec.blocks >= freed ? rec.blocks - freed : 0
             }
+            batch.deleteRange(Keys.chunk(ino, firstDropped), Keys.chunksEnd(ino))
         }
         rec.size = size
     }

@@ -41,6 +41,9 @@ struct InodeRecord: Equatable {
     var uid: UInt32
     var gid: UInt32
     var size: UInt64
+    /// 512-byte blocks of stored file data: 8 per 4 KiB page that a stored chunk holds
+    /// (`blocks(ofChunkLength:)`), so sparse regions count nothing, as on a disk filesystem.
+    var blocks: UInt64
     var nlink: UInt32
     var atime: TimeSpec
     var mtime: TimeSpec
@@ -60,26 +63,26 @@ struct InodeRecord: Equatable {
     var dtype: UInt8 { UInt8(truncatingIfNeeded: type >> 12) }
 
     static func new(mode: UInt32, uid: UInt32, gid: UInt32, now: TimeSpec) -> InodeRecord {
-        InodeRecord(mode: mode, uid: uid, gid: gid, size: 0, nlink: 1, atime: now, mtime: now,
+        InodeRecord(mode: mode, uid: uid, gid: gid, size: 0, blocks: 0, nlink: 1, atime: now, mtime: now,
                     ctime: now, generation: 1, rdev: 0, parent: 0, inline: [])
     }
 
     func attr(ino: UInt64) -> FileAttr {
         let reportedSize: UInt64 = isDirectory ? 4096 : size
         return FileAttr(ino: ino, mode: mode, nlink: nlink, uid: uid, gid: gid, rdev: rdev,
-                        size: reportedSize, blocks: (reportedSize + 511) / 512,
+                        size: reportedSize, blocks: isDirectory ? 8 : blocks,
                         atime: atime, mtime: mtime, ctime: ctime, generation: generation)
     }
 
-    /// Layout (little-endian), 86 bytes + inline:
-    ///   version:u8 mode:u32 uid:u32 gid:u32 size:u64 nlink:u32
+    /// Layout (little-endian), 94 bytes + inline:
+    ///   version:u8 mode:u32 uid:u32 gid:u32 size:u64 blocks:u64 nlink:u32
     ///   atime.sec:i64 atime.nsec:u32 mtime.sec:i64 mtime.nsec:u32 ctime.sec:i64 ctime.nsec:u32
     ///   generation:u64 rdev:u64 parent:u64 inlineLength:u32 inline:bytes[inlineLength]
     func encode() -> [UInt8] {
         var b: [UInt8] = []
         b.reserveCapacity(InodeRecord.fixedSize + inline.count)
         b.append(FSFormat.inodeRecordVersion)
-        b.appendLE(mode); b.appendLE(uid); b.appendLE(gid); b.appendLE(size); b.appendLE(nlink)
+        b.appendLE(mode); b.appendLE(uid); b.appendLE(gid); b.appendLE(size); b.appendLE(blocks); b.appendLE(nlink)
         for t in [atime, mtime, ctime] { b.appendLE(t.sec); b.appendLE(t.nsec) }
         b.appendLE(generation); b.appendLE(rdev); b.appendLE(parent)
         b.appendLE(UInt32(inline.count))
@@ -87,7 +90,10 @@ struct InodeRecord: Equatable {
         return b
     }
 
-    static let fixedSize = 1 + 4 * 3 + 8 + 4 + 12 * 3 + 8 * 3 + 4
+    static let fixedSize = 1 + 4 * 3 + 8 + 8 + 4 + 12 * 3 + 8 * 3 + 4
+
+    /// The 512-byte blocks a stored chunk of `length` bytes accounts for (whole 4 KiB pages).
+    static func blocks(ofChunkLength length: Int) -> UInt64 { UInt64((length + 4095) / 4096) * 8 }
 
     static func decode(_ b: [UInt8]) -> InodeRecord? {
         guard b.count >= fixedSize, b[0] == FSFormat.inodeRecordVersion else { return nil }
@@ -98,12 +104,12 @@ struct InodeRecord: Equatable {
             let s = Int64(bitPattern: u64()); let n = u32()
             return TimeSpec(sec: s, nsec: n)
         }
-        let mode = u32(), uid = u32(), gid = u32(), size = u64(), nlink = u32()
+        let mode = u32(), uid = u32(), gid = u32(), size = u64(), blocks = u64(), nlink = u32()
         let at = ts(), mt = ts(), ct = ts()
         let gen = u64(), rdev = u64(), parent = u64()
         let n = Int(u32())
         guard n == b.count - o else { return nil }
-        return InodeRecord(mode: mode, uid: uid, gid: gid, size: size, nlink: nlink, atime: at,
+        return InodeRecord(mode: mode, uid: uid, gid: gid, size: size, blocks: blocks, nlink: nlink, atime: at,
                            mtime: mt, ctime: ct, generation: gen, rdev: rdev, parent: parent,
                            inline: Array(b[o...]))
     }

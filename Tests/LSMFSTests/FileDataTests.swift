@@ -122,3 +122,31 @@ import Testing
         #expect(throws: errno(EISDIR)) { try fs.open(d.ino, flags: O_RDONLY) }
     }
 }
+
+@Suite struct BlocksTests {
+    /// st_blocks counts the 4 KiB pages that hold stored data, as on ext4: holes count nothing.
+    @Test func blocksFollowStoredData() throws {
+        let r = try Rig.fresh()
+        let fs = r.fs
+        let a = try fs.createFile(root, "a", n("hi\n"))
+        #expect(try fs.getattr(a).blocks == 8)
+        let sparse = try fs.createFile(root, "sparse")
+        _ = try fs.setattr(sparse, SetAttr(size: 5000))
+        #expect(try fs.getattr(sparse).blocks == 0)
+        let big = try fs.createFile(root, "big", pattern(200_000, seed: 1))
+        #expect(try fs.getattr(big).blocks == 49 * 8)
+        _ = try fs.setattr(big, SetAttr(size: 70_000))
+        #expect(try fs.getattr(big).blocks == 18 * 8)
+        _ = try fs.setattr(big, SetAttr(size: 1_000_000))
+        #expect(try fs.getattr(big).blocks == 18 * 8)
+        let fh = try fs.open(big, flags: O_WRONLY).fh
+        _ = try fs.writeAll(fh, 500_000, [1])  // in a hole: its chunk stores 11 zero-filled pages
+        try fs.release(fh)
+        #expect(try fs.getattr(big).blocks == (18 + 11) * 8)
+        _ = try fs.setattr(big, SetAttr(size: 3))
+        #expect(try fs.getattr(big).blocks == 8)
+        _ = try fs.setattr(big, SetAttr(size: 0))
+        #expect(try fs.getattr(big).blocks == 0)
+        #expect(try FileSystem.check(store: r.store).errors == [])
+    }
+}
