@@ -3,14 +3,17 @@ import LSMCommon
 
 /// Flushes and compactions, run one at a time on the background queue.
 extension Engine {
-    static let noSpaceRetryMicros: UInt64 = 500_000
+    /// Background failures of these kinds are retried after `retryMicros` (space may be freed,
+    /// a drive error may be transient); others (corruption) stop background work until reopen.
+    static func isRetryable(_ e: LSMError) -> Bool { e.kind == .noSpace || e.kind == .io }
+    static let retryMicros: UInt64 = 500_000
 
     func maybeScheduleBackground() {
         if readOnly { return }
         let now = monotonicMicros()
         let go = state.withLock { s -> Bool in
             if let e = s.bgError {
-                guard e.kind == .noSpace, now >= s.bgRetryAfter else { return false }
+                guard Engine.isRetryable(e), now >= s.bgRetryAfter else { return false }
                 s.bgError = nil // retry
             }
             if s.bgScheduled || s.closed { return false }
@@ -29,7 +32,7 @@ extension Engine {
                 try compactOnce()
             }
         } catch {
-            let retry = monotonicMicros() + Engine.noSpaceRetryMicros
+            let retry = monotonicMicros() + Engine.retryMicros
             state.withLock { $0.bgError = error; $0.bgRetryAfter = retry }
         }
         state.withLock { $0.bgScheduled = false }

@@ -40,8 +40,8 @@ final class Engine: Sendable {
         var lastSequence: UInt64
         var logNumber: UInt64
         var bgScheduled = false
-        /// The last background failure. `.noSpace` is retried (a delete or a compaction may
-        /// free room) once `bgRetryAfter` passes; any other failure is sticky until reopen.
+        /// The last background failure. `.noSpace` and `.io` are retried once `bgRetryAfter`
+        /// passes (see `Engine.isRetryable`); any other failure is sticky until reopen.
         var bgError: LSMError?
         var bgRetryAfter: UInt64 = 0
         var closing = false

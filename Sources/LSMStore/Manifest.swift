@@ -39,6 +39,9 @@ package struct ManifestState: Sendable {
 package struct ManifestLog {
     package private(set) var number: FileNumber
     private var log: LogWriter
+    /// An append or sync failed: the file may end in a partial record, so the next edit goes
+    /// to a fresh manifest rather than after it.
+    private var broken = false
 
     /// Replays the manifest `number` on top of an empty version.
     package static func recover(kvimr: KVIMR, number: FileNumber, maxLevels: Int,
@@ -96,13 +99,18 @@ package struct ManifestLog {
     /// Appends `edit` and makes it durable. `before` is the state the edit applies to; when the
     /// manifest has grown past its limit it is rewritten as a snapshot first.
     package mutating func append(_ edit: VersionEdit, before: ManifestState, kvimr: KVIMR) throws(LSMError) {
-        if (kvimr.size(number) ?? 0) >= LSMFormat.manifestRollBytes {
+        if broken || (kvimr.size(number) ?? 0) >= LSMFormat.manifestRollBytes {
             let old = number
             let fresh = try ManifestLog.create(kvimr: kvimr, before)
             self = fresh
             try? kvimr.deleteFile(old) // the root no longer names it
         }
-        try log.add(edit.encode(), kvimr: kvimr)
-        try kvimr.syncFiles([number])
+        do throws(LSMError) {
+            try log.add(edit.encode(), kvimr: kvimr)
+            try kvimr.syncFiles([number])
+        } catch {
+            broken = true
+            throw error
+        }
     }
 }

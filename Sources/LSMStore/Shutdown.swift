@@ -20,7 +20,12 @@ extension Engine {
             while true {
                 let g = signal.generation
                 let (busy, err) = state.withLock { s in (s.bgScheduled || (!s.imms.isEmpty && s.bgError == nil), s.bgError) }
-                if !busy { if failure == nil { failure = err }; break }
+                if !busy {
+                    // A retryable failure loses nothing: unflushed memtables are in WALs, which
+                    // closing KVIMR syncs. Corruption is reported.
+                    if failure == nil, let err, !Engine.isRetryable(err) { failure = err }
+                    break
+                }
                 maybeScheduleBackground()
                 signal.wait(past: g)
             }

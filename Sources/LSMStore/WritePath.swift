@@ -119,9 +119,10 @@ extension Engine {
             if closed { throw LSMError(.closed, "store is closed") }
             let mustWait = l0 >= l0StopTrigger || (bytes >= options.memtableBytes && imms >= maxImmutables)
             if let err {
-                // Out of space in the background: writes that fit in the memtable go on (a
-                // delete may be what frees room); writes that would have to wait fail now.
-                if err.kind != .noSpace || mustWait { maybeScheduleBackground(); throw err }
+                // A retryable background failure (out of space, a drive error): writes that fit
+                // in the memtable go on (a delete may be what frees room); writes that would
+                // have to wait for the background fail now. Other failures stop all writes.
+                if !Engine.isRetryable(err) || mustWait { maybeScheduleBackground(); throw err }
             }
             if mustWait {
                 if stallStart == nil { stallStart = monotonicMicros() }
