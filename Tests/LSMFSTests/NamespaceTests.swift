@@ -109,3 +109,26 @@ import Testing
         try ro.fs.shutdown()
     }
 }
+
+@Suite struct LookupCountTests {
+    /// Every entry reply takes one kernel reference; forget drops them.
+    @Test func entryRepliesCountAndForgetDrops() throws {
+        let fs = try Rig.fresh().fs
+        let d = try fs.mkdir(root, n("d"), mode: 0o755, caller: me)
+        #expect(fs.lookupCount(d.ino) == 1)
+        _ = try fs.lookup(root, n("d"))
+        _ = try fs.lookup(root, n("d"))
+        #expect(fs.lookupCount(d.ino) == 3)
+        let (f, fh) = try fs.create(d.ino, n("f"), mode: 0o644, flags: O_RDWR, caller: me)
+        _ = try fs.link(f.ino, root, n("g"))
+        let s = try fs.symlink(n("f"), d.ino, n("s"), caller: me)
+        #expect(fs.lookupCount(f.ino) == 2 && fs.lookupCount(s.ino) == 1)
+        #expect(throws: errno(ENOENT)) { try fs.lookup(root, n("missing")) }
+        fs.forget(d.ino, 2)
+        #expect(fs.lookupCount(d.ino) == 1)
+        fs.forget(d.ino, 5)  // more than held: clamps to zero
+        #expect(fs.lookupCount(d.ino) == 0)
+        try fs.release(fh)
+        #expect(fs.openHandleCount == 0)
+    }
+}
