@@ -22,7 +22,7 @@ extension FileSystem {
         if rec.isDirectory { throw .isDir }
         if writable || flags & O_TRUNC != 0 { try requireWritable() }
         let fh = registerOpen(ino, flags: flags)
-        if flags & O_TRUNC != 0 && writable && rec.isRegular && rec.size > 0 {
+        if flags & O_TRUNC != 0 && writable && rec.isRegular {
             do throws(Errno) {
                 try withInodeLock(ino) { () throws(Errno) in
                     try flushDirtyLocked(ino)

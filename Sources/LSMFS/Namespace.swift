@@ -29,16 +29,16 @@ extension FileSystem {
             return statsAttr(name == FSFormat.statsTextName ? FSFormat.statsTextIno : FSFormat.statsJSONIno)
         }
         try checkName(name)
-        let dir = try loadInode(parent)
-        guard dir.isDirectory else { throw .notDir }
         let ino: UInt64
-        if name == [0x2E] {
-            ino = parent
-        } else if name == [0x2E, 0x2E] {
-            ino = dir.parent
+        if name == [0x2E] || name == [0x2E, 0x2E] {
+            let dir = try loadInode(parent)
+            guard dir.isDirectory else { throw .notDir }
+            ino = name.count == 1 ? parent : dir.parent
+        } else if let d = try loadDentry(parent, name) {
+            ino = d.ino  // (only directories have dentries under them)
         } else {
-            guard let d = try loadDentry(parent, name) else { throw .noEnt }
-            ino = d.ino
+            guard try loadInode(parent).isDirectory else { throw .notDir }
+            throw .noEnt
         }
         let attr = try loadInode(ino).attr(ino: ino)
         incLookup(ino)
