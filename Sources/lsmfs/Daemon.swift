@@ -3,7 +3,13 @@ import Glibc
 /// The daemon's half of the ready pipe: one line, `OK` once the mount is live or `ERR reason`.
 final class ReadyPipe: Sendable {
     let fd: Int32?
-    init(fd: Int32?) { self.fd = fd }
+    /// In the daemon: closes every inherited descriptor above the ready pipe first. A caller
+    /// waiting for EOF on a pipe it handed to `lsmfs mount` (shells, Foundation's Process) would
+    /// otherwise wait as long as the daemon lives.
+    init(fd: Int32?) {
+        self.fd = fd
+        if let fd { closefrom(fd + 1) }
+    }
 
     func succeed() { send("OK\n") }
     func fail(_ reason: String) { send("ERR \(reason)\n") }
@@ -98,4 +104,17 @@ enum Daemon {
 func cString(_ buf: [CChar]) -> String {
     let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Restores the signals the daemon stops on (SIGINT, SIGTERM, SIGHUP) to their defaults and
+/// unblocks them, before any thread starts: a parent may have blocked or ignored them (test
+/// runners and some supervisors do), and libfuse installs its handlers only over SIG_DFL.
+func resetStopSignals() {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for sig in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] {
+        sigaddset(&set, sig)
+        signal(sig, SIG_DFL)
+    }
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }

@@ -92,13 +92,16 @@ final class MountedImage {
         try waitForDaemonExit()
     }
 
+    /// A pgrep pattern for this image's daemon that does not match the shell running pgrep.
+    var daemonPattern: String { "[m]ount \(image) " }
+
     func daemonPID() -> Int32? {
-        let r = Harness.sh("pgrep -f -- 'mount \(image) ' | head -n1", timeout: 30)
+        let r = Harness.sh("pgrep -f -- '\(daemonPattern)' | head -n1", timeout: 30)
         return Int32(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     func waitForDaemonExit(seconds: Int = 120) throws {
-        let r = Harness.sh("for i in $(seq \(seconds * 10)); do pgrep -f -- 'mount \(image) ' >/dev/null || exit 0; sleep 0.1; done; exit 1",
+        let r = Harness.sh("for i in $(seq \(seconds * 10)); do pgrep -f -- '\(daemonPattern)' >/dev/null || exit 0; sleep 0.1; done; exit 1",
                            timeout: seconds + 10)
         try #require(r.ok, "daemon for \(image) did not exit")
     }
@@ -114,7 +117,7 @@ final class MountedImage {
 
     func close() {
         if Harness.isMounted(mnt) { Harness.sh("fusermount3 -uz '\(mnt)'", timeout: 60) }
-        Harness.sh("pkill -9 -f -- 'mount \(image) ' || true", timeout: 30)
+        Harness.sh("pkill -9 -f -- '\(daemonPattern)' || true", timeout: 30)
         try? FileManager.default.removeItem(atPath: dir)
     }
 

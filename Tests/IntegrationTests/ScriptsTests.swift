@@ -7,7 +7,7 @@ struct ScriptsTests {
     @Test func startScriptMountsADefaultImage() throws {
         let dir = Harness.makeTempDir("start")
         defer {
-            Harness.sh("fusermount3 -uz '\(dir)/mnt' 2>/dev/null; pkill -9 -f -- '\(dir)/data/lsmfs.img ' || true")
+            Harness.sh("fusermount3 -uz '\(dir)/mnt' 2>/dev/null; pkill -9 -f -- '[m]ount \(dir)/data/lsmfs.img ' || true")
             try? FileManager.default.removeItem(atPath: dir)
         }
         let r = Harness.sh("LSMFS_DATA='\(dir)/data' LSMFS_MNT='\(dir)/mnt' LSMFS_SIZE=1G '\(Harness.repoRoot)/mount-scripts/start.sh'",
@@ -27,7 +27,7 @@ struct ScriptsTests {
     func mountTypeFuseLsmfs() throws {
         let dir = Harness.makeTempDir("mountt")
         defer {
-            Harness.sh("fusermount3 -uz '\(dir)/mnt' 2>/dev/null; pkill -9 -f -- '\(dir)/i.img ' || true")
+            Harness.sh("fusermount3 -uz '\(dir)/mnt' 2>/dev/null; pkill -9 -f -- '[m]ount \(dir)/i.img ' || true")
             try? FileManager.default.removeItem(atPath: dir)
         }
         try #require(Harness.sh("mkdir -p '\(dir)/mnt' && '\(Harness.binary)' mkfs '\(dir)/i.img' --size 512M").ok)

@@ -31,14 +31,15 @@ struct ShellToolsTests {
         ls -la . a > /dev/null
         """
 
-    /// Name, type, size (files/links), mode, link count, link target and content hash of every entry.
+    /// Name, type, size (files), mode, link count, link target and content hash of every entry.
+    /// (st_blocks is left out: ext4 allocates whole 4 KiB blocks; sparse accounting is issue 6.)
     static let listing = """
         find . -mindepth 1 -not -name '.lsmfs-stats*' | LC_ALL=C sort | while read -r p; do
           t=$(stat -c '%F' "$p")
           case "$t" in
             directory) stat -c '%n %F %a %h' "$p" ;;
             "symbolic link") echo "$(stat -c '%n %F %a' "$p") -> $(readlink "$p")" ;;
-            *) echo "$(stat -c '%n %F %s %a %h %b' "$p") $(md5sum < "$p" | cut -c1-32)" ;;
+            *) echo "$(stat -c '%n %F %s %a %h' "$p") $(md5sum < "$p" | cut -c1-32)" ;;
           esac
         done
         """
@@ -76,7 +77,7 @@ struct ShellToolsTests {
         try m.mount()
         let after = m.sh(Self.listing)
         #expect(after.stdout == expected.stdout)
-        let again = m.sh("diff -r /usr/include/linux a/b/linux && cmp '\(m.host)/big' big && test \"$(cat f)\" = hiabc")
+        let again = m.sh("diff -r /usr/include/linux a/b/linux && cmp '\(m.host)/big' big && printf 'hi\\nabc' | cmp - f")
         #expect(again.ok, "after remount: \(again.stderr)")
 
         // rm -r of everything leaves an empty root.
@@ -91,14 +92,18 @@ struct ShellToolsTests {
         let long = String(repeating: "n", count: 256)
         let ok255 = String(repeating: "n", count: 255)
         let r = m.sh("""
+            fails_with() { local msg="$1"; shift; local out
+              if out=$("$@" 2>&1); then echo "unexpected success: $*"; return 1; fi
+              case "$out" in *"$msg"*) return 0 ;; *) echo "$*: $out"; return 1 ;; esac; }
             touch \(ok255) && test -f \(ok255)
-            touch \(long) 2>&1 | grep -q 'File name too long'
-            mkdir \(long) 2>&1 | grep -q 'File name too long'
+            fails_with 'File name too long' touch \(long)
+            fails_with 'File name too long' mkdir \(long)
             mkdir d && touch d/x
-            rmdir d 2>&1 | grep -q 'not empty'
-            cat nothing 2>&1 | grep -q 'No such file'
-            mkdir d 2>&1 | grep -q 'File exists'
-            rmdir \(ok255) 2>&1 | grep -q 'Not a directory'
+            fails_with 'not empty' rmdir d
+            fails_with 'No such file' cat nothing
+            fails_with 'File exists' mkdir d
+            fails_with 'Not a directory' rmdir \(ok255)
+            fails_with 'Is a directory' sh -c 'echo x > d'
             """)
         #expect(r.ok, "errno checks failed: \(r.stdout) \(r.stderr)")
         // The syscall itself: open(O_CREAT) of a 256-byte name is ENAMETOOLONG.
