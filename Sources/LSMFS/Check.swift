@@ -47,10 +47,10 @@ extension FileSystem {
             case FSFormat.chunkPrefix where key.count == 17:
                 let ino = Keys.ino(of: key)!
                 let idx = key.readBE(UInt64.self, at: 9)
-                let end = idx * UInt64(FSFormat.chunkSize) + UInt64(value.count)
+                let end = idx &* UInt64(FSFormat.chunkSize) &+ UInt64(value.count)
                 if value.count > FSFormat.chunkSize || value.isEmpty { fail("inode \(ino) chunk \(idx): \(value.count) bytes") }
                 chunkEnds[ino] = max(chunkEnds[ino] ?? 0, end)
-                chunkBlocks[ino, default: 0] += InodeRecord.blocks(ofChunkLength: value.count)
+                chunkBlocks[ino, default: 0] &+= InodeRecord.blocks(ofChunkLength: value.count)
                 report.chunks += 1
             case FSFormat.orphanPrefix where key.count == 9:
                 orphans.insert(Keys.ino(of: key)!)
@@ -109,7 +109,7 @@ extension FileSystem {
             }
             if rec.isDirectory { report.directories += 1 } else if rec.isRegular {
                 report.files += 1
-                report.fileBytes += rec.size
+                report.fileBytes &+= rec.size
             } else if rec.isSymlink {
                 report.symlinks += 1
                 if rec.size != UInt64(rec.inline.count) { fail("symlink \(ino): size \(rec.size), target \(rec.inline.count) bytes") }

@@ -128,7 +128,7 @@ extension FileSystem {
                     entry = DirtyChunk(index: first, bytes: stored ?? [], size: rec.size, blocks: rec.blocks, mtime: now)
                 }
                 if entry.bytes.count < hi {
-                    entry.blocks = entry.blocks - InodeRecord.blocks(ofChunkLength: entry.bytes.count) + InodeRecord.blocks(ofChunkLength: hi)
+                    entry.blocks = InodeRecord.adjust(entry.blocks, from: entry.bytes.count, to: hi)
                     entry.bytes += [UInt8](repeating: 0, count: hi - entry.bytes.count)
                 }
                 entry.bytes.withUnsafeMutableBytes { c in
@@ -162,7 +162,7 @@ extension FileSystem {
                         (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: hi - lo)
                     }
                 }
-                rec.blocks = rec.blocks - InodeRecord.blocks(ofChunkLength: oldLength) + InodeRecord.blocks(ofChunkLength: chunk.count)
+                rec.blocks = InodeRecord.adjust(rec.blocks, from: oldLength, to: chunk.count)
                 chunks.append((idx, chunk))
                 idx += 1
             }

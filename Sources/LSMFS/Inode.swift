@@ -95,6 +95,13 @@ struct InodeRecord: Equatable {
     /// The 512-byte blocks a stored chunk of `length` bytes accounts for (whole 4 KiB pages).
     static func blocks(ofChunkLength length: Int) -> UInt64 { UInt64((length + 4095) / 4096) * 8 }
 
+    /// `blocks` after one chunk changed from `old` to `new` bytes (saturating: a damaged
+    /// record must not crash the daemon; `FileSystem.check` reports the mismatch).
+    static func adjust(_ blocks: UInt64, from old: Int, to new: Int) -> UInt64 {
+        let minus = self.blocks(ofChunkLength: old), plus = self.blocks(ofChunkLength: new)
+        return blocks >= minus ? blocks - minus + plus : plus
+    }
+
     static func decode(_ b: [UInt8]) -> InodeRecord? {
         guard b.count >= fixedSize, b[0] == FSFormat.inodeRecordVersion else { return nil }
         var o = 1
@@ -113,4 +120,9 @@ struct InodeRecord: Equatable {
                            mtime: mt, ctime: ct, generation: gen, rdev: rdev, parent: parent,
                            inline: Array(b[o...]))
     }
+}
+
+extension UInt32 {
+    /// Link-count decrement that stops at zero (a damaged count must not trap).
+    mutating func decrementSaturating() { if self > 0 { self -= 1 } }
 }

@@ -100,7 +100,7 @@ extension FileSystem {
                 if rec.isDirectory {
                     rec.nlink = 2
                     rec.parent = parent
-                    dir.nlink += 1
+                    dir.nlink &+= 1
                 }
                 dir.mtime = now; dir.ctime = now
                 batch.put(Keys.inode(ino), rec.encode())
@@ -174,7 +174,7 @@ extension FileSystem {
     /// Returns true if it was marked orphan.
     func dropLink(_ ino: UInt64, _ set: inout InodeSet, _ batch: inout WriteBatch, now: TimeSpec) -> Bool {
         set.recs[ino]!.ctime = now
-        set.recs[ino]!.nlink -= 1
+        set.recs[ino]!.nlink.decrementSaturating()
         guard set.recs[ino]!.nlink == 0 else { return false }
         if markOrphanIfOpen(ino) {
             batch.put(Keys.orphan(ino), [])
@@ -201,7 +201,7 @@ extension FileSystem {
                 guard try isEmptyDirectory(d.ino) else { throw .notEmpty }
                 let now = TimeSpec.now()
                 set.recs[parent]!.mtime = now; set.recs[parent]!.ctime = now
-                set.recs[parent]!.nlink -= 1
+                set.recs[parent]!.nlink.decrementSaturating()
                 set.dropped.insert(d.ino)
                 set.recs[d.ino]!.nlink = 0
                 var batch = WriteBatch()

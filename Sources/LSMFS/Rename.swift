@@ -64,7 +64,7 @@ extension FileSystem {
                     if let dst {
                         if set.recs[dst.ino]!.isDirectory {
                             // The replaced (empty) directory goes; its ".." no longer links newParent.
-                            set.recs[newParent]!.nlink -= 1
+                            set.recs[newParent]!.nlink.decrementSaturating()
                             set.dropped.insert(dst.ino)
                             batch.deleteRange(Keys.xattrStart(dst.ino), Keys.xattrEnd(dst.ino))
                             batch.delete(Keys.inode(dst.ino))
@@ -88,8 +88,8 @@ extension FileSystem {
     /// Re-parents directory `ino` (nlink of both parents, its ".." pointer).
     private func moveDir(_ ino: UInt64, from old: UInt64, to new: UInt64, _ set: inout InodeSet) {
         set.recs[ino]!.parent = new
-        set.recs[old]!.nlink -= 1
-        set.recs[new]!.nlink += 1
+        set.recs[old]!.nlink.decrementSaturating()
+        set.recs[new]!.nlink &+= 1
     }
 
     /// Throws EINVAL if directory `ino` is `dir` or one of its ancestors (namespace lock held).
