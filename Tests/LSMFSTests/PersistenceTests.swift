@@ -59,4 +59,22 @@ import Testing
         try FileSystem.format(store: store)
         #expect(throws: FSError.self) { try FileSystem.format(store: store) }
     }
+
+    @Test func dumpDescribesEveryKey() throws {
+        let r = try Rig.fresh()
+        let d = try r.fs.mkdir(root, n("dir"), mode: 0o755, caller: me)
+        _ = try r.fs.createFile(d.ino, "f", pattern(70_000, seed: 2))
+        _ = try r.fs.symlink(n("dir/f"), root, n("l"), caller: me)
+        var lines: [String] = []
+        try r.store.scan(from: [], to: nil) { k, v in
+            lines.append(FileSystem.describe(key: k, value: v) ?? "?")
+            return true
+        }
+        #expect(!lines.contains("?"))
+        #expect(lines.contains { $0.hasPrefix("record lsmfs v1 chunk=65536") })
+        #expect(lines.contains { $0.hasPrefix("dentry 1/\"dir\" -> \(d.ino) (dir)") })
+        #expect(lines.filter { $0.hasPrefix("chunk ") }.count == 2)
+        #expect(lines.contains { $0.contains("-> \"dir/f\"") })
+        #expect(FileSystem.describe(key: [0x5A], value: []) == nil)
+    }
 }
