@@ -75,4 +75,13 @@ extension FileSystem {
             }
         }
     }
+
+    /// The attributes of a readdirplus entry, taking one kernel lookup reference; nil if the
+    /// entry went away meanwhile (the kernel then gets the name without attributes).
+    package func entryAttr(_ e: DirEntry) -> FileAttr? {
+        guard e.name != [0x2E], e.name != [0x2E, 0x2E],
+              let rec = try? loadInode(e.ino) else { return nil }
+        incLookup(e.ino)
+        return rec.attr(ino: e.ino)
+    }
 }

@@ -224,6 +224,37 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
             return UInt64(used)
         }
     }
+    ops.readdirplus = { req, _, size, off, fi in
+        serve(req, .readdir) { fs throws(Errno) in
+            guard let fi else { throw Errno(rawValue: EINVAL) }
+            var buf = [CChar](repeating: 0, count: size)
+            var used = 0
+            try buf.withUnsafeMutableBufferPointer { (p) throws(Errno) in
+                try fs.readdir(fi.pointee.fh, offset: Int64(off)) { e in
+                    // "." and "..": name and type only (ino 0: no attributes, no reference)
+                    var ep = fuse_entry_param()
+                    let attr = fs.entryAttr(e)
+                    if let attr {
+                        ep = entryParam(attr)
+                    } else {
+                        ep.attr.st_ino = UInt(e.ino)
+                        ep.attr.st_mode = UInt32(e.type) << 12
+                    }
+                    var name = e.name.map { CChar(bitPattern: $0) }
+                    name.append(0)
+                    let need = fuse_add_direntry_plus(req, p.baseAddress! + used, size - used, name, &ep, off_t(e.nextOffset))
+                    if need > size - used {
+                        if let attr { fs.forget(attr.ino, 1) }  // not sent: give the reference back
+                        return false
+                    }
+                    used += need
+                    return true
+                }
+            }
+            fuse_reply_buf(req, buf, used)
+            return UInt64(used)
+        }
+    }
     ops.releasedir = { req, _, fi in
         serve(req, .releasedir) { fs throws(Errno) in
             fs.releasedir(fi?.pointee.fh ?? 0)

@@ -131,4 +131,20 @@ import Testing
         try fs.release(fh)
         #expect(fs.openHandleCount == 0)
     }
+
+    @Test func readdirPlusAttributesTakeReferences() throws {
+        let fs = try Rig.fresh().fs
+        let ino = try fs.createFile(root, "f", n("abc"))
+        fs.forget(ino, 1)
+        let fh = try fs.opendir(root)
+        var attrs: [String: FileAttr?] = [:]
+        try fs.readdir(fh, offset: 0) { e in
+            attrs[String(decoding: e.name, as: UTF8.self)] = fs.entryAttr(e)
+            return true
+        }
+        fs.releasedir(fh)
+        #expect(attrs["."]! == nil && attrs[".."]! == nil)
+        #expect(attrs["f"]??.size == 3)
+        #expect(fs.lookupCount(ino) == 1)
+    }
 }
