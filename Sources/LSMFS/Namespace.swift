@@ -97,6 +97,11 @@ extension FileSystem {
             return try withInodeLocks([parent, ino]) { () throws(Errno) -> (attr: FileAttr, fh: UInt64?) in
                 var dir = try loadInode(parent)
                 if dir.nlink == 0 { throw .noEnt }  // directory removed while we waited
+                if dir.mode & UInt32(S_ISGID) != 0 {
+                    // set-group-ID directory: new entries take its group, new subdirectories the bit
+                    rec.gid = dir.gid
+                    if rec.isDirectory { rec.mode |= UInt32(S_ISGID) }
+                }
                 if rec.isDirectory {
                     rec.nlink = 2
                     rec.parent = parent

@@ -26,6 +26,19 @@ import Testing
         #expect(throws: errno(ENOENT)) { try fs.getattr(d.ino) }
     }
 
+    @Test func setGroupIDDirectoriesPassTheirGroupOn() throws {
+        let fs = try Rig.fresh().fs
+        let d = try fs.mkdir(root, n("shared"), mode: 0o775, caller: me)
+        _ = try fs.setattr(d.ino, SetAttr(mode: 0o2775, gid: 4242))
+        let f = try fs.create(d.ino, n("f"), mode: 0o644, flags: O_RDWR, caller: Caller(uid: 1000, gid: 1000))
+        try fs.release(f.fh)
+        let sub = try fs.mkdir(d.ino, n("sub"), mode: 0o755, caller: Caller(uid: 1000, gid: 1000))
+        #expect(f.attr.gid == 4242 && f.attr.uid == 1000)
+        #expect(sub.gid == 4242 && sub.mode & UInt32(S_ISGID) != 0)
+        let plain = try fs.mkdir(root, n("plain"), mode: 0o755, caller: Caller(uid: 1000, gid: 1000))
+        #expect(plain.gid == 1000 && plain.mode & UInt32(S_ISGID) == 0)
+    }
+
     @Test func parentTimesMoveOnCreateAndUnlink() throws {
         let fs = try Rig.fresh().fs
         _ = try fs.setattr(root, SetAttr(atime: .time(TimeSpec(sec: 1, nsec: 0)), mtime: .time(TimeSpec(sec: 1, nsec: 0))))
