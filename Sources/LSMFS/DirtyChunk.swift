@@ -16,6 +16,23 @@ struct DirtyChunk {
     var mtime: TimeSpec
 }
 
+extension DirtyChunk {
+    /// Writes `data` at byte `lo` of the chunk (zero-filling a gap); the file grows to `size`
+    /// if that is larger.
+    mutating func apply(_ data: UnsafeRawBufferPointer, at lo: Int, size end: UInt64, mtime now: TimeSpec) {
+        let hi = lo + data.count
+        if bytes.count < hi {
+            blocks = InodeRecord.adjust(blocks, from: bytes.count, to: hi)
+            bytes += [UInt8](repeating: 0, count: hi - bytes.count)
+        }
+        bytes.withUnsafeMutableBytes { c in
+            (c.baseAddress! + lo).copyMemory(from: data.baseAddress!, byteCount: data.count)
+        }
+        size = max(size, end)
+        mtime = now
+    }
+}
+
 extension FileSystem {
     /// The buffered chunk of `ino` (stable while the caller holds the inode's stripe lock).
     func dirtyEntry(_ ino: UInt64) -> DirtyChunk? {
@@ -23,8 +40,7 @@ extension FileSystem {
     }
 
     /// Applies a buffered chunk's size and times to a record loaded from the store.
-    func overlayDirty(_ ino: UInt64, _ rec: inout InodeRecord) {
-        guard let d = dirtyEntry(ino) else { return }
+    func overlay(_ d: DirtyChunk, _ rec: inout InodeRecord) {
         rec.size = d.size
         rec.blocks = d.blocks
         rec.mtime = d.mtime

@@ -52,8 +52,13 @@ extension FileSystem {
         case .dir:
             throw .isDir
         case .file(let ino, _):
-            return try withInodeLock(ino) { () throws(Errno) -> [UInt8] in
-                let rec = try loadInode(ino)
+            // No inode lock: the buffered chunk is read first, then the store. A write or flush
+            // that completed before the call is in one or the other (a flush writes the store
+            // before it drops the buffer), so completed writes are always seen; a write racing
+            // with this read may be seen in part, as on any filesystem.
+            do {
+                let pending = dirtyEntry(ino)
+                let rec = try loadInode(ino, dirty: .some(pending))
                 guard offset < rec.size, size > 0 else { return [] }
                 let end = min(rec.size, offset + UInt64(size))
                 var out = [UInt8](repeating: 0, count: Int(end - offset))
@@ -76,7 +81,7 @@ extension FileSystem {
                     }
                 })
                 // The buffered chunk is newer than the stored one and covers all its bytes.
-                if let d = dirtyEntry(ino), d.index >= first, d.index <= last {
+                if let d = pending, d.index >= first, d.index <= last {
                     let start = d.index * cs
                     let lo = max(start, offset), zeroHi = min(start + cs, end)
                     let hi = min(start + UInt64(d.bytes.count), end)
@@ -118,25 +123,17 @@ extension FileSystem {
             let first = off / cs
             if (end - 1) / cs == first, end - first * cs < cs, pending == nil || pending!.index == first {
                 let start = first * cs
-                let lo = Int(off - start), hi = Int(end - start)
-                var entry: DirtyChunk
+                let lo = Int(off - start)
                 if pending != nil {
-                    entry = dirty.withLock { $0.removeValue(forKey: ino)! }  // sole owner: no copy
+                    // In place: the entry stays visible to lock-free readers throughout.
+                    dirty.withLock { $0[ino]!.apply(data, at: lo, size: end, mtime: now) }
                 } else {
                     // (read even when the write covers the chunk's data: its length counts in blocks)
                     let stored = start >= rec.size ? nil : try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, first)) })
-                    entry = DirtyChunk(index: first, bytes: stored ?? [], size: rec.size, blocks: rec.blocks, mtime: now)
+                    var entry = DirtyChunk(index: first, bytes: stored ?? [], size: rec.size, blocks: rec.blocks, mtime: now)
+                    entry.apply(data, at: lo, size: end, mtime: now)
+                    dirty.withLock { $0[ino] = entry }
                 }
-                if entry.bytes.count < hi {
-                    entry.blocks = InodeRecord.adjust(entry.blocks, from: entry.bytes.count, to: hi)
-                    entry.bytes += [UInt8](repeating: 0, count: hi - entry.bytes.count)
-                }
-                entry.bytes.withUnsafeMutableBytes { c in
-                    (c.baseAddress! + lo).copyMemory(from: data.baseAddress!, byteCount: hi - lo)
-                }
-                entry.size = max(rec.size, end)
-                entry.mtime = now
-                dirty.withLock { $0[ino] = entry }
                 return data.count
             }
             var chunks: [(index: UInt64, bytes: [UInt8])] = []

@@ -185,7 +185,9 @@ public final class FileSystem: Sendable {
         if options.readOnly { throw .roFS }
     }
 
-    func loadInode(_ ino: UInt64) throws(Errno) -> InodeRecord {
+    /// The inode as the filesystem sees it: the stored record with the size/times of the
+    /// file's buffered writes (`dirty`: that buffer, default: the current one).
+    func loadInode(_ ino: UInt64, dirty snapshot: DirtyChunk?? = nil) throws(Errno) -> InodeRecord {
         guard let bytes = try kv("get inode \(ino)", { () throws(LSMError) in try store.get(Keys.inode(ino)) }) else {
             throw .noEnt
         }
@@ -194,7 +196,7 @@ public final class FileSystem: Sendable {
             throw .io
         }
         var r = rec
-        overlayDirty(ino, &r)
+        if let d = snapshot ?? dirtyEntry(ino) { overlay(d, &r) }
         return r
     }
 

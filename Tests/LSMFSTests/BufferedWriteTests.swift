@@ -4,6 +4,7 @@ import KVIMR
 import LSMFS
 import LSMStore
 import SystemPackage
+import Synchronization
 import Testing
 
 /// Small writes into one chunk are buffered (DirtyChunk) until the chunk fills, the file is
@@ -96,4 +97,46 @@ import Testing
         #expect(try r.keyCount([0x42]) == 0)
         #expect(try FileSystem.check(store: r.store).errors == [])
     }
+
+    /// Reads take no inode lock: they must still see every write that completed before them,
+    /// while a writer appends (buffered and chunk-completing writes) and flushes run.
+    @Test func lockFreeReadsSeeEveryCompletedWrite() async throws {
+        let fs = try Rig.fresh().fs
+        let (_, fh) = try fs.create(root, n("grow"), mode: 0o644, flags: O_RDWR, caller: me)
+        let total = 400_000, piece = 3_000
+        let data = pattern(total, seed: 77)
+        let shared = Progress()
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            g.addTask {
+                var off = 0
+                while off < total {
+                    let n = min(piece, total - off)
+                    _ = try fs.writeAll(fh, UInt64(off), Array(data[off ..< off + n]))
+                    off += n
+                    shared.completed.store(off, ordering: .releasing)
+                    if off % 30_000 == 0 { try fs.flush(fh) }
+                }
+            }
+            for _ in 0..<2 {
+                g.addTask {
+                    let rfh = try fs.open(try fs.lookup(root, n("grow")).ino, flags: O_RDONLY).fh
+                    while true {
+                        let c = shared.completed.load(ordering: .acquiring)
+                        let got = try fs.read(rfh, offset: 0, size: c)
+                        if got.count < c || got[0..<c] != data[0..<c] { shared.failures.add(1, ordering: .relaxed) }
+                        if c == total { break }
+                    }
+                    try fs.release(rfh)
+                }
+            }
+            try await g.waitForAll()
+        }
+        #expect(shared.failures.load(ordering: .relaxed) == 0)
+        try fs.release(fh)
+    }
+}
+
+final class Progress: Sendable {
+    let completed = Atomic<Int>(0)
+    let failures = Atomic<Int>(0)
 }
