@@ -49,23 +49,35 @@ extension FileSystem {
                 skipCount = offset - 2
             }
         }
+        // Dentries are read in pages and emitted outside the scan, so `emit` (readdirplus loads
+        // attributes from the store) never runs inside a store iteration.
+        let pageSize = 128
         var batch: [Int64: [UInt8]] = [:]
-        var bad = false
-        try kv("readdir", { () throws(LSMError) in
-            try store.scan(from: from, to: Keys.dirEnd(ino)) { key, value in
-                let name = Array(key[9...])
-                if let s = skipName, s == name { return true }
-                if skipCount > 0 { skipCount -= 1; return true }
-                guard let d = DentryRecord.decode(value) else { bad = true; return false }
-                counter += 1
-                guard emit(DirEntry(name: name, ino: d.ino, type: d.type, nextOffset: counter)) else { return false }
-                batch[counter] = name
-                return true
+        pages: while true {
+            var page: [(name: [UInt8], d: DentryRecord)] = []
+            var bad = false
+            try kv("readdir", { () throws(LSMError) in
+                try store.scan(from: from, to: Keys.dirEnd(ino)) { key, value in
+                    let name = Array(key[9...])
+                    if let s = skipName, s == name { return true }
+                    if skipCount > 0 { skipCount -= 1; return true }
+                    guard let d = DentryRecord.decode(value) else { bad = true; return false }
+                    page.append((name, d))
+                    return page.count < pageSize
+                }
+            })
+            if bad {
+                fsLog.error("directory \(ino): undecodable dentry")
+                throw .io
             }
-        })
-        if bad {
-            fsLog.error("directory \(ino): undecodable dentry")
-            throw .io
+            for (name, d) in page {
+                counter += 1
+                guard emit(DirEntry(name: name, ino: d.ino, type: d.type, nextOffset: counter)) else { break pages }
+                batch[counter] = name
+            }
+            guard page.count == pageSize, let last = page.last else { break }
+            from = Keys.dentry(ino, last.name)
+            skipName = last.name
         }
         if batch.isEmpty { return }
         tables.withLock { t in
