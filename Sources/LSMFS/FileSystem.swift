@@ -34,7 +34,8 @@ final class StripeLock: Sendable {
 ///      (lookup, readdir) see the store's atomic batches;
 ///   2. inode stripe locks (`stripes[ino % stripeCount]`), several at once only in ascending
 ///      stripe index — held around every read-modify-write of an inode record or of a
-///      file's chunks (write, truncate, setattr, read, and the inode updates of namespace ops);
+///      file's chunks (write, truncate, setattr, buffer flushes, and the inode updates of
+///      namespace ops). Reads take none (see `read`);
 ///   3. leaf locks: `tables` (handles, open counts, lookup counts, orphans), `inoAlloc`,
 ///      `dirty`, `OpStats` — never held while taking another lock or calling the store.
 ///      A `dirty` entry is created, changed and removed only under its inode's stripe lock.
