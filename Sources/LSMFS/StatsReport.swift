@@ -83,7 +83,8 @@ extension FileSystem {
             let c = ops[op.rawValue]
             opFields.append((op.name, .object([
                 ("calls", .uint(c.calls)), ("errors", .uint(c.errors)),
-                ("mean_us", .double(c.meanMicros)), ("max_us", .double(Double(c.maxNanos) / 1000)),
+                ("mean_us", .double(c.meanMicros)), ("p50_us", .double(c.percentileMicros(0.5))),
+                ("p99_us", .double(c.percentileMicros(0.99))), ("max_us", .double(Double(c.maxNanos) / 1000)),
                 ("bytes", .uint(c.bytes)),
             ])))
         }

@@ -28,4 +28,18 @@ import Testing
         #expect(body.hasPrefix("{") && body.contains("\"fuse_ops\"") && body.contains("\"write\""))
         #expect(fs.statsText() != text)
     }
+
+    @Test func opLatencyPercentiles() throws {
+        let fs = try Rig.fresh().fs
+        for _ in 0..<98 { fs.recordOp(.getattr, nanos: 3_000, failed: false) }  // 3 us
+        fs.recordOp(.getattr, nanos: 900_000, failed: false)                   // 900 us
+        fs.recordOp(.getattr, nanos: 5_000_000, failed: true)                  // 5 ms
+        let c = fs.opCounters()[FSOp.getattr.rawValue]
+        #expect(c.calls == 100 && c.errors == 1)
+        #expect(c.percentileMicros(0.5) == 4.096)   // the [2048, 4096) ns bucket
+        #expect(c.percentileMicros(0.99) > 500 && c.percentileMicros(0.99) <= 1048.576)
+        #expect(c.percentileMicros(1.0) == 5000)
+        #expect(fs.statsText().contains("getattr: calls=100 errors=1"))
+        #expect(fs.statsJSON().contains("\"p99_us\""))
+    }
 }
