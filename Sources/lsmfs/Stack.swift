@@ -39,9 +39,14 @@ enum Stack {
             var options = FSOptions()
             options.readOnly = readOnly
             options.syncInterval = syncInterval
-            return try FileSystem(store: store, options: options)
+            do {
+                return try FileSystem(store: store, options: options)
+            } catch {
+                try? store.close()   // closes KVIMR and the device too
+                throw CLIError(describe(error))
+            }
         } catch {
-            try? device.close()
+            try? device.close()   // a no-op error if the store already closed it
             throw error
         }
     }
@@ -56,6 +61,6 @@ enum Stack {
         if let e = error as? DeviceError { return e.message }
         if let e = error as? KVIMRError { return e.message }
         if let e = error as? LSMError { return e.message }
-        return "\(error)"
+        return String(describing: error)
     }
 }
