@@ -25,8 +25,8 @@ public enum FSFormat {
 
     /// File bytes are stored in chunks of this size. 64 KiB: a partial write rewrites at most
     /// 64 KiB (bounded read-modify-write), a 1 MiB FUSE write is 16 puts, a GiB is 16 Ki keys,
-    /// and a full chunk is large enough to go through the WiscKey value log, so file data does
-    /// not ride through every compaction of the tree.
+    /// and a full chunk is large enough to go through the WiscKey value log (once the engine has
+    /// one) instead of riding through every compaction of the tree.
     public static let chunkSize = 64 * 1024
 
     public static let rootIno: UInt64 = 1
