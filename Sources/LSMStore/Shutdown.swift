@@ -13,6 +13,7 @@ extension Engine {
             do throws(LSMError) {
                 try writer.withLock { (w: inout WriterState) throws(LSMError) in
                     if let f = w.failed { throw f }
+                    try w.log?.flush(kvimr: kvimr) // closing KVIMR syncs what it holds
                     if !state.withLock({ $0.mem.isEmpty }) { try switchMemtable(&w) }
                 }
             } catch { failure = error }

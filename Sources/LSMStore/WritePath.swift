@@ -32,18 +32,18 @@ extension Engine {
             guard first + UInt64(entries.count) <= LSMFormat.maxSequence else {
                 throw LSMError(.invalidArgument, "sequence numbers exhausted")
             }
-            guard var log = w.log else { throw LSMError(.closed, "no write-ahead log") }
+            guard let before = w.log?.bytesWritten else { throw LSMError(.closed, "no write-ahead log") }
             let payload = BatchCodec.encode(sequence: first, entries)
             do throws(LSMError) {
-                try log.add(payload, kvimr: kvimr)
+                try w.log!.addBuffered(payload, kvimr: kvimr)   // in place: no copy of the buffer
             } catch {
                 // KVIMR refuses an append it cannot place without changing anything; any other
                 // failure leaves the log in an unknown state: no further writes.
                 if error.kind != .noSpace { w.failed = error }
                 throw error
             }
-            counters.walBytesWritten.bump(log.bytesWritten - (w.log?.bytesWritten ?? 0))
-            w.log = log
+            let log = w.log!
+            counters.walBytesWritten.bump(log.bytesWritten - before)
             // The record is in the WAL: apply it, then report a failed sync (the write may or
             // may not survive a crash, as with any failed fsync).
             var user: UInt64 = 0
@@ -66,6 +66,10 @@ extension Engine {
             if durable.covers(target) { return }
             let current = try writer.withLock { (w: inout WriterState) throws(LSMError) -> WALPosition? in
                 if let f = w.failed { throw f }
+                do throws(LSMError) { try w.log?.flush(kvimr: kvimr) } catch {
+                    if error.kind != .noSpace { w.failed = error }
+                    throw error
+                }
                 return w.log.map { WALPosition(file: $0.file, offset: $0.bytesWritten) }
             }
             // A WAL older than the current one was sealed and synced when it was frozen.
@@ -149,6 +153,7 @@ extension Engine {
         guard let old = w.log else { throw LSMError(.closed, "no write-ahead log") }
         let wal = try kvimr.createFile(.wal, level: 0)
         do throws(LSMError) {
+            try w.log!.flush(kvimr: kvimr)
             try kvimr.sealFile(old.file)
             try kvimr.syncFiles([old.file])
         } catch {

@@ -1,8 +1,122 @@
 import ArgumentParser
+import Glibc
 
-// Being written in this session (issue 4); replaced by the engine helper.
+/// `lsmfs bench kv`: a db_bench work-alike for LSMStore on an IMR image (through KVIMR, as the
+/// filesystem uses it). It speaks db_bench's `--flag=value` syntax and prints db_bench's
+/// result lines, so it runs side by side with RocksDB's `db_bench` (bench/kv-vs-rocksdb.sh).
 struct BenchKV: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "kv",
-        abstract: "db_bench-compatible benchmark of LSMStore on an IMR image.")
-    func run() throws { throw CLIError("lsmfs bench kv is not built yet") }
+        abstract: "db_bench-compatible benchmark of LSMStore on an IMR image.",
+        discussion: """
+        Flags use db_bench's syntax (--name=value): --benchmarks=fillseq,fillrandom,overwrite,\
+        readrandom,readseq,seekrandom,deleterandom --num --reads --key_size --value_size \
+        --sync --bloom_bits --threads --cache_size --seek_nexts --write_buffer_size \
+        --db=IMAGE_PATH --image_size=4G --policy=NAME --use_existing_db --seed. \
+        Unknown db_bench flags are ignored with a warning.
+        """)
+
+    @Argument(parsing: .allUnrecognized, help: "db_bench-style flags (--name=value).")
+    var flags: [String] = []
+
+    func run() throws {
+        let config: BenchKVConfig
+        do { config = try BenchKVConfig(parsing: flags) } catch {
+            printError("lsmfs bench kv: \(error)")
+            throw ExitCode(2)
+        }
+        do {
+            try BenchKVRunner(config).run()
+        } catch {
+            printError("lsmfs bench kv: \(Stack.describe(error))")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// The flags of one `bench kv` run, with db_bench's defaults where db_bench has them.
+struct BenchKVConfig {
+    var benchmarks = ["fillseq", "fillrandom", "overwrite", "readrandom", "readseq", "seekrandom", "deleterandom"]
+    var num = 1_000_000
+    var reads = -1                 // -1: num
+    var keySize = 16
+    var valueSize = 100
+    var sync = false
+    var bloomBits = 10
+    var threads = 1
+    var cacheSize = 8 << 20
+    var seekNexts = 0
+    var writeBufferSize = 4 << 20
+    var db = "/tmp/lsmfs-bench-kv.img"
+    var imageSize: UInt64 = 4 << 30
+    var policy = Stack.policies.contains("kvimr") ? "kvimr" : (Stack.policies.first ?? "two-phase")
+    var useExistingDB = false
+    var seed: UInt64 = 301
+    var warnings: [String] = []
+
+    static let known: Set<String> = ["fillseq", "fillrandom", "overwrite", "readrandom", "readseq",
+                                     "seekrandom", "deleterandom", "stats"]
+
+    init(parsing args: [String]) throws {
+        for arg in args {
+            guard arg.hasPrefix("--") else { throw CLIError("unexpected argument '\(arg)' (flags are --name=value)") }
+            let body = arg.dropFirst(2)
+            let name: String, value: String
+            if let eq = body.firstIndex(of: "=") {
+                name = String(body[..<eq]); value = String(body[body.index(after: eq)...])
+            } else {
+                name = String(body); value = "true"
+            }
+            func int() throws -> Int {
+                guard let v = Int(value) else { throw CLIError("--\(name): '\(value)' is not an integer") }
+                return v
+            }
+            func bool() throws -> Bool {
+                switch value.lowercased() {
+                case "1", "true", "yes": return true
+                case "0", "false", "no": return false
+                default: throw CLIError("--\(name): '\(value)' is not a boolean")
+                }
+            }
+            switch name {
+            case "benchmarks":
+                benchmarks = value.split(separator: ",").map { String($0) }
+                for b in benchmarks where !BenchKVConfig.known.contains(b) {
+                    throw CLIError("unknown benchmark '\(b)' (known: \(BenchKVConfig.known.sorted().joined(separator: ",")))")
+                }
+            case "num": num = try int()
+            case "reads": reads = try int()
+            case "key_size": keySize = try int()
+            case "value_size": valueSize = try int()
+            case "sync": sync = try bool()
+            case "bloom_bits": bloomBits = try int()
+            case "threads": threads = try int()
+            case "cache_size": cacheSize = try int()
+            case "seek_nexts": seekNexts = try int()
+            case "write_buffer_size": writeBufferSize = try int()
+            case "db": db = value
+            case "image_size":
+                guard let s = parseSize(value) else { throw CLIError("--image_size: '\(value)' is not a size") }
+                imageSize = s
+            case "policy":
+                if let why = Stack.checkPolicy(value) { throw CLIError(why) }
+                policy = value
+            case "use_existing_db": useExistingDB = try bool()
+            case "seed": seed = UInt64(try int())
+            default: warnings.append("ignoring flag --\(name)")
+            }
+        }
+        guard num > 0, keySize >= 8, keySize <= 1024, valueSize >= 0, threads >= 1, threads <= 64,
+              bloomBits >= 0, cacheSize >= 0, seekNexts >= 0, writeBufferSize >= 64 << 10 else {
+            throw CLIError("flag out of range (need num > 0, 8 <= key_size <= 1024, 1 <= threads <= 64, write_buffer_size >= 64K)")
+        }
+    }
+
+    var readCount: Int { reads < 0 ? num : reads }
+}
+
+/// Peak resident set of this process (VmHWM), in bytes.
+func peakRSSBytes() -> UInt64 {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return UInt64(usage.ru_maxrss) * 1024
 }
