@@ -49,10 +49,14 @@ extension FileSystem {
             var batch = WriteBatch()
             let now = TimeSpec.now()
             if let m = s.mode { rec.mode = rec.type | (m & 0o7777) }
-            if let u = s.uid, u != rec.uid {
-                rec.uid = u
-                if !rec.isDirectory { rec.mode &= ~UInt32(S_ISUID | S_ISGID) }
+            // chown of a non-directory drops set-user-ID, and set-group-ID when group-executable
+            // (without it the bit marks mandatory locking), as Linux does — even for root.
+            if (s.uid != nil || s.gid != nil) && !rec.isDirectory {
+                rec.mode &= ~UInt32(S_ISUID)
+                if rec.mode & UInt32(S_IXGRP) != 0 { rec.mode &= ~UInt32(S_ISGID) }
+                try addKillCapability(ino, &batch)
             }
+            if let u = s.uid { rec.uid = u }
             if let g = s.gid { rec.gid = g }
             if let size = s.size {
                 if rec.isDirectory { throw .isDir }
@@ -78,8 +82,12 @@ extension FileSystem {
         let bs: UInt64 = 4096
         let blocks = k.capacityBytes / bs
         let free = min(k.freeBytes / bs, blocks)
+        // Inode numbers are 64-bit and records live in the store, so "free inodes" is what the
+        // free space could hold (one 4 KiB page each, a generous bound); used is the real count.
+        let filesFree = free / 4 + 1024
+        let used = inodeCount()
         return FSStatfs(blockSize: bs, blocks: blocks, blocksFree: free, blocksAvailable: free,
-                        files: blocks / 4 + 1024, filesFree: free / 4 + 1024, nameMax: UInt64(FSFormat.nameMax))
+                        files: used + filesFree, filesFree: filesFree, nameMax: UInt64(FSFormat.nameMax))
     }
 
     /// The attributes of a stats pseudo-file (size of a fresh snapshot).

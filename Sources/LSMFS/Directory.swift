@@ -34,7 +34,9 @@ extension FileSystem {
             guard emit(DirEntry(name: [0x2E], ino: ino, type: UInt8(DT_DIR), nextOffset: 1)) else { return }
         }
         if offset < 2 {
-            let parent = try loadInode(ino).parent
+            let dir = try loadInode(ino)
+            touchAtime(ino, seen: dir)
+            let parent = dir.parent
             guard emit(DirEntry(name: [0x2E, 0x2E], ino: parent == 0 ? ino : parent, type: UInt8(DT_DIR), nextOffset: 2)) else { return }
         }
         var from = Keys.dirStart(ino)

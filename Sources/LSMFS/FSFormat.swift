@@ -8,7 +8,7 @@ import LSMCommon
 ///     'I' ino:u64                       -> inode attributes (InodeRecord)
 ///     'D' parent:u64 name:bytes         -> dentry: child ino + type (DentryRecord)
 ///     'B' ino:u64 chunk:u64             -> bytes of one file chunk (1..chunkSize bytes)
-///     'X' ino:u64 name:bytes            -> xattr value (reserved, not yet written)
+///     'X' ino:u64 name:bytes            -> xattr value (name with its namespace, e.g. user.x)
 ///     'O' ino:u64                       -> orphan marker (empty value)
 public enum FSFormat {
     public static let recordKeyPrefix: UInt8 = 0x46   // 'F'
@@ -42,6 +42,12 @@ public enum FSFormat {
     public static let statsJSONName: [UInt8] = Array(".lsmfs-stats.json".utf8)
 
     public static let nameMax = 255
+    /// Extended attributes: longest name (with its namespace prefix) and value, as on ext4/XFS.
+    public static let xattrNameMax = 255
+    public static let xattrValueMax = 65536
+    /// setxattr(2) flags (<sys/xattr.h>).
+    public static let xattrCreate: Int32 = 1
+    public static let xattrReplace: Int32 = 2
     public static let symlinkMax = 4095
     /// Largest file size (chunk index must fit the key; also off_t).
     public static let maxFileSize: UInt64 = UInt64(Int64.max)
@@ -69,6 +75,11 @@ enum Keys {
     }
     /// Every chunk of `ino`: [chunk(ino, 0), chunksEnd(ino)).
     static func chunksEnd(_ ino: UInt64) -> [UInt8] { prefixed(FSFormat.chunkPrefix, ino &+ 1) }
+    static func xattr(_ ino: UInt64, _ name: [UInt8]) -> [UInt8] {
+        var k = prefixed(FSFormat.xattrPrefix, ino)
+        k.append(contentsOf: name)
+        return k
+    }
     static func xattrStart(_ ino: UInt64) -> [UInt8] { prefixed(FSFormat.xattrPrefix, ino) }
     static func xattrEnd(_ ino: UInt64) -> [UInt8] { prefixed(FSFormat.xattrPrefix, ino &+ 1) }
 

@@ -51,7 +51,7 @@ extension FileSystem {
             return Array(content[lo..<min(content.count, lo + size)])
         case .dir:
             throw .isDir
-        case .file(let ino, _):
+        case .file(let ino, let flags):
             // No inode lock: the buffered chunk is read first, then the store. A write or flush
             // that completed before the call is in one or the other (a flush writes the store
             // before it drops the buffer), so completed writes are always seen; a write racing
@@ -59,6 +59,7 @@ extension FileSystem {
             do {
                 let pending = dirtyEntry(ino)
                 let rec = try loadInode(ino, dirty: .some(pending))
+                if size > 0 { touchAtime(ino, seen: rec, flags: flags) }
                 guard offset < rec.size, size > 0 else { return [] }
                 let end = min(rec.size, offset + UInt64(size))
                 var out = [UInt8](repeating: 0, count: Int(end - offset))

@@ -37,7 +37,7 @@ final class StripeLock: Sendable {
 ///      file's chunks (write, truncate, setattr, buffer flushes, and the inode updates of
 ///      namespace ops). Reads take none (see `read`);
 ///   3. leaf locks: `tables` (handles, open counts, lookup counts, orphans), `inoAlloc`,
-///      `dirty`, `OpStats` — never held while taking another lock or calling the store.
+///      `dirty`, `xattrPresence`, `inodeCountCache`, `OpStats` — never held while taking another lock or calling the store.
 ///      A `dirty` entry is created, changed and removed only under its inode's stripe lock.
 public final class FileSystem: Sendable {
     let store: LSMStore
@@ -53,6 +53,10 @@ public final class FileSystem: Sendable {
     /// Buffered partial chunks of files being written (see DirtyChunk).
     let dirty = Mutex<[UInt64: DirtyChunk]>([:])
     let syncer = Mutex<PeriodicSync?>(nil)
+    /// Which inodes hold xattrs (see XattrPresence); leaf lock, filled under the stripe lock.
+    let xattrPresence = Mutex(XattrPresence())
+    /// statfs's inode count (see InodeCountCache); leaf lock.
+    let inodeCountCache = Mutex(InodeCountCache())
     let mountedAt = TimeSpec.now()
 
     struct InoAlloc { var next: UInt64; var limit: UInt64 }

@@ -4,7 +4,8 @@ import Synchronization
 public enum FSOp: Int, Sendable, CaseIterable {
     case lookup, forget, getattr, setattr, readlink, mknod, mkdir, unlink, rmdir, symlink, rename,
          link, open, read, write, flush, release, fsync, opendir, readdir, releasedir, fsyncdir,
-         statfs, create, access, other
+         statfs, create, access, setxattr, getxattr, listxattr, removexattr, fallocate, lseek,
+         copyFileRange, other
 
     public var name: String { "\(self)" }
 }

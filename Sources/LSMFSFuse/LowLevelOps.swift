@@ -286,5 +286,6 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
             return 0
         }
     }
+    installXattrOps(&ops)
     return ops
 }

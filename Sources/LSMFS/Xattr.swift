@@ -1,0 +1,145 @@
+import Glibc
+import LSMStore
+import Synchronization
+import SystemPackage
+
+/// Which inodes are known to hold extended attributes. The kernel asks for
+/// `security.capability` before every write (to know whether it must drop file capabilities);
+/// an inode known to hold no xattrs answers ENODATA from memory, without a store lookup.
+/// Entries are filled under the inode's stripe lock (so a concurrent setxattr cannot be
+/// overtaken by a stale "none") and changed only under it. Bounded: cleared when large.
+struct XattrPresence {
+    var known: [UInt64: Bool] = [:]
+    static let limit = 1 << 18
+}
+
+extension FileSystem {
+    /// The namespaces Linux knows; a name outside them is EOPNOTSUPP, as on ext4.
+    static let xattrNamespaces: [[UInt8]] = ["user.", "trusted.", "security.", "system."].map { Array($0.utf8) }
+
+    func checkXattrName(_ name: [UInt8]) throws(Errno) {
+        if name.isEmpty || name.contains(0) { throw .inval }
+        if name.count > FSFormat.xattrNameMax { throw Errno(rawValue: ERANGE) }
+        guard FileSystem.xattrNamespaces.contains(where: { name.starts(with: $0) && name.count > $0.count }) else {
+            throw Errno(rawValue: EOPNOTSUPP)
+        }
+    }
+
+    /// Whether `ino` holds any xattr (cached). Stripe lock of `ino` held.
+    func hasXattrsLocked(_ ino: UInt64) throws(Errno) -> Bool {
+        if let k = xattrPresence.withLock({ $0.known[ino] }) { return k }
+        var any = false
+        try kv("xattrs of \(ino)", { () throws(LSMError) in
+            try store.scan(from: Keys.xattrStart(ino), to: Keys.xattrEnd(ino)) { _, _ in any = true; return false }
+        })
+        setXattrPresence(ino, any)
+        return any
+    }
+
+    func setXattrPresence(_ ino: UInt64, _ has: Bool) {
+        xattrPresence.withLock { p in
+            if p.known.count >= XattrPresence.limit { p.known.removeAll(keepingCapacity: true) }
+            p.known[ino] = has
+        }
+    }
+
+    /// setxattr(2): `flags` XATTR_CREATE (EEXIST if present) / XATTR_REPLACE (ENODATA if absent).
+    /// Values up to 64 KiB (E2BIG beyond). `user.` attributes only on files and directories.
+    package func setxattr(_ ino: UInt64, _ name: [UInt8], _ value: UnsafeRawBufferPointer, flags: Int32) throws(Errno) {
+        if FileSystem.isPseudo(ino) { throw .perm }
+        try checkXattrName(name)
+        if value.count > FSFormat.xattrValueMax { throw Errno(rawValue: E2BIG) }
+        try requireWritable()
+        let bytes = [UInt8](value)
+        try withInodeLock(ino) { () throws(Errno) in
+            var rec = try loadInode(ino)
+            if name.starts(with: Array("user.".utf8)) && !rec.isRegular && !rec.isDirectory { throw .perm }
+            let key = Keys.xattr(ino, name)
+            var exists = false
+            if try hasXattrsLocked(ino) {
+                exists = try kv("getxattr", { () throws(LSMError) in try store.get(key) }) != nil
+            }
+            if flags & FSFormat.xattrCreate != 0 && exists { throw .exists }
+            if flags & FSFormat.xattrReplace != 0 && !exists { throw Errno(rawValue: ENODATA) }
+            rec.ctime = TimeSpec.now()
+            var batch = WriteBatch()
+            batch.put(key, bytes)
+            batch.put(Keys.inode(ino), rec.encode())
+            try write(batch, "setxattr")
+            setXattrPresence(ino, true)
+        }
+    }
+
+    /// getxattr(2): the value; ENODATA if absent. The caller applies the size rules
+    /// (`size == 0` asks for the length; a smaller buffer is ERANGE).
+    package func getxattr(_ ino: UInt64, _ name: [UInt8]) throws(Errno) -> [UInt8] {
+        if FileSystem.isPseudo(ino) { throw Errno(rawValue: ENODATA) }
+        if name.isEmpty || name.count > FSFormat.xattrNameMax { throw Errno(rawValue: name.isEmpty ? EINVAL : ERANGE) }
+        // Fast path: an inode known to hold no xattrs (the per-write security.capability probe).
+        if xattrPresence.withLock({ $0.known[ino] }) == false { return try noXattr(ino) }
+        let has = try withInodeLock(ino) { () throws(Errno) -> Bool in try hasXattrsLocked(ino) }
+        if !has { return try noXattr(ino) }
+        guard let v = try kv("getxattr", { () throws(LSMError) in try store.get(Keys.xattr(ino, name)) }) else {
+            _ = try loadInode(ino)
+            throw Errno(rawValue: ENODATA)
+        }
+        return v
+    }
+
+    private func noXattr(_ ino: UInt64) throws(Errno) -> [UInt8] {
+        throw Errno(rawValue: ENODATA)
+    }
+
+    /// listxattr(2): every name, each followed by a NUL. `trusted.*` names are listed only to
+    /// root (CAP_SYS_ADMIN), as ext4 and XFS do.
+    package func listxattr(_ ino: UInt64, caller: Caller = .process) throws(Errno) -> [UInt8] {
+        let trusted = Array("trusted.".utf8)
+        if FileSystem.isPseudo(ino) { return [] }
+        _ = try loadInode(ino)
+        if xattrPresence.withLock({ $0.known[ino] }) == false { return [] }
+        var out: [UInt8] = []
+        var any = false
+        try kv("listxattr", { () throws(LSMError) in
+            try store.scan(from: Keys.xattrStart(ino), to: Keys.xattrEnd(ino)) { key, _ in
+                any = true
+                if caller.uid != 0 && key[9...].starts(with: trusted) { return true }
+                out.append(contentsOf: key[9...])
+                out.append(0)
+                return true
+            }
+        })
+        if !any { try withInodeLock(ino) { () throws(Errno) in _ = try hasXattrsLocked(ino) } }
+        return out
+    }
+
+    /// removexattr(2): ENODATA if absent.
+    package func removexattr(_ ino: UInt64, _ name: [UInt8]) throws(Errno) {
+        if FileSystem.isPseudo(ino) { throw .perm }
+        if name.isEmpty || name.count > FSFormat.xattrNameMax { throw Errno(rawValue: name.isEmpty ? EINVAL : ERANGE) }
+        try requireWritable()
+        try withInodeLock(ino) { () throws(Errno) in
+            var rec = try loadInode(ino)
+            let has = try hasXattrsLocked(ino)
+            let key = Keys.xattr(ino, name)
+            if !has { throw Errno(rawValue: ENODATA) }
+            if try kv("getxattr", { () throws(LSMError) in try store.get(key) }) == nil { throw Errno(rawValue: ENODATA) }
+            rec.ctime = TimeSpec.now()
+            var batch = WriteBatch()
+            batch.delete(Keys.xattr(ino, name))
+            batch.put(Keys.inode(ino), rec.encode())
+            try write(batch, "removexattr")
+            // Whether others remain is found on the next question.
+            xattrPresence.withLock { _ = $0.known.removeValue(forKey: ino) }
+        }
+    }
+
+    /// Drops `security.capability` (Linux's killpriv on write/truncate/chown). Stripe lock held;
+    /// adds to `batch`. Cheap when the inode is known to hold no xattrs.
+    func addKillCapability(_ ino: UInt64, _ batch: inout WriteBatch) throws(Errno) {
+        guard try hasXattrsLocked(ino) else { return }
+        batch.delete(Keys.xattr(ino, FileSystem.capabilityName))
+        xattrPresence.withLock { _ = $0.known.removeValue(forKey: ino) }
+    }
+
+    static let capabilityName: [UInt8] = Array("security.capability".utf8)
+}
