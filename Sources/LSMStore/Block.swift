@@ -43,48 +43,81 @@ package final class Block: Sendable {
     }
 }
 
-/// Iterates the entries of a block in order; keys are compared with `compare`.
+/// Iterates the entries of a block in order; keys are compared with `compare` (and its raw
+/// form `rawCompare`, which seeks use to compare restart keys in place).
 package final class BlockIterator {
+    package typealias RawCompare = (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Int
     let block: Block
     let compare: ([UInt8], [UInt8]) -> Int
+    let rawCompare: RawCompare
     /// Names the block in error messages (built only on error).
     let table: UInt64
     let blockOffset: UInt64?
     var name: String { blockOffset.map { "table \(table) block at \($0)" } ?? "table \(table) index" }
     package private(set) var key: [UInt8] = []
-    package private(set) var value: [UInt8] = []
+    /// The current value (copied out of the block on each access).
+    package var value: [UInt8] { Array(block.data[valueOffset..<(valueOffset + valueLength)]) }
+    private var valueOffset = 0
+    private var valueLength = 0
     private var current: Int       // offset of the current entry; == restartsOffset when invalid
     private var nextOffset: Int
 
     /// `blockOffset` nil: the table's index block.
-    package init(_ block: Block, table: UInt64, blockOffset: UInt64?, compare: @escaping ([UInt8], [UInt8]) -> Int) {
-        self.block = block; self.compare = compare; self.table = table; self.blockOffset = blockOffset
+    package init(_ block: Block, table: UInt64, blockOffset: UInt64?, compare: @escaping ([UInt8], [UInt8]) -> Int,
+                 rawCompare: @escaping RawCompare = InternalKey.compare) {
+        self.block = block; self.compare = compare; self.rawCompare = rawCompare
+        self.table = table; self.blockOffset = blockOffset
         current = block.restartsOffset; nextOffset = block.restartsOffset
     }
 
     package var isValid: Bool { current < block.restartsOffset }
 
-    /// Decodes the entry at `offset` given the previous key; false if malformed.
+    /// Calls `body` with the value bytes in place (no copy).
+    package func withValue<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        block.data.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[valueOffset..<(valueOffset + valueLength)])) }
+    }
+
+    /// Decodes the three varint lengths of the entry at `offset`: (shared, unshared, value
+    /// length, offset of the key delta), or nil if malformed or running past `end`.
+    private static func header(_ d: UnsafeRawBufferPointer, at offset: Int, end: Int) -> (Int, Int, Int, Int)? {
+        var p = offset
+        func varint() -> Int? {
+            var result = 0, shift = 0
+            while p < end && shift <= 28 {
+                let b = d[p]; p += 1
+                result |= Int(b & 0x7F) << shift
+                if b < 0x80 { return result }
+                shift += 7
+            }
+            return nil
+        }
+        guard let shared = varint(), let unshared = varint(), let vlen = varint(),
+              unshared <= end - p, vlen <= end - p - unshared else { return nil }
+        return (shared, unshared, vlen, p)
+    }
+
+    /// Decodes the entry at `offset` given the previous key.
     private func parse(at offset: Int) throws(LSMError) {
-        var r = ByteReader(block.data, from: offset, to: block.restartsOffset)
-        guard let shared = r.length(), let unshared = r.length(), let vlen = r.length(),
-              shared <= key.count, let delta = r.bytes(unshared), let v = r.bytes(vlen) else {
+        let end = block.restartsOffset
+        guard let (shared, unshared, vlen, p) = block.data.withUnsafeBytes({ Self.header($0, at: offset, end: end) }),
+              shared <= key.count else {
             current = block.restartsOffset
             throw LSMError.corrupt("\(name): malformed entry at \(offset)")
         }
         key.removeSubrange(shared...)
-        key.append(contentsOf: delta)
+        key.append(contentsOf: block.data[p..<(p + unshared)])
         guard key.count >= LSMFormat.internalKeyTrailerSize else { // every block key is an internal key
             current = block.restartsOffset
             throw LSMError.corrupt("\(name): short key at \(offset)")
         }
-        value = v
+        valueOffset = p + unshared
+        valueLength = vlen
         current = offset
-        nextOffset = r.offset
+        nextOffset = p + unshared + vlen
     }
 
     package func seekToFirst() throws(LSMError) {
-        key = []
+        key.removeAll(keepingCapacity: true)
         if block.restartsOffset == 0 { current = 0; return } // empty block
         try parse(at: block.restart(0))
     }
@@ -98,15 +131,32 @@ package final class BlockIterator {
     /// Positions at the first entry with key >= target.
     package func seek(_ target: [UInt8]) throws(LSMError) {
         if block.restartsOffset == 0 { current = 0; return }
+        let end = block.restartsOffset
+        // Binary search over the restart points, comparing their (unshared) keys in place.
         var lo = 0, hi = block.numRestarts - 1
-        while lo < hi { // last restart whose key < target
-            let mid = (lo + hi + 1) / 2
-            key = []
-            try parse(at: block.restart(mid))
-            if compare(key, target) < 0 { lo = mid } else { hi = mid - 1 }
+        var bad = -1
+        target.withUnsafeBytes { t in
+            block.data.withUnsafeBytes { d in
+                while lo < hi { // last restart whose key < target
+                    let mid = (lo + hi + 1) / 2
+                    let off = block.restart(mid)
+                    guard let (shared, unshared, _, p) = Self.header(d, at: off, end: end), shared == 0,
+                          unshared >= LSMFormat.internalKeyTrailerSize else { bad = off; return }
+                    if rawCompare(UnsafeRawBufferPointer(rebasing: d[p..<(p + unshared)]), t) < 0 { lo = mid } else { hi = mid - 1 }
+                }
+            }
         }
-        key = []
+        if bad >= 0 {
+            current = block.restartsOffset
+            throw LSMError.corrupt("\(name): malformed entry at \(bad)")
+        }
+        key.removeAll(keepingCapacity: true)
         try parse(at: block.restart(lo))
-        while isValid && compare(key, target) < 0 { try next() }
+        while isValid && keyCompare(target) < 0 { try next() }
+    }
+
+    /// `rawCompare(key, target)` without copying either.
+    private func keyCompare(_ target: [UInt8]) -> Int {
+        key.withUnsafeBytes { k in target.withUnsafeBytes { t in rawCompare(k, t) } }
     }
 }

@@ -97,6 +97,16 @@ package enum InternalKey {
             }
         }
     }
+    /// Compares two internal keys given as raw bytes (both at least 8 bytes).
+    package static func compare(_ pa: UnsafeRawBufferPointer, _ pb: UnsafeRawBufferPointer) -> Int {
+        let ua = UnsafeRawBufferPointer(rebasing: pa[0..<(pa.count - 8)])
+        let ub = UnsafeRawBufferPointer(rebasing: pb[0..<(pb.count - 8)])
+        let c = compareBytes(ua, ub)
+        if c != 0 { return c }
+        let ta = pa.readLE(UInt64.self, at: pa.count - 8)
+        let tb = pb.readLE(UInt64.self, at: pb.count - 8)
+        return ta > tb ? -1 : (ta < tb ? 1 : 0)
+    }
     /// Compares the user-key part of internal key `ikey` with user key `user`.
     package static func compareUser(_ ikey: [UInt8], _ user: [UInt8]) -> Int {
         ikey.withUnsafeBytes { pa in

@@ -33,6 +33,28 @@ package enum LeveledPolicy {
         scores(v, o).contains { $0 >= 1 }
     }
 
+    /// The L0 files to compact: the oldest one and, transitively, every L0 file overlapping
+    /// the range chosen so far (LevelDB's L0 expansion). A file left out overlaps none of the
+    /// chosen ones, so moving them below it keeps newest-first order for every key; a lone
+    /// file (sequential inserts) becomes a trivial move. `l0` is newest first.
+    package static func l0Inputs(_ l0: [FileMeta]) -> [FileMeta] {
+        guard let oldest = l0.last else { return [] }
+        var lo = oldest.smallestUser, hi = oldest.largestUser
+        var chosen = Set([oldest.number])
+        var changed = true
+        while changed {
+            changed = false
+            for f in l0 where !chosen.contains(f.number)
+                && compareBytes(f.smallestUser, hi) <= 0 && compareBytes(f.largestUser, lo) >= 0 {
+                chosen.insert(f.number)
+                if compareBytes(f.smallestUser, lo) < 0 { lo = f.smallestUser }
+                if compareBytes(f.largestUser, hi) > 0 { hi = f.largestUser }
+                changed = true
+            }
+        }
+        return l0.filter { chosen.contains($0.number) }
+    }
+
     /// The most urgent compaction, if any. `pointers[level]` is the largest key the previous
     /// compaction of that level consumed (round-robin through the key space).
     package static func pick(_ v: Version, _ o: LSMOptions, pointers: [[UInt8]?]) -> CompactionSpec? {
@@ -40,7 +62,7 @@ package enum LeveledPolicy {
         guard let best = s.indices.max(by: { s[$0] < s[$1] }), s[best] >= 1 else { return nil }
         var inputs: [FileMeta]
         if best == 0 {
-            inputs = v.levels[0] // L0 files overlap each other: take them all
+            inputs = l0Inputs(v.levels[0])
         } else {
             let files = v.levels[best]
             let p = best < pointers.count ? pointers[best] : nil

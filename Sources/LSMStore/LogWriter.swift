@@ -33,7 +33,8 @@ package struct LogWriter {
     /// Appends the fragments of `payload` to `out` (layout as in `frame(_:)`).
     package mutating func frame(_ payload: [UInt8], into out: inout [UInt8]) {
         let blockSize = LSMFormat.logBlockSize, header = LSMFormat.logHeaderSize
-        out.reserveCapacity(out.count + payload.count + header * (payload.count / blockSize + 2))
+        let need = out.count + payload.count + header * (payload.count / blockSize + 2)
+        if need > out.capacity { out.reserveCapacity(max(need, 2 * out.capacity)) } // geometric growth
         var pos = 0
         var begin = true
         repeat {

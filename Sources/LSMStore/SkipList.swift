@@ -8,6 +8,8 @@ final class SkipNode: @unchecked Sendable {
     let key: [UInt8]      // internal key
     let value: [UInt8]
     let height: Int
+    /// A private copy of `key` that searches compare without retaining the array.
+    let keyBytes: UnsafeRawBufferPointer
     private let n0 = Atomic<Unmanaged<SkipNode>?>(nil), n1 = Atomic<Unmanaged<SkipNode>?>(nil)
     private let n2 = Atomic<Unmanaged<SkipNode>?>(nil), n3 = Atomic<Unmanaged<SkipNode>?>(nil)
     private let n4 = Atomic<Unmanaged<SkipNode>?>(nil), n5 = Atomic<Unmanaged<SkipNode>?>(nil)
@@ -18,7 +20,12 @@ final class SkipNode: @unchecked Sendable {
     init(key: [UInt8], value: [UInt8], height: Int) {
         precondition(height >= 1 && height <= SkipList.maxHeight)
         self.key = key; self.value = value; self.height = height
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, key.count), alignment: 8)
+        key.withUnsafeBytes { if let b = $0.baseAddress { p.copyMemory(from: b, byteCount: $0.count) } }
+        keyBytes = UnsafeRawBufferPointer(start: p, count: key.count)
     }
+
+    deinit { UnsafeMutableRawPointer(mutating: keyBytes.baseAddress!).deallocate() }
 
     private func slot<R>(_ level: Int, _ body: (borrowing Atomic<Unmanaged<SkipNode>?>) -> R) -> R {
         switch level {
@@ -37,6 +44,10 @@ final class SkipNode: @unchecked Sendable {
         }
     }
 
+    /// The successor at `level` without retaining it (nodes live as long as their list).
+    func nextUnmanaged(_ level: Int) -> Unmanaged<SkipNode>? {
+        slot(level) { $0.load(ordering: .acquiring) }
+    }
     func next(_ level: Int) -> SkipNode? {
         slot(level) { $0.load(ordering: .acquiring) }?.takeUnretainedValue()
     }
@@ -62,16 +73,21 @@ final class SkipList: Sendable {
     /// The first node whose key is >= `key`; records the predecessor at each level in `prev`
     /// when it is not empty.
     func seek(_ key: [UInt8], prev: inout [SkipNode]) -> SkipNode? {
-        var x = head
-        var level = height.load(ordering: .acquiring) - 1
-        while true {
-            let nx = x.next(level)
-            if let n = nx, InternalKey.compare(n.key, key) < 0 {
-                x = n
-            } else {
-                if !prev.isEmpty { prev[level] = x }
-                if level == 0 { return nx }
-                level -= 1
+        let record = !prev.isEmpty
+        // Walks unretained references and compares raw key copies: no reference counting
+        // per step (the list keeps every node alive while it is reachable).
+        return key.withUnsafeBytes { target -> SkipNode? in
+            var x = Unmanaged.passUnretained(head)
+            var level = height.load(ordering: .acquiring) - 1
+            while true {
+                let nx = x._withUnsafeGuaranteedRef { $0.nextUnmanaged(level) }
+                if let n = nx, n._withUnsafeGuaranteedRef({ InternalKey.compare($0.keyBytes, target) }) < 0 {
+                    x = n
+                } else {
+                    if record { prev[level] = x.takeUnretainedValue() }
+                    if level == 0 { return nx?.takeUnretainedValue() }
+                    level -= 1
+                }
             }
         }
     }
