@@ -16,6 +16,11 @@ package struct DriveModel: Sendable {
     package var counters = DeviceCounters()
     package var validity: SectorValidity
     package var latency: LatencyModel
+    /// The drive's read cache: a read that misses reads ahead to the end of its track (priced),
+    /// and later reads inside that range cost no media time. Writes invalidate the tracks they
+    /// change (and a bottom write its neighbours). `cacheTracks` tracks, least recently used out.
+    package var cache: [(track: Int, from: Int)] = []
+    package static let cacheTracks = 16
 
     package init(geometry: IMRGeometry) {
         self.geometry = geometry
@@ -34,7 +39,16 @@ package struct DriveModel: Sendable {
     }
 
     package mutating func read(track: Int, range: Range<Int>) {
-        let ns = latency.access(track: track, sector: range.lowerBound, count: range.count)
+        var ns: UInt64 = 0
+        if let i = cache.firstIndex(where: { $0.track == track && $0.from <= range.lowerBound }) {
+            cache.append(cache.remove(at: i))           // hit: served from the drive's buffer
+        } else if !range.isEmpty {
+            let end = geometry.sectors(of: track)
+            ns = latency.access(track: track, sector: range.lowerBound, count: end - range.lowerBound)
+            cache.removeAll { $0.track == track }
+            cache.append((track, range.lowerBound))
+            if cache.count > DriveModel.cacheTracks { cache.removeFirst() }
+        }
         let bytes = UInt64(range.count * geometry.sectorSize)
         if geometry.isBottom(track) {
             counters.bottom.reads += 1; counters.bottom.bytesRead += bytes; counters.bottom.busyNanos += ns
@@ -46,6 +60,11 @@ package struct DriveModel: Sendable {
     /// Accounts a completed host write of `range` on `track`; returns the top-track sectors a
     /// host-managed bottom write damaged (empty for device-managed writes and top writes).
     package mutating func write(track: Int, range: Range<Int>, mode: WriteMode) -> [(track: Int, range: Range<Int>)] {
+        if !cache.isEmpty {
+            let hit: (Int) -> Bool = geometry.isBottom(track)
+                ? { t in t >= track - 1 && t <= track + 1 } : { t in t == track }
+            cache.removeAll { hit($0.track) }
+        }
         let bytes = UInt64(range.count * geometry.sectorSize)
         guard geometry.isBottom(track), !range.isEmpty else {
             let ns = latency.access(track: track, sector: range.lowerBound, count: range.count)
@@ -81,6 +100,18 @@ package struct DriveModel: Sendable {
         counters.bottom.bytesWritten += bytes
         validity.set(track, range, valid: true)
         return mode == .deviceManaged ? [] : affected
+    }
+
+    /// Accounts a meta-zone access of `bytes` at byte `offset` of the zone.
+    package mutating func meta(write: Bool, offset: Int, bytes: Int) {
+        let ss = geometry.sectorSize
+        let ns = latency.accessMeta(sector: offset / ss, count: (bytes + ss - 1) / ss)
+        counters.metaBusyNanos += ns
+        if write {
+            counters.metaWrites += 1; counters.metaBytesWritten += UInt64(bytes)
+        } else {
+            counters.metaReads += 1; counters.metaBytesRead += UInt64(bytes)
+        }
     }
 
     package mutating func trim(track: Int, range: Range<Int>) {

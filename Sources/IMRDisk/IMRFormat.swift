@@ -15,7 +15,7 @@ public enum IMRFormat {
     // Byte offsets of the superblock fields (see `Superblock.encode()`).
     public static let offMagic = 0            // [8]  "LSMFSIMR"
     public static let offVersion = 8          // u32  format version
-    public static let offFlags = 12           // u32  reserved, 0
+    public static let offFlags = 12           // u32  feature flags (flagRMWJournal)
     public static let offSectorSize = 16      // u32
     public static let offBottomSectors = 20   // u32
     public static let offTopSectors = 24      // u32
@@ -40,6 +40,13 @@ public enum IMRFormat {
     public static let minImageBytes: UInt64 = 64 << 20
     /// Largest image (16 PiB): keeps every byte offset far from overflow.
     public static let maxImageBytes: UInt64 = 1 << 54
+
+    /// Superblock flag: the meta zone ends in KVIMR's merged-RMW journal region (its second half;
+    /// the two track-map slots share the first half). Set on every image this build creates;
+    /// images without it (issue-2 format) have no journal and slots of half the meta zone each.
+    public static let flagRMWJournal: UInt32 = 1 << 0
+    /// Flags this build understands; a superblock with other bits set is refused.
+    public static let knownFlags: UInt32 = flagRMWJournal
 
     /// The byte pattern a host-managed bottom write leaves in the damaged sectors of a neighbouring
     /// top track (so damage shows up as a checksum failure, never as plausible data).

@@ -208,7 +208,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         if buffer.count > 0 {
             try FileIO.preadFully(fd, buffer, at: UInt64(Superblock.size + offset), "meta zone at \(offset) of \(path)")
         }
-        state.withLock { $0.model.counters.metaReads += 1 }
+        state.withLock { $0.model.meta(write: false, offset: offset, bytes: buffer.count) }
     }
 
     public func writeMeta(offset: Int, from buffer: UnsafeRawBufferPointer) throws(DeviceError) {
@@ -217,7 +217,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         if buffer.count > 0 {
             try FileIO.pwriteFully(fd, buffer, at: UInt64(Superblock.size + offset), "meta zone at \(offset) of \(path)")
         }
-        state.withLock { $0.model.counters.metaWrites += 1 }
+        state.withLock { $0.model.meta(write: true, offset: offset, bytes: buffer.count) }
     }
 
     public func sync() throws(DeviceError) {

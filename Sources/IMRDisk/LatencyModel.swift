@@ -37,10 +37,26 @@ public struct LatencyModel: Sendable, Equatable {
         UInt64(count) * LatencyModel.revolutionNanos / UInt64(geometry.sectors(of: track))
     }
 
+    /// Service time of a meta-zone access of `count` sectors at sector `sector` of the zone. The
+    /// meta zone lies just inside track 0 (the model calls its position track -1) and is priced
+    /// at bottom-track density; contiguous meta accesses pay no rotation.
+    public mutating func accessMeta(sector: Int, count: Int) -> UInt64 {
+        var t: UInt64 = 0
+        if headTrack != -1 {
+            t += settleNanos + UInt64(Double(fullStrokeNanos - settleNanos)
+                * min(Double(headTrack + 1) / Double(max(geometry.trackCount - 1, 1)), 1).squareRoot())
+        }
+        if !(headTrack == -1 && sector == headSector) { t += LatencyModel.revolutionNanos / 2 }
+        t += UInt64(count) * LatencyModel.revolutionNanos / UInt64(geometry.bottomSectors)
+        headTrack = -1
+        headSector = sector + count
+        return t
+    }
+
     /// Service time of an access to `count` sectors at `sector` of `track`; moves the head there.
     public mutating func access(track: Int, sector: Int, count: Int) -> UInt64 {
         let sequentialSameTrack = track == headTrack && sector == headSector
-        let sequentialNextTrack = track == headTrack + 1 && sector == 0
+        let sequentialNextTrack = track == headTrack + 1 && sector == 0 && headTrack >= 0
             && headSector == geometry.sectors(of: headTrack)
         var t = seekNanos(from: headTrack, to: track)
         if !sequentialSameTrack && !sequentialNextTrack { t += LatencyModel.revolutionNanos / 2 }

@@ -117,7 +117,7 @@ public final class MemoryTrackDevice: TrackDevice, @unchecked Sendable {
         try state.withLock { (s) throws(DeviceError) in
             guard !s.closed else { throw TrackIOCheck.closed }
             s.readMeta(offset: offset, into: buffer)
-            s.model.counters.metaReads += 1
+            s.model.meta(write: false, offset: offset, bytes: buffer.count)
         }
     }
 
@@ -126,7 +126,7 @@ public final class MemoryTrackDevice: TrackDevice, @unchecked Sendable {
         try state.withLock { (s) throws(DeviceError) in
             guard !s.closed else { throw TrackIOCheck.closed }
             s.writeMeta(offset: offset, from: buffer)
-            s.model.counters.metaWrites += 1
+            s.model.meta(write: true, offset: offset, bytes: buffer.count)
         }
     }
 

@@ -8,12 +8,23 @@ public struct Superblock: Sendable, Equatable {
     public var policy: String
     public var uuid: [UInt8]          // 16 bytes
     public var createdAt: UInt64      // seconds since the epoch
+    /// Feature flags (`IMRFormat.flagRMWJournal`).
+    public var flags: UInt32 = Superblock.defaultFlags
 
     public init(formatVersion: UInt32 = Superblock.currentVersion, geometry: IMRGeometry,
                 policy: String, uuid: [UInt8], createdAt: UInt64) {
         self.formatVersion = formatVersion; self.geometry = geometry; self.policy = policy
         self.uuid = uuid; self.createdAt = createdAt
     }
+    public init(formatVersion: UInt32 = Superblock.currentVersion, geometry: IMRGeometry,
+                policy: String, uuid: [UInt8], createdAt: UInt64, flags: UInt32) {
+        self.init(formatVersion: formatVersion, geometry: geometry, policy: policy, uuid: uuid, createdAt: createdAt)
+        self.flags = flags
+    }
+    /// Flags of every image this build creates.
+    public static let defaultFlags: UInt32 = IMRFormat.flagRMWJournal
+    /// True when the meta zone holds KVIMR's merged-RMW journal (docs/format/imr.md).
+    public var hasRMWJournal: Bool { flags & IMRFormat.flagRMWJournal != 0 }
     public static let currentVersion: UInt32 = IMRFormat.currentVersion
     public static let size = IMRFormat.superblockSize
 
@@ -23,7 +34,7 @@ public struct Superblock: Sendable, Equatable {
     ///
     ///     0    [8]   magic "LSMFSIMR"
     ///     8    u32   format version (1)
-    ///     12   u32   flags, 0
+    ///     12   u32   flags (bit 0: meta zone holds the merged-RMW journal)
     ///     16   u32   sector size (bytes)
     ///     20   u32   sectors per bottom track
     ///     24   u32   sectors per top track
@@ -45,7 +56,7 @@ public struct Superblock: Sendable, Equatable {
         b.reserveCapacity(Superblock.size)
         b.append(contentsOf: IMRFormat.magic)
         b.appendLE(formatVersion)
-        b.appendLE(UInt32(0))
+        b.appendLE(flags)
         b.appendLE(UInt32(truncatingIfNeeded: geometry.sectorSize))
         b.appendLE(UInt32(truncatingIfNeeded: geometry.bottomSectors))
         b.appendLE(UInt32(truncatingIfNeeded: geometry.topSectors))
@@ -108,9 +119,14 @@ public struct Superblock: Sendable, Equatable {
               let policy = String(validating: bytes[IMRFormat.offPolicy..<(IMRFormat.offPolicy + n)], as: UTF8.self) else {
             throw invalid("superblock has an unreadable policy name")
         }
+        let flags = bytes.readLE(UInt32.self, at: IMRFormat.offFlags)
+        guard flags & ~IMRFormat.knownFlags == 0 else {
+            throw invalid("superblock has unknown feature flags \(hex(flags)) (this build knows \(hex(IMRFormat.knownFlags)))")
+        }
         let uuid = Array(bytes[IMRFormat.offUUID..<(IMRFormat.offUUID + 16)])
         let createdAt = bytes.readLE(UInt64.self, at: IMRFormat.offCreatedAt)
-        return Superblock(formatVersion: version, geometry: geometry, policy: policy, uuid: uuid, createdAt: createdAt)
+        return Superblock(formatVersion: version, geometry: geometry, policy: policy, uuid: uuid,
+                          createdAt: createdAt, flags: flags)
     }
 
     public static func decode(_ bytes: [UInt8]) throws(DeviceError) -> Superblock {

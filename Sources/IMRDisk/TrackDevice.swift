@@ -62,8 +62,7 @@ public struct DeviceError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Counters kept by every device (per track kind); simulated time is accounted, never slept.
-/// (`DriveModel` keeps them; `LatencyModel` prices each access. Meta-zone I/O is counted but
-/// not priced.)
+/// (`DriveModel` keeps them; `LatencyModel` prices each access, meta-zone I/O included.)
 public struct DeviceCounters: Sendable, Equatable {
     public struct PerKind: Sendable, Equatable {
         /// Host track reads/writes and their bytes (the drive's own RMW I/O is not included).
@@ -85,9 +84,22 @@ public struct DeviceCounters: Sendable, Equatable {
     public var top = PerKind()
     public var metaReads: UInt64 = 0
     public var metaWrites: UInt64 = 0
+    public var metaBytesRead: UInt64 = 0
+    public var metaBytesWritten: UInt64 = 0
+    /// Simulated service time of meta-zone I/O (checkpoints, the merged-RMW journal): the meta
+    /// zone lies just before track 0 and is priced like a bottom track there.
+    public var metaBusyNanos: UInt64 = 0
     public var syncs: UInt64 = 0
     /// Sectors currently holding valid data, per kind.
     public var validBottomSectors: UInt64 = 0
     public var validTopSectors: UInt64 = 0
     public init() {}
+
+    /// Simulated busy time of the whole drive: both track kinds and the meta zone.
+    public var totalBusyNanos: UInt64 { bottom.busyNanos + top.busyNanos + metaBusyNanos }
+    /// Bytes the host wrote: tracks of both kinds and the meta zone (the drive's own RMW excluded).
+    public var hostBytesWritten: UInt64 { bottom.bytesWritten + top.bytesWritten + metaBytesWritten }
+    /// Drive-internal (device-managed) RMW, both kinds.
+    public var rmwOps: UInt64 { bottom.rmwOps + top.rmwOps }
+    public var rmwBytes: UInt64 { bottom.rmwBytes + top.rmwBytes }
 }

@@ -13,6 +13,12 @@ public struct AllocatorState: Sendable, Equatable {
     public private(set) var pending: TrackSet
     /// Bytes of all pending tracks (free again after the next durable checkpoint).
     public private(set) var pendingCapacityBytes: UInt64 = 0
+    /// Used tracks that may still be written: the last track of every unsealed file (a hint
+    /// for policies; it never changes which tracks are free).
+    public private(set) var open: TrackSet
+    /// Expected-lifetime class of the file on each used track (`KVIMRPolicy.lifetimeClass`;
+    /// higher lives longer), kept by KVIMR as a hint for compaction-aware policies.
+    public private(set) var lifetime: [UInt8]
 
     /// All tracks free except `used`.
     public init(geometry: IMRGeometry, used: some Sequence<Int> = []) {
@@ -20,6 +26,8 @@ public struct AllocatorState: Sendable, Equatable {
         freeBottom = TrackSet(capacity: geometry.trackCount)
         freeTop = TrackSet(capacity: geometry.trackCount)
         pending = TrackSet(capacity: geometry.trackCount)
+        open = TrackSet(capacity: geometry.trackCount)
+        lifetime = [UInt8](repeating: 0, count: geometry.trackCount)
         for t in 0..<geometry.trackCount {
             if geometry.isBottom(t) { freeBottom.insert(t) } else { freeTop.insert(t) }
         }
@@ -47,6 +55,18 @@ public struct AllocatorState: Sendable, Equatable {
             + UInt64(freeTop.count) * UInt64(geometry.topSectors * geometry.sectorSize)
     }
 
+    /// Marks `track` as (not) open, i.e. the growing end of an unsealed file.
+    public mutating func setOpen(_ track: Int, _ isOpen: Bool) {
+        guard track >= 0 && track < geometry.trackCount else { return }
+        if isOpen { open.insert(track) } else { open.remove(track) }
+    }
+
+    /// Records the lifetime class of the file that owns `track`.
+    public mutating func setLifetime(_ track: Int, _ cls: Int) {
+        guard track >= 0 && track < geometry.trackCount else { return }
+        lifetime[track] = UInt8(clamping: cls)
+    }
+
     /// Marks a free track used; false (and no change) if it was not free.
     @discardableResult
     public mutating func allocate(_ track: Int) -> Bool {
@@ -58,8 +78,19 @@ public struct AllocatorState: Sendable, Equatable {
     @discardableResult
     public mutating func free(_ track: Int) -> Bool {
         guard isUsed(track) else { return false }
+        open.remove(track)
         pending.insert(track)
         pendingCapacityBytes += UInt64(geometry.capacity(of: track))
+        return true
+    }
+
+    /// A used track that no durable checkpoint ever named (allocated, then abandoned after a
+    /// failed write) becomes free at once; false (and no change) if it was not used.
+    @discardableResult
+    public mutating func release(_ track: Int) -> Bool {
+        guard isUsed(track) else { return false }
+        open.remove(track)
+        if geometry.isBottom(track) { freeBottom.insert(track) } else { freeTop.insert(track) }
         return true
     }
 

@@ -13,7 +13,7 @@ struct CheckpointStore: Sendable {
 
     init(device: TrackDevice) throws(KVIMRError) {
         sectorSize = device.geometry.sectorSize
-        metaCapacity = device.metaCapacity
+        metaCapacity = TrackMapFormat.slotAreaBytes(of: device)
         uuid = CheckpointCodec.normalizedUUID(device.superblock.uuid)
         let slot = TrackMapFormat.slotBytes(metaCapacity: metaCapacity, sectorSize: sectorSize)
         guard sectorSize >= TrackMapFormat.headerSize, slot >= sectorSize else {

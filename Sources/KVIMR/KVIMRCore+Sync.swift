@@ -10,16 +10,46 @@ import IMRDisk
 ///    released to the allocator (and trimmed), because no durable map names them any more.
 extension KVIMRCore {
     /// Writes the buffered bytes of file `n` to tracks. With `includeTail == false` only chunks
-    /// that fill a track to its end are written (early write-out of full tracks); otherwise
-    /// everything, the last sector zero-padded (a later write-out rewrites that sector whole).
+    /// that fill a track to its end are written (early write-out of full tracks, once the policy's
+    /// `writeOutTracks` worth is buffered); otherwise everything, the last sector zero-padded (a
+    /// later write-out rewrites that sector whole).
+    ///
+    /// The chunks are planned first (tracks allocated, the record advanced) and then written as
+    /// one batch (`flushBatch`: bottoms before tops, merged RMW for host-managed policies). A
+    /// failed batch restores the record and the buffer and gives back the tracks it allocated.
     mutating func writeOut(_ n: FileNumber, includeTail: Bool) throws(KVIMRError) {
+        var before = map.files[n]
+        var savedBuf = buffers[n]
+        var newTracks: [Int] = []
+        var batch: [PendingWrite] = []
+        do throws(KVIMRError) {
+            if !includeTail, let rec = before, let buf = buffers[n] {
+                let want = UInt64(max(policy.writeOutTracks, 1) * geometry.bottomSectors * geometry.sectorSize)
+                if buf.end - rec.size < want { return }
+            }
+            try planOut(n, includeTail: includeTail, batch: &batch, newTracks: &newTracks,
+                        before: &before, savedBuf: &savedBuf)
+            try flushBatch(batch, file: n, before: before)
+        } catch {
+            if let before { map.files[n] = before }
+            buffers[n] = savedBuf
+            for t in newTracks {
+                if alloc.release(t) { device.trim(t, sector: 0, count: geometry.sectors(of: t)) }
+            }
+            throw error
+        }
+    }
+
+    private mutating func planOut(_ n: FileNumber, includeTail: Bool, batch: inout [PendingWrite],
+                                  newTracks: inout [Int], before: inout FileRecord?,
+                                  savedBuf: inout FileBuffer?) throws(KVIMRError) {
         let ss = UInt64(geometry.sectorSize)
         while true {
             guard let rec = map.files[n], var buf = buffers[n], rec.size < buf.end else { return }
             let start = rec.size / ss * ss
             if buf.start > start {
                 // Opened from a checkpoint mid-sector: fetch the on-track head of that sector.
-                buf.prepend(try readStored(rec, from: start, count: Int(buf.start - start)))
+                buf.prepend(try readStored(before ?? rec, from: start, count: Int(buf.start - start)))
                 buffers[n] = buf
             }
             let remaining = buf.end - start
@@ -37,17 +67,25 @@ extension KVIMRCore {
                 if room > 0 { cursor = (sector, room) }
             }
             guard let (sector, room) = cursor else {
-                let request = TrackRequest(file: n, kind: rec.kind, level: rec.level, lastTrack: rec.extents.last?.track)
+                let request = TrackRequest(file: n, kind: rec.kind, level: rec.level, ownTracks: rec.extents.map(\.track))
                 guard let track = policy.chooseTrack(alloc, for: request), alloc.isFree(track) else {
                     if !alloc.pending.isEmpty {
-                        // Deleted files' tracks become usable once a checkpoint drops them.
+                        // Deleted files' tracks become usable once a checkpoint drops them; the
+                        // checkpoint must not name unwritten chunks, so write the batch first.
+                        try flushBatch(batch, file: n, before: before)
+                        batch.removeAll()
                         try checkpoint()
+                        before = map.files[n]; savedBuf = buffers[n]; newTracks.removeAll()
                         continue
                     }
                     throw KVIMRError(.noSpace, "no free track for file \(n) (policy \(policy.name), \(alloc.freeCount) tracks free)")
                 }
                 if !includeTail && remaining < UInt64(geometry.capacity(of: track)) { return }
                 alloc.allocate(track)
+                if let last = rec.extents.last { alloc.setOpen(last.track, false) }
+                if !rec.sealed { alloc.setOpen(track, true) }
+                alloc.setLifetime(track, KVIMRPolicy.lifetimeClass(kind: rec.kind, level: rec.level))
+                newTracks.append(track)
                 map.files[n]!.extents.append(TrackExtent(track: track, firstSector: 0, sectorCount: 0))
                 dirty = true
                 continue
@@ -58,7 +96,13 @@ extension KVIMRCore {
             let sectors = (chunk + Int(ss) - 1) / Int(ss)
             let track = rec.extents[rec.extents.count - 1].track
             let from = Int(start - buf.start)
-            try writeChunk(buf.bytes, from: from, count: chunk, sectors: sectors, track: track, sector: sector)
+            var block = [UInt8](repeating: 0, count: sectors * Int(ss))
+            block.withUnsafeMutableBytes { dst in
+                buf.bytes.withUnsafeBytes { src in
+                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[from..<(from + chunk)]))
+                }
+            }
+            batch.append(PendingWrite(track: track, sector: sector, bytes: block))
 
             var updated = rec
             let li = updated.extents.count - 1
@@ -69,29 +113,6 @@ extension KVIMRCore {
             dirty = true
             buf.dropPrefix(upTo: updated.size / ss * ss)
             buffers[n] = buf
-        }
-    }
-
-    private func writeChunk(_ bytes: [UInt8], from: Int, count: Int, sectors: Int, track: Int, sector: Int) throws(KVIMRError) {
-        let padded = sectors * geometry.sectorSize
-        do {
-            if padded == count {
-                try bytes.withBytes { p throws(DeviceError) in
-                    try device.writeTrack(track, sector: sector, from: UnsafeRawBufferPointer(rebasing: p[from..<(from + count)]), mode: .deviceManaged)
-                }
-            } else {
-                var block = [UInt8](repeating: 0, count: padded)
-                block.withUnsafeMutableBytes { dst in
-                    bytes.withUnsafeBytes { src in
-                        dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[from..<(from + count)]))
-                    }
-                }
-                try block.withBytes { p throws(DeviceError) in
-                    try device.writeTrack(track, sector: sector, from: p, mode: .deviceManaged)
-                }
-            }
-        } catch {
-            throw KVIMRError(.io, "writing track \(track) sectors \(sector)+\(sectors): \(error.message)")
         }
     }
 

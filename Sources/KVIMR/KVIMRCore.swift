@@ -20,6 +20,17 @@ struct KVIMRCore: Sendable {
     var dirty = false
     var checkpoints: UInt64 = 0
     var closed = false
+    /// The merged-RMW journal region (nil on images without one).
+    let journal: RMWJournal?
+    var journalSequence: UInt64 = 0
+    /// A merged RMW failed after its journal became durable and the tops could not be put back.
+    var journalStuck = false
+    var mergedRmwOps: UInt64 = 0
+    /// Top tracks and bytes KVIMR itself read and rewrote in merged RMWs.
+    var hostRmwTracks: UInt64 = 0
+    var hostRmwBytes: UInt64 = 0
+    /// Journal runs replayed at open (a merged RMW interrupted by a crash).
+    var replayedJournalRuns = 0
 
     init(device: any TrackDevice, policy: any TrackAllocationPolicy, policyName: String,
          readOnly: Bool) throws(KVIMRError) {
@@ -29,10 +40,19 @@ struct KVIMRCore: Sendable {
         self.policyName = policyName
         self.readOnly = readOnly
         store = try CheckpointStore(device: device)
+        journal = RMWJournal(device: device)
+        if !readOnly, let journal {
+            // First repair any top track a crash caught inside a merged RMW.
+            replayedJournalRuns = try journal.replay(on: device)
+        }
         let loaded = try store.load(from: device)
         map = loaded.map
         sequence = loaded.sequence
         alloc = AllocatorState(geometry: geometry, used: map.files.values.flatMap { $0.extents.map(\.track) })
+        for rec in map.files.values {
+            for e in rec.extents { alloc.setLifetime(e.track, KVIMRPolicy.lifetimeClass(kind: rec.kind, level: rec.level)) }
+            if !rec.sealed, let last = rec.extents.last { alloc.setOpen(last.track, true) }
+        }
         if !readOnly {
             // Tracks written after the last durable checkpoint (lost in a crash) hold no valid
             // data any more: tell the drive, so it does not preserve them in RMW.
@@ -116,6 +136,7 @@ struct KVIMRCore: Sendable {
             map.files[n] = rec
             dirty = true
         }
+        defer { if let last = map.files[n]?.extents.last { alloc.setOpen(last.track, false) } }
         try writeOut(n, includeTail: true)
         // No more appends: the partial-sector copy is no longer needed.
         if let buf = buffers[n], buf.end == map.files[n]?.size { buffers[n] = nil }
@@ -162,8 +183,8 @@ struct KVIMRCore: Sendable {
             bottomTracksUsed: alloc.bottomTracksInUse, topTracksUsed: alloc.topTracksInUse,
             tracksTotal: geometry.trackCount, bytesBuffered: buffered, bytesStored: stored,
             capacityBytes: geometry.trackBytes, freeBytes: alloc.freeCapacityBytes,
-            rmwOps: counters.bottom.rmwOps + counters.top.rmwOps, mergedRmwOps: 0,
-            rmwBytes: counters.bottom.rmwBytes + counters.top.rmwBytes,
+            rmwOps: counters.bottom.rmwOps + counters.top.rmwOps + hostRmwTracks, mergedRmwOps: mergedRmwOps,
+            rmwBytes: counters.bottom.rmwBytes + counters.top.rmwBytes + hostRmwBytes,
             checkpoints: checkpoints, device: counters)
     }
 

@@ -1,3 +1,5 @@
+import IMRDisk
+
 /// Constants of the track-map checkpoint format, in one place (docs/format/trackmap.md).
 ///
 /// The device's meta zone (after the superblock) holds two checkpoint slots, A and B, each
@@ -44,5 +46,19 @@ public enum TrackMapFormat {
     /// Largest payload a slot can hold.
     public static func maxPayloadBytes(metaCapacity: Int, sectorSize: Int) -> Int {
         slotBytes(metaCapacity: metaCapacity, sectorSize: sectorSize) - headerSize
+    }
+
+    /// Bytes of the merged-RMW journal region at the end of the meta zone: the second half of
+    /// the meta capacity (whole sectors) on images whose superblock has `flagRMWJournal`, else 0.
+    public static func journalBytes(metaCapacity: Int, sectorSize: Int, hasJournal: Bool) -> Int {
+        hasJournal ? (metaCapacity / 2) / sectorSize * sectorSize : 0
+    }
+
+    /// The part of the meta capacity the two checkpoint slots share (everything before the
+    /// journal region). `slotBytes`/`slotOffset` take this as their `metaCapacity`.
+    public static func slotAreaBytes(of device: TrackDevice) -> Int {
+        let ss = device.geometry.sectorSize
+        return device.metaCapacity - journalBytes(metaCapacity: device.metaCapacity, sectorSize: ss,
+                                                  hasJournal: device.superblock.hasRMWJournal)
     }
 }

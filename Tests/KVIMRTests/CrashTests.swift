@@ -19,9 +19,21 @@ import Testing
 
     @Test(arguments: 0..<96)
     func randomCrash(seed: Int) throws {
+        try crashRun(seed: seed, policy: "two-phase")
+    }
+
+    /// The same with every other policy; kvimr's host-managed merged RMW is exercised whenever
+    /// the small drive fills up (crashes land inside it: between journal, bottom and top writes).
+    @Test(arguments: 0..<240)
+    func randomCrashOtherPolicies(seed: Int) throws {
+        let policies = ["kvimr", "kvimr", "three-phase", "conventional"]
+        try crashRun(seed: seed + 1000, policy: policies[seed % policies.count])
+    }
+
+    func crashRun(seed: Int, policy: String) throws {
         var rng = TestRNG(seed: UInt64(seed))
         let g = smallGeometry(tracks: rng.int(4...24))
-        let mem = MemoryTrackDevice(geometry: g)
+        let mem = MemoryTrackDevice(geometry: g, policy: policy)
         try KVIMR.format(device: mem)
         let dev = CrashingDevice(mem, budget: rng.bool(50) ? .max : rng.int(1...400))
         let k = try KVIMR(device: dev)

@@ -57,7 +57,7 @@ import Testing
 
     @Test func knownPolicyNames() {
         #expect(KVIMRPolicyName.allCases.map(\.rawValue) == ["conventional", "two-phase", "three-phase", "kvimr"])
-        #expect(KVIMRPolicyName.implemented == [.twoPhase])
+        #expect(KVIMRPolicyName.implemented == KVIMRPolicyName.allCases)
     }
 }
 

@@ -1,0 +1,170 @@
+import IMRDisk
+
+/// One planned chunk write of the write-out batch.
+struct PendingWrite: Sendable {
+    var track: Int
+    var sector: Int
+    var bytes: [UInt8]
+}
+
+/// Merged RMW (docs/kvimr.md): a host-managed policy writes a batch's bottom chunks so that the
+/// valid top-track sectors they overlap are read once, journaled, and rewritten once:
+///
+/// 1. read every affected top run (valid data per the track map: a used top's written extent, a
+///    pending top — freed but still named by the durable checkpoint — whole);
+/// 2. write them to the journal region of the meta zone; device sync;
+/// 3. write the bottom chunks (host-managed: the drive damages the overlapped tops);
+/// 4. rewrite the saved top runs; device sync;
+/// 5. clear the journal (made durable by the next sync: until then a replay rewrites the same
+///    bytes the tops already hold; no top named by the journal is written in between without a
+///    sync first, because every later merged RMW starts with one).
+///
+/// A crash before step 2's sync leaves the tops untouched; after it, `replay` at the next open
+/// restores every saved run. A batch whose runs do not fit the journal is split; a single bottom
+/// chunk that alone does not fit (tiny meta zones only) falls back to a device-managed write.
+extension KVIMRCore {
+    mutating func flushBatch(_ batch: [PendingWrite], file n: FileNumber, before: FileRecord?) throws(KVIMRError) {
+        if batch.isEmpty { return }
+        guard policy.writeMode == .hostManaged, let journal else {
+            for w in batch { try write(w, mode: .deviceManaged) }
+            return
+        }
+        let owners = map.trackOwners()
+        var group: [PendingWrite] = []
+        var runs: [Int: [Range<Int>]] = [:]
+        for w in batch where geometry.isBottom(w.track) {
+            let mine = affected(by: w, file: n, before: before, owners: owners)
+            var merged = runs
+            for (t, rs) in mine { merged[t, default: []].append(contentsOf: rs) }
+            merged = merged.mapValues(Self.union)
+            if fits(merged, journal) {
+                group.append(w); runs = merged
+                continue
+            }
+            try mergedWrite(group, runs: runs, journal: journal)
+            group = []; runs = [:]
+            let alone = mine.mapValues(Self.union)
+            if fits(alone, journal) {
+                group = [w]; runs = alone
+            } else {
+                try write(w, mode: .deviceManaged)
+            }
+        }
+        try mergedWrite(group, runs: runs, journal: journal)
+        for w in batch where !geometry.isBottom(w.track) { try write(w, mode: .hostManaged) }
+    }
+
+    private func fits(_ runs: [Int: [Range<Int>]], _ journal: RMWJournal) -> Bool {
+        let entries = runs.values.reduce(0) { $0 + $1.count }
+        let sectors = runs.values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
+        return journal.fits(entries: entries, sectors: sectors)
+    }
+
+    /// The valid top sectors (host view) that bottom chunk `w` overlaps.
+    private func affected(by w: PendingWrite, file n: FileNumber, before: FileRecord?,
+                          owners: [Int: FileNumber]) -> [Int: [Range<Int>]] {
+        let count = w.bytes.count / geometry.sectorSize
+        let over = DriveModel.overlap(geometry, bottom: w.sector..<(w.sector + count))
+        var out: [Int: [Range<Int>]] = [:]
+        for t in geometry.neighbours(ofBottom: w.track) {
+            var valid: Range<Int>? = nil
+            if alloc.isPending(t) {
+                valid = 0..<geometry.topSectors
+            } else if let owner = owners[t] {
+                let rec = owner == n ? before : map.files[owner]
+                if let e = rec?.extents.first(where: { $0.track == t }) {
+                    valid = e.firstSector..<(e.firstSector + e.sectorCount)
+                }
+            }
+            guard let v = valid else { continue }
+            let lo = max(v.lowerBound, over.lowerBound), hi = min(v.upperBound, over.upperBound)
+            if lo < hi { out[t] = [lo..<hi] }
+        }
+        return out
+    }
+
+    static func union(_ rs: [Range<Int>]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        for r in rs.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = out.last, r.lowerBound <= last.upperBound {
+                out[out.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else {
+                out.append(r)
+            }
+        }
+        return out
+    }
+
+    private mutating func mergedWrite(_ group: [PendingWrite], runs: [Int: [Range<Int>]], journal: RMWJournal) throws(KVIMRError) {
+        if group.isEmpty { return }
+        if runs.isEmpty {
+            for w in group { try write(w, mode: .hostManaged) }
+            return
+        }
+        if journalStuck {
+            throw KVIMRError(.io, "a merged RMW failed and its journal awaits replay: remount to repair")
+        }
+        let ss = geometry.sectorSize
+        var entries: [JournalEntry] = []
+        for t in runs.keys.sorted() {
+            for r in runs[t]! { entries.append(JournalEntry(track: t, firstSector: r.lowerBound, sectorCount: r.count)) }
+        }
+        // 1. read the affected runs once.
+        var data: [UInt8] = []
+        for e in entries {
+            var part = [UInt8](repeating: 0, count: e.sectorCount * ss)
+            do {
+                try part.withMutableBytes { p throws(DeviceError) in try device.readTrack(e.track, sector: e.firstSector, into: p) }
+            } catch { throw KVIMRError(.io, "merged RMW: reading top track \(e.track): \(error.message)") }
+            data.append(contentsOf: part)
+        }
+        // 2. journal, durable before any bottom write.
+        journalSequence += 1
+        try journal.write(entries, data: data, sequence: journalSequence, to: device)
+        try syncDevice()
+        // 3.-4. bottoms, then the tops once; then sync.
+        do throws(KVIMRError) {
+            for w in group { try write(w, mode: .hostManaged) }
+            try rewrite(entries, data)
+            try syncDevice()
+        } catch {
+            // Best effort to put the tops back now; else the journal stays for the next open.
+            do throws(KVIMRError) {
+                try rewrite(entries, data)
+                try syncDevice()
+                try journal.clear(on: device)
+            } catch { journalStuck = true }
+            throw error
+        }
+        // 5. the journal is obsolete; the next sync makes that durable.
+        try journal.clear(on: device)
+        mergedRmwOps += 1
+        hostRmwTracks += UInt64(runs.count)
+        hostRmwBytes += UInt64(data.count)
+    }
+
+    private func rewrite(_ entries: [JournalEntry], _ data: [UInt8]) throws(KVIMRError) {
+        let ss = geometry.sectorSize
+        var at = 0
+        for e in entries {
+            let len = e.sectorCount * ss
+            do {
+                try data.withBytes { p throws(DeviceError) in
+                    try device.writeTrack(e.track, sector: e.firstSector,
+                                          from: UnsafeRawBufferPointer(rebasing: p[at..<(at + len)]), mode: .hostManaged)
+                }
+            } catch { throw KVIMRError(.io, "merged RMW: rewriting top track \(e.track): \(error.message)") }
+            at += len
+        }
+    }
+
+    func write(_ w: PendingWrite, mode: WriteMode) throws(KVIMRError) {
+        do {
+            try w.bytes.withBytes { p throws(DeviceError) in
+                try device.writeTrack(w.track, sector: w.sector, from: p, mode: mode)
+            }
+        } catch {
+            throw KVIMRError(.io, "writing track \(w.track) sectors \(w.sector)+\(w.bytes.count / geometry.sectorSize): \(error.message)")
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Glibc
+import IMRDisk
+import KVIMR
+import LSMStore
+
+struct BenchIMRConfig {
+    var imageBytes: UInt64
+    var policy: KVIMRPolicyName
+    var valueSize: Int
+    var usage: String
+    var datasetFraction: Double
+    var readFraction: Double
+    var tableBytes: Int
+    var memtableBytes: Int
+    var seed: UInt64
+}
+
+/// One phase's figures: operations and the drive's simulated busy time they took.
+struct BenchIMRPhase {
+    var ops: Int
+    var simNanos: UInt64
+    var opsPerSimSecond: Double { simNanos == 0 ? 0 : Double(ops) / (Double(simNanos) / 1e9) }
+}
+
+struct BenchIMRResult {
+    var config: BenchIMRConfig
+    var fill: BenchIMRPhase
+    var overwrite: BenchIMRPhase
+    var read: BenchIMRPhase
+    /// fillrandom + overwrite together (the write-intensive figure).
+    var writes: BenchIMRPhase { BenchIMRPhase(ops: fill.ops + overwrite.ops, simNanos: fill.simNanos + overwrite.simNanos) }
+    var userBytes: UInt64
+    var deviceBytesWritten: UInt64
+    var driveRmwOps: UInt64        // device-managed RMW (top tracks rewritten by the drive)
+    var hostRmwOps: UInt64         // top tracks KVIMR rewrote in merged RMWs
+    var mergedRmwOps: UInt64       // merged RMW batches
+    var rmwBytes: UInt64
+    var peakUsage: Double          // fraction of tracks allocated, peak during overwrite
+    var meanUsage: Double          // ... mean during overwrite
+    var wallSeconds: Double
+
+    /// The figure the ratio line compares: fillrandom+overwrite at low usage (write-intensive),
+    /// overwrite alone at high usage (the drive is full throughout it).
+    var headline: BenchIMRPhase { config.usage == "high" ? overwrite : writes }
+    var writeAmp: Double { userBytes == 0 ? 0 : Double(deviceBytesWritten) / Double(userBytes) }
+    var progressLine: String {
+        let p = config.policy.rawValue + String(repeating: " ", count: max(0, 12 - config.policy.rawValue.count))
+        return "  \(config.usage) v=\(config.valueSize) \(p) writes \(imrFmt(writes.opsPerSimSecond, 0)) ops/sim-s, reads \(imrFmt(read.opsPerSimSecond, 0)) ops/sim-s, RMW \(driveRmwOps + hostRmwOps) (merged \(mergedRmwOps)), usage mean \(imrFmt(meanUsage * 100, 0))% peak \(imrFmt(peakUsage * 100, 0))% (\(imrFmt(wallSeconds, 1)) s wall)"
+    }
+}
+
+func imrFmt(_ x: Double, _ digits: Int) -> String {
+    var p = 1.0
+    for _ in 0..<digits { p *= 10 }
+    let r = (x * p).rounded() / p
+    if digits == 0 { return String(Int(r)) }
+    var s = String(r)
+    if let dot = s.firstIndex(of: ".") {
+        let have = s.distance(from: dot, to: s.endIndex) - 1
+        if have < digits { s += String(repeating: "0", count: digits - have) }
+    }
+    return s
+}
+
+/// Runs one policy's workloads on a fresh in-memory drive.
+struct BenchIMRRunner {
+    let c: BenchIMRConfig
+    init(_ c: BenchIMRConfig) { self.c = c }
+
+    func run() throws -> BenchIMRResult {
+        let started = imrMonotonicSeconds()
+        guard let g = IMRGeometry.fitting(imageBytes: c.imageBytes) else { throw CLIError("drive of \(c.imageBytes) bytes is too small") }
+        let device = MemoryTrackDevice(geometry: g, policy: c.policy.rawValue)
+        try Stack.wrap { () throws(KVIMRError) in try KVIMR.format(device: device) }
+        let kvimr = try Stack.wrap { () throws(KVIMRError) in try KVIMR(device: device) }
+        var o = LSMOptions()
+        o.targetFileBytes = c.tableBytes
+        o.memtableBytes = c.memtableBytes
+        let store = try Stack.wrap { () throws(LSMError) in try LSMStore(kvimr: kvimr, options: o) }
+
+        let keySize = 16
+        let keys = max(1, Int(c.datasetFraction * Double(g.trackBytes)) / (keySize + c.valueSize))
+        var rng = BenchIMRRNG(seed: c.seed &+ UInt64(c.valueSize))
+        var usageSum = 0.0, usageSamples = 0, peak = 0.0
+        func sample() {
+            let s = kvimr.stats()
+            let used = Double(s.bottomTracksUsed + s.topTracksUsed) / Double(max(s.tracksTotal, 1))
+            usageSum += used; usageSamples += 1; peak = max(peak, used)
+        }
+        var value = [UInt8](repeating: 0, count: c.valueSize)
+        func put(_ k: Int) throws {
+            for i in stride(from: 0, to: value.count, by: 8) {
+                var x = rng.next()
+                for j in i..<min(i + 8, value.count) { value[j] = UInt8(truncatingIfNeeded: x); x >>= 8 }
+            }
+            let key = BenchIMRRunner.key(k, keySize)
+            try Stack.wrap { () throws(LSMError) in try store.put(key, value) }
+        }
+        let every = max(1, keys / 200)
+
+        // fillrandom: every key once, in random order.
+        var order = Array(0..<keys)
+        for i in stride(from: keys - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        let t0 = device.counters().totalBusyNanos
+        for k in order { try put(k) }
+        try Stack.wrap { () throws(LSMError) in try store.sync() }
+        store.waitForBackgroundWork()
+        let t1 = device.counters().totalBusyNanos
+        // overwrite: as many random keys again.
+        for i in 0..<keys {
+            try put(Int(rng.next() % UInt64(keys)))
+            if i % every == 0 { sample() }
+        }
+        try Stack.wrap { () throws(LSMError) in try store.sync() }
+        store.waitForBackgroundWork()
+        sample()
+        let t2 = device.counters().totalBusyNanos
+        // readrandom.
+        let readOps = max(1, Int(Double(keys) * c.readFraction))
+        for _ in 0..<readOps {
+            let k = Int(rng.next() % UInt64(keys))
+            _ = try Stack.wrap { () throws(LSMError) in try store.get(BenchIMRRunner.key(k, keySize)) }
+        }
+        let t3 = device.counters().totalBusyNanos
+
+        let s = kvimr.stats()
+        let counters = device.counters()
+        let result = BenchIMRResult(
+            config: c,
+            fill: BenchIMRPhase(ops: keys, simNanos: t1 - t0),
+            overwrite: BenchIMRPhase(ops: keys, simNanos: t2 - t1),
+            read: BenchIMRPhase(ops: readOps, simNanos: t3 - t2),
+            userBytes: UInt64(2 * keys * (keySize + c.valueSize)),
+            deviceBytesWritten: counters.hostBytesWritten + counters.rmwBytes,
+            driveRmwOps: counters.rmwOps, hostRmwOps: s.rmwOps - counters.rmwOps,
+            mergedRmwOps: s.mergedRmwOps, rmwBytes: s.rmwBytes,
+            peakUsage: peak, meanUsage: usageSamples == 0 ? 0 : usageSum / Double(usageSamples),
+            wallSeconds: imrMonotonicSeconds() - started)
+        try Stack.wrap { () throws(LSMError) in try store.close() }
+        return result
+    }
+
+    static func key(_ k: Int, _ size: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0x30, count: size)
+        var x = k, i = size - 1
+        while x > 0 && i >= 0 { out[i] = UInt8(0x30 + x % 10); x /= 10; i -= 1 }
+        return out
+    }
+}
+
+/// splitmix64: a small deterministic generator (same sequence for every policy).
+struct BenchIMRRNG {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func imrMonotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
