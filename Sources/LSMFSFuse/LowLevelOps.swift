@@ -287,5 +287,6 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
         }
     }
     installXattrOps(&ops)
+    installExtraOps(&ops)
     return ops
 }
