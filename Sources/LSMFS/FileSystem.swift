@@ -55,6 +55,8 @@ public final class FileSystem: Sendable {
     let syncer = Mutex<PeriodicSync?>(nil)
     /// Which inodes hold xattrs (see XattrPresence); leaf lock, filled under the stripe lock.
     let xattrPresence = Mutex(XattrPresence())
+    /// Set once at FUSE init when the kernel's writeback cache is on (see `registerOpen`).
+    let writebackCache = Atomic<Bool>(false)
     /// statfs's inode count (see InodeCountCache); leaf lock.
     let inodeCountCache = Mutex(InodeCountCache())
     let mountedAt = TimeSpec.now()
@@ -258,6 +260,10 @@ public final class FileSystem: Sendable {
     func commitIno(_ ino: UInt64, limit: UInt64) {
         inoAlloc.withLock { $0.next = ino + 1; $0.limit = limit }
     }
+
+    /// Called by the FUSE layer when the kernel's writeback cache was negotiated.
+    public func enableWritebackCache() { writebackCache.store(true, ordering: .relaxed) }
+    public var usesWritebackCache: Bool { writebackCache.load(ordering: .relaxed) }
 
     /// Records one FUSE request (called by the daemon around each operation).
     public func recordOp(_ op: FSOp, nanos: UInt64, failed: Bool, bytes: UInt64 = 0) {

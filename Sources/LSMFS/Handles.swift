@@ -63,10 +63,14 @@ extension FileSystem {
     }
 
     /// Registers an open regular file.
+    /// Under the kernel's writeback cache the kernel places O_APPEND writes itself (at its
+    /// cached size, which includes unflushed pages); applying O_APPEND again here would move
+    /// them, so the flag is dropped from the handle.
     func registerOpen(_ ino: UInt64, flags: Int32) -> UInt64 {
-        tables.withLock { t in
+        let f = writebackCache.load(ordering: .relaxed) ? flags & ~O_APPEND : flags
+        return tables.withLock { t in
             t.openCount[ino, default: 0] += 1
-            return t.add(.file(ino: ino, flags: flags))
+            return t.add(.file(ino: ino, flags: f))
         }
     }
 

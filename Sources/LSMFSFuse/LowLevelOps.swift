@@ -11,12 +11,18 @@ import SystemPackage
 func makeLowLevelOps() -> fuse_lowlevel_ops {
     var ops = fuse_lowlevel_ops()
 
-    ops.`init` = { _, conn in
+    ops.`init` = { userdata, conn in
         guard let conn else { return }
-        // No FUSE_CAP_WRITEBACK_CACHE yet: the kernel would then own O_APPEND positions and
-        // file sizes between flushes. No FUSE_CAP_EXPORT_SUPPORT (no lookups of "." / "..").
+        // FUSE_CAP_WRITEBACK_CACHE only when asked (-o writeback_cache): the kernel then owns
+        // O_APPEND positions and file sizes between flushes, and the FileSystem must stop
+        // applying O_APPEND itself. No FUSE_CAP_EXPORT_SUPPORT (no lookups of "." / "..").
         conn.pointee.want &= ~UInt32(FUSE_CAP_EXPORT_SUPPORT)
-        conn.pointee.want &= ~UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        if writebackWanted.load(ordering: .relaxed) && conn.pointee.capable & UInt32(FUSE_CAP_WRITEBACK_CACHE) != 0 {
+            conn.pointee.want |= UInt32(FUSE_CAP_WRITEBACK_CACHE)
+            if let userdata { Unmanaged<FileSystem>.fromOpaque(userdata).takeUnretainedValue().enableWritebackCache() }
+        } else {
+            conn.pointee.want &= ~UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        }
         // The kernel clears set-user/group-ID bits on write and chown itself (via setattr).
         conn.pointee.want &= ~UInt32(FUSE_CAP_HANDLE_KILLPRIV)
         conn.pointee.max_write = 1 << 20

@@ -2,11 +2,17 @@ import CFuse
 import Glibc
 import LSMFS
 import SystemPackage
+import Synchronization
 
-/// Entry and attribute cache lifetimes handed to the kernel. Every change goes through this
-/// daemon, so a second is safe; the stats pseudo-files are never cached.
-let entryTimeout = 1.0
-let attrTimeout = 1.0
+/// Entry and attribute cache lifetimes handed to the kernel (mount options `entry_timeout=`,
+/// `attr_timeout=`; default 1 s). Every change goes through this daemon, so caching is safe;
+/// the stats pseudo-files are never cached. Set by `runFuse` before the session starts.
+let entryTimeoutBits = Atomic<UInt64>(1.0.bitPattern)
+let attrTimeoutBits = Atomic<UInt64>(1.0.bitPattern)
+/// Whether the mount asked for the kernel's writeback cache (read by the init callback).
+let writebackWanted = Atomic<Bool>(false)
+var entryTimeout: Double { Double(bitPattern: entryTimeoutBits.load(ordering: .relaxed)) }
+var attrTimeout: Double { Double(bitPattern: attrTimeoutBits.load(ordering: .relaxed)) }
 
 /// The FileSystem behind a request (the session's userdata; the caller of `runFuse` keeps it alive).
 @inline(__always)

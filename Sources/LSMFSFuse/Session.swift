@@ -2,6 +2,7 @@ import CFuse
 import Glibc
 import LSMFS
 import Logging
+import Synchronization
 
 let fuseLog = Logger(label: "lsmfs.fuse")
 
@@ -13,6 +14,12 @@ public struct FuseConfig: Sendable {
     public var options: [String]
     /// libfuse debug output (`-d`).
     public var debug: Bool
+    /// Kernel cache lifetimes of entries and attributes, in seconds.
+    public var entryTimeout: Double = 1
+    public var attrTimeout: Double = 1
+    /// The kernel's writeback cache (FUSE_CAP_WRITEBACK_CACHE): the kernel then owns file
+    /// sizes, mtime and O_APPEND positions between flushes and sends large writes.
+    public var writebackCache = false
     public init(mountpoint: String, options: [String] = [], debug: Bool = false) {
         self.mountpoint = mountpoint; self.options = options; self.debug = debug
     }
@@ -57,6 +64,9 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
     var args = fuse_args(argc: Int32(cStrings.count), argv: argv, allocated: 0)
     defer { if args.allocated != 0 { fuse_opt_free_args(&args) } }
 
+    entryTimeoutBits.store(config.entryTimeout.bitPattern, ordering: .relaxed)
+    attrTimeoutBits.store(config.attrTimeout.bitPattern, ordering: .relaxed)
+    writebackWanted.store(config.writebackCache, ordering: .relaxed)
     var ops = makeLowLevelOps()
     let userdata = Unmanaged.passUnretained(fs).toOpaque()
     guard let se = lsmfs_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {

@@ -74,7 +74,8 @@ struct Mount: ParsableCommand {
             printError("lsmfs mount: \(msg)")
             throw ExitCode(1)
         }
-        let config = FuseConfig(mountpoint: mountpoint, options: opts.fuseOptions, debug: opts.debug)
+        var config = FuseConfig(mountpoint: mountpoint, options: opts.fuseOptions, debug: opts.debug)
+        config.entryTimeout = opts.entryTimeout; config.attrTimeout = opts.attrTimeout; config.writebackCache = opts.writebackCache
         let status: Int32
         do {
             status = try runFuse(fs: fs, config: config, onMounted: {

@@ -6,6 +6,9 @@ struct MountOptions: Equatable {
     var policy: String? = nil
     var logPath: String? = nil
     var debug = false
+    var entryTimeout: Double = 1
+    var attrTimeout: Double = 1
+    var writebackCache = false
     /// Passed to libfuse as `-o` items (allow_other, default_permissions, ro, nosuid, ...).
     var fuseOptions: [String] = []
 
@@ -37,6 +40,15 @@ struct MountOptions: Equatable {
                     o.logPath = v
                 case "debug":
                     o.debug = true
+                case "entry_timeout", "attr_timeout":
+                    guard let v = value, let d = Double(v), d >= 0, d <= 86_400 else {
+                        throw CLIError("invalid \(key) '\(value ?? "")': seconds between 0 and 86400")
+                    }
+                    if key == "entry_timeout" { o.entryTimeout = d } else { o.attrTimeout = d }
+                case "writeback_cache":
+                    o.writebackCache = true
+                case "no_writeback_cache":
+                    o.writebackCache = false
                 default:
                     if mountOnly.contains(key) || key.hasPrefix("x-") || key == "comment" { continue }
                     o.fuseOptions.append(item)
