@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Filesystem benchmark: the same workloads on an lsmfs mount, on libfuse's passthrough_ll
+# example (over a directory on the same disk) and natively, in alternating rounds.
+#
+#   bench/fs-compare.sh [--rounds 3] [--files 20000] [--small 5000] [--big-mib 1024]
+#                       [--rand-ops 20000] [--dir /var/tmp/lsmfs-fsbench] [--lsmfs-opts writeback_cache]
+#
+# Prints a markdown table (median seconds per workload and target, and lsmfs/passthrough
+# ratios) and the lsmfs daemon's peak RSS. Needs: root (drop_caches, allow_other not needed),
+# gcc + libfuse3-dev (for passthrough_ll), python3, tar; fio is used when installed.
+# The lsmfs binary: $LSMFS_BIN or .build/release/lsmfs.
+set -euo pipefail
+
+ROUNDS=3 FILES=20000 SMALL=5000 BIG_MIB=1024 RAND_OPS=20000
+DIR=/var/tmp/lsmfs-fsbench LSMFS_OPTS="writeback_cache"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --files) FILES=$2; shift 2 ;;
+        --small) SMALL=$2; shift 2 ;;
+        --big-mib) BIG_MIB=$2; shift 2 ;;
+        --rand-ops) RAND_OPS=$2; shift 2 ;;
+        --dir) DIR=$2; shift 2 ;;
+        --lsmfs-opts) LSMFS_OPTS=$2; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LSMFS=${LSMFS_BIN:-$ROOT/.build/release/lsmfs}
+[ -x "$LSMFS" ] || { echo "lsmfs binary not found: $LSMFS (swift build -c release)" >&2; exit 1; }
+EXAMPLES=/usr/share/doc/libfuse3-dev/examples
+PY=/usr/bin/python3
+
+mkdir -p "$DIR"
+cleanup() {
+    for m in "$DIR/mnt-lsmfs" "$DIR/mnt-pt"; do mountpoint -q "$m" 2>/dev/null && fusermount3 -uz "$m" || true; done
+}
+trap cleanup EXIT
+
+# --- passthrough_ll, compiled from libfuse's examples -------------------------------------
+PT=$DIR/passthrough_ll
+if [ ! -x "$PT" ]; then
+    src=$EXAMPLES/passthrough_ll.c
+    [ -f "$src" ] || src=$EXAMPLES/passthrough_ll.c.gz
+    case "$src" in
+        *.gz) gunzip -c "$src" > "$DIR/passthrough_ll.c" ;;
+        *) cp "$src" "$DIR/passthrough_ll.c" ;;
+    esac
+    cp "$EXAMPLES"/passthrough_helpers.h "$DIR/" 2>/dev/null || true
+    gcc -O2 -Wall -o "$PT" "$DIR/passthrough_ll.c" $(pkg-config fuse3 --cflags --libs)
+fi
+
+# --- targets ------------------------------------------------------------------------------
+mkdir -p "$DIR/native" "$DIR/pt-src" "$DIR/mnt-pt" "$DIR/mnt-lsmfs"
+cleanup
+"$PT" -o source="$DIR/pt-src" "$DIR/mnt-pt"
+rm -f "$DIR/lsmfs.img" "$DIR/lsmfs.img.log"
+"$LSMFS" mkfs "$DIR/lsmfs.img" --size $(( BIG_MIB * 3 / 1024 + 4 ))G >/dev/null
+"$LSMFS" mount "$DIR/lsmfs.img" "$DIR/mnt-lsmfs" ${LSMFS_OPTS:+-o "$LSMFS_OPTS"}
+LSMFS_PID=$(pgrep -f -- "[m]ount $DIR/lsmfs.img " | head -n1)
+declare -A TARGET=([native]="$DIR/native" [passthrough_ll]="$DIR/mnt-pt" [lsmfs]="$DIR/mnt-lsmfs")
+ORDER=(native passthrough_ll lsmfs)
+
+# A source tree to untar: /usr/include (tens of thousands of small files), tarred once.
+TARBALL=$DIR/tree.tar
+[ -f "$TARBALL" ] || tar -C /usr -cf "$TARBALL" include
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+now() { date +%s.%N; }
+
+# Each workload: wl_NAME DIR; prints nothing; timed by run().
+wl_create()   { $PY - "$1/meta" "$FILES" <<'EOF'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d, exist_ok=True)
+for i in range(n):
+    sub = os.path.join(d, "d%03d" % (i % 100))
+    if i < 100: os.mkdir(sub)
+    os.close(os.open(os.path.join(sub, "f%06d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+EOF
+}
+wl_stat()     { $PY - "$1/meta" <<'EOF'
+import os, sys
+for root, dirs, files in os.walk(sys.argv[1]):
+    for f in files: os.stat(os.path.join(root, f))
+EOF
+}
+wl_lsR()      { ls -lR "$1/meta" > /dev/null; }
+wl_unlink()   { rm -rf "$1/meta"; }
+wl_write4k()  { $PY - "$1/small" "$SMALL" <<'EOF'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d, exist_ok=True)
+buf = os.urandom(4096)
+for i in range(n):
+    with open(os.path.join(d, "s%05d" % i), "wb") as f: f.write(buf)
+EOF
+}
+wl_read4k()   { drop_caches; cat "$1"/small/* > /dev/null; rm -rf "$1/small"; }
+wl_untar()    { mkdir -p "$1/tree" && tar -C "$1/tree" -xf "$TARBALL"; }
+wl_retar()    { drop_caches; tar -C "$1/tree" -cf - include | cat > /dev/null; rm -rf "$1/tree"; }
+wl_seqwrite() { dd if=/dev/zero of="$1/big" bs=1M count="$BIG_MIB" conv=fsync status=none; }
+wl_seqread()  { drop_caches; dd if="$1/big" of=/dev/null bs=1M status=none; }
+wl_randrw()   {
+    if command -v fio >/dev/null; then
+        fio --name=r --filename="$1/big" --rw=randrw --bs=4k --size=256M --io_size=$(( RAND_OPS * 4 ))k \
+            --ioengine=psync --direct=0 --fsync_on_close=1 --output=/dev/null
+    else
+        $PY - "$1/big" "$RAND_OPS" <<'EOF'
+import os, random, sys
+path, n = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_RDWR)
+span = min(os.fstat(fd).st_size, 256 << 20) // 4096
+rnd = random.Random(42); buf = os.urandom(4096)
+for i in range(n):
+    off = rnd.randrange(span) * 4096
+    if i & 1: os.pwrite(fd, buf, off)
+    else: os.pread(fd, 4096, off)
+os.fsync(fd); os.close(fd)
+EOF
+    fi
+    rm -f "$1/big"
+}
+WORKLOADS=(create stat lsR unlink write4k read4k untar retar seqwrite seqread randrw)
+declare -A LABEL=([create]="create $FILES files" [stat]="stat $FILES files" [lsR]="ls -lR $FILES files"
+    [unlink]="unlink $FILES files" [write4k]="write $SMALL x 4 KiB" [read4k]="read $SMALL x 4 KiB (cold)"
+    [untar]="untar /usr/include" [retar]="re-tar it (cold)" [seqwrite]="write $BIG_MIB MiB + fsync"
+    [seqread]="read $BIG_MIB MiB (cold)" [randrw]="random 4 KiB r/w x $RAND_OPS")
+
+declare -A TIMES
+PEAK_RSS=0
+for round in $(seq 1 "$ROUNDS"); do
+    # Alternate the order each round so no target always runs first (warm host caches).
+    if (( round % 2 == 0 )); then order=(lsmfs passthrough_ll native); else order=("${ORDER[@]}"); fi
+    for t in "${order[@]}"; do
+        for w in "${WORKLOADS[@]}"; do
+            t0=$(now); "wl_$w" "${TARGET[$t]}"; t1=$(now)
+            TIMES[$t.$w]+="$(echo "$t1 - $t0" | bc) "
+        done
+        if [ -n "$LSMFS_PID" ] && [ -r /proc/$LSMFS_PID/status ]; then
+            rss=$(awk '/VmHWM/ {print $2}' /proc/$LSMFS_PID/status)
+            (( rss > PEAK_RSS )) && PEAK_RSS=$rss
+        fi
+    done
+    echo "round $round done" >&2
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo "| workload | native s | passthrough_ll s | lsmfs s | lsmfs / passthrough_ll |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for w in "${WORKLOADS[@]}"; do
+    n=$(echo "${TIMES[native.$w]}" | median); p=$(echo "${TIMES[passthrough_ll.$w]}" | median)
+    l=$(echo "${TIMES[lsmfs.$w]}" | median)
+    ratio=$(echo "scale=2; $l / $p" | bc 2>/dev/null || echo "-")
+    printf '| %s | %.3f | %.3f | %.3f | %s |\n' "${LABEL[$w]}" "$n" "$p" "$l" "$ratio"
+done
+echo
+echo "lsmfs daemon peak RSS: $(( PEAK_RSS / 1024 )) MiB; rounds: $ROUNDS (median); lsmfs -o ${LSMFS_OPTS:-(none)}; passthrough_ll defaults; $(uname -r), $(nproc) cores"
