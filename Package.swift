@@ -24,7 +24,8 @@ let package = Package(
         .target(name: "LSMCommon"),
         .target(name: "IMRDisk", dependencies: ["LSMCommon"]),
         .target(name: "KVIMR", dependencies: ["IMRDisk", "LSMCommon"]),
-        .target(name: "LSMStore", dependencies: ["KVIMR", "LSMCommon"]),
+        .target(name: "CLSMChecksum"),   // hardware CRC32C for LSMStore's hot paths
+        .target(name: "LSMStore", dependencies: ["KVIMR", "LSMCommon", "CLSMChecksum"]),
         .target(name: "LSMFS", dependencies: [
             "LSMStore", "LSMCommon",
             .product(name: "SystemPackage", package: "swift-system"),

@@ -24,7 +24,7 @@ package final class Block: Sendable {
         let t = LSMFormat.blockTrailerSize
         guard raw.count >= t else { throw LSMError.corrupt("\(what()): block too short") }
         let stored = raw.readLE(UInt32.self, at: raw.count - 4)
-        let crc = raw.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
+        let crc = raw.withUnsafeBytes { BlockCRC.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
         guard CRC32C.mask(crc) == stored else { throw LSMError.corrupt("\(what()): block checksum mismatch") }
         guard raw[raw.count - t] == LSMFormat.compressionNone else {
             throw LSMError.corrupt("\(what()): unknown compression type \(raw[raw.count - t])")
@@ -37,7 +37,7 @@ package final class Block: Sendable {
     package static func withTrailer(_ contents: [UInt8]) -> [UInt8] {
         var out = contents
         out.append(LSMFormat.compressionNone)
-        let crc = CRC32C.checksum(out)
+        let crc = BlockCRC.checksum(out)
         out.appendLE(CRC32C.mask(crc))
         return out
     }
@@ -79,21 +79,29 @@ package final class BlockIterator {
 
     /// Decodes the three varint lengths of the entry at `offset`: (shared, unshared, value
     /// length, offset of the key delta), or nil if malformed or running past `end`.
+    @inline(__always)
     private static func header(_ d: UnsafeRawBufferPointer, at offset: Int, end: Int) -> (Int, Int, Int, Int)? {
         var p = offset
-        func varint() -> Int? {
-            var result = 0, shift = 0
-            while p < end && shift <= 28 {
-                let b = d[p]; p += 1
-                result |= Int(b & 0x7F) << shift
-                if b < 0x80 { return result }
-                shift += 7
-            }
-            return nil
-        }
-        guard let shared = varint(), let unshared = varint(), let vlen = varint(),
+        guard let shared = varint32(d, &p, end), let unshared = varint32(d, &p, end),
+              let vlen = varint32(d, &p, end),
               unshared <= end - p, vlen <= end - p - unshared else { return nil }
         return (shared, unshared, vlen, p)
+    }
+
+    /// A varint of at most 5 bytes at `p` (< `end`), advancing `p`; one-byte values fast.
+    @inline(__always)
+    private static func varint32(_ d: UnsafeRawBufferPointer, _ p: inout Int, _ end: Int) -> Int? {
+        guard p < end else { return nil }
+        let b0 = d[p]
+        if b0 < 0x80 { p += 1; return Int(b0) }
+        var result = 0, shift = 0
+        while p < end && shift <= 28 {
+            let b = d[p]; p += 1
+            result |= Int(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+        }
+        return nil
     }
 
     /// Decodes the entry at `offset` given the previous key.

@@ -25,7 +25,7 @@ package final class Table: Sendable {
         guard footer.readLE(UInt64.self, at: hs + 4) == LSMFormat.tableMagic else {
             throw LSMError.corrupt("\(name): bad magic")
         }
-        let crc = footer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<hs])) }
+        let crc = footer.withUnsafeBytes { BlockCRC.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<hs])) }
         guard CRC32C.mask(crc) == footer.readLE(UInt32.self, at: hs) else { throw LSMError.corrupt("\(name): footer checksum mismatch") }
         var r = ByteReader(footer, from: 0, to: hs)
         guard let fh = BlockHandle.decode(&r), let ih = BlockHandle.decode(&r), let rh = BlockHandle.decode(&r) else {
@@ -85,11 +85,25 @@ package final class Table: Sendable {
     package func mayContain(hash: UInt32) -> Bool { Bloom.mayContain(filter, hash: hash) }
 
     /// The first entry with internal key >= `target` if it belongs to `userKey`.
+    /// (The index's fence for a block is its last key, so the block it names holds an entry
+    /// >= `target`.)
     package func get(_ target: [UInt8], userKey: [UInt8]) throws(LSMError) -> (key: [UInt8], value: [UInt8])? {
-        let it = TableIterator(self)
+        let idx = BlockIterator(index, table: number, blockOffset: nil, compare: InternalKey.compare)
+        try idx.seek(target)
+        guard idx.isValid else { return nil }
+        let h = try handle(at: idx)
+        let it = BlockIterator(try dataBlock(h), table: number, blockOffset: h.offset, compare: InternalKey.compare)
         try it.seek(target)
         guard it.isValid, InternalKey.compareUser(it.key, userKey) == 0 else { return nil }
         return (it.key, it.value)
+    }
+
+    /// The block handle stored as the index iterator's current value.
+    func handle(at idx: BlockIterator) throws(LSMError) -> BlockHandle {
+        guard let h = idx.withValue({ BlockHandle.decode(raw: $0) }) else {
+            throw LSMError.corrupt("table \(number): bad index entry")
+        }
+        return h
     }
 
     package func iterator() -> TableIterator { TableIterator(self) }
@@ -100,7 +114,7 @@ extension Block {
     static func verifiedRaw(_ raw: [UInt8], what: String) throws(LSMError) -> [UInt8] {
         let t = LSMFormat.blockTrailerSize
         guard raw.count >= t else { throw LSMError.corrupt("\(what): block too short") }
-        let crc = raw.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
+        let crc = raw.withUnsafeBytes { BlockCRC.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
         guard CRC32C.mask(crc) == raw.readLE(UInt32.self, at: raw.count - 4) else {
             throw LSMError.corrupt("\(what): block checksum mismatch")
         }
@@ -126,8 +140,7 @@ package final class TableIterator: InternalIterator {
     private func loadBlock() throws(LSMError) {
         dataIter = nil
         guard indexIter.isValid else { return }
-        var r = ByteReader(indexIter.value)
-        guard let h = BlockHandle.decode(&r) else { throw LSMError.corrupt("table \(table.number): bad index entry") }
+        let h = try table.handle(at: indexIter)
         let b = try table.dataBlock(h)
         dataIter = BlockIterator(b, table: table.number, blockOffset: h.offset, compare: InternalKey.compare)
     }

@@ -6,6 +6,22 @@ package struct BlockHandle: Sendable, Equatable {
     package var size: UInt64
     /// Byte layout: [varint offset][varint size]
     package func encode(into out: inout [UInt8]) { out.appendVarint(offset); out.appendVarint(size) }
+    /// Decodes a handle that fills `raw` up to trailing bytes (index values); nil if malformed.
+    package static func decode(raw: UnsafeRawBufferPointer) -> BlockHandle? {
+        var p = 0
+        func varint() -> UInt64? {
+            var result: UInt64 = 0, shift: UInt64 = 0
+            while p < raw.count && shift <= 63 {
+                let b = raw[p]; p += 1
+                result |= UInt64(b & 0x7F) << shift
+                if b < 0x80 { return result }
+                shift += 7
+            }
+            return nil
+        }
+        guard let o = varint(), let s = varint() else { return nil }
+        return BlockHandle(offset: o, size: s)
+    }
     package static func decode(_ r: inout ByteReader) -> BlockHandle? {
         guard let o = r.varint(), let s = r.varint() else { return nil }
         return BlockHandle(offset: o, size: s)
@@ -106,7 +122,7 @@ package struct TableBuilder {
         indexHandle.encode(into: &footer)
         rangeHandle.encode(into: &footer)
         footer.append(contentsOf: repeatElement(0, count: LSMFormat.footerHandlesSize - footer.count))
-        footer.appendLE(CRC32C.mask(CRC32C.checksum(footer)))
+        footer.appendLE(CRC32C.mask(BlockCRC.checksum(footer)))
         footer.appendLE(LSMFormat.tableMagic)
         pending.append(contentsOf: footer)
         offset += UInt64(footer.count)
