@@ -14,8 +14,12 @@ struct XattrPresence {
 }
 
 extension FileSystem {
-    /// The namespaces Linux knows; a name outside them is EOPNOTSUPP, as on ext4.
-    static let xattrNamespaces: [[UInt8]] = ["user.", "trusted.", "security.", "system."].map { Array($0.utf8) }
+    /// The namespaces lsmfs stores; a name outside them is EOPNOTSUPP, as on ext4. `system.`
+    /// (POSIX ACLs) is left out on purpose: lsmfs does not enforce ACLs, and storing
+    /// `system.posix_acl_access` as an opaque value would make tools that copy a mode through an
+    /// ACL (gnulib's qset_acl in `sed -i`, `cp -p`) believe the mode was set when it was not.
+    /// EOPNOTSUPP makes them fall back to fchmod, as on ext4 mounted with `noacl`.
+    static let xattrNamespaces: [[UInt8]] = ["user.", "trusted.", "security."].map { Array($0.utf8) }
 
     func checkXattrName(_ name: [UInt8]) throws(Errno) {
         if name.isEmpty || name.contains(0) { throw .inval }
