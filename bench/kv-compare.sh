@@ -26,7 +26,7 @@ g++ -O2 -std=c++17 bench/leveldb_bench.cc -o "$WORKDIR/leveldb_bench" -lleveldb 
 [ -x "$LSMFS_BIN" ] || { echo "build first: swift build -c release (or set LSMFS_BIN)" >&2; exit 1; }
 
 COMMON=(--benchmarks=$BENCHMARKS --num=$NUM --key_size=16 --value_size=100 --sync=0
-        --bloom_bits=10 --cache_size=8388608 --threads=1 --seek_nexts=0 "$@")
+        --bloom_bits=10 --cache_size=8388608 --threads=1 --seek_nexts=0 --write_buffer_size=67108864 "$@")
 # LevelDB runs the workloads it has in common with ours (fill*, overwrite, read*, seekrandom).
 
 run_ours()    { "$LSMFS_BIN" bench kv "${COMMON[@]}" --db="$WORKDIR/lsmfs.img"; rm -f "$WORKDIR/lsmfs.img"; }

@@ -95,14 +95,20 @@ final class Engine: Sendable {
         }
         let target = InternalKey.make(key, v.sequence, LSMFormat.seekKind)
         let hash = Bloom.hash(key)
-        for level in 0..<v.version.levels.count {
-            let candidates: [FileMeta]
+        // L0 files newest first (any may hold the key), then at most one file per level.
+        var l0 = v.version.levels[0].makeIterator()
+        var level = 0
+        while level < v.version.levels.count {
+            let file: FileMeta?
             if level == 0 {
-                candidates = v.version.levels[0].filter { $0.contains(key) } // newest first
+                guard let f = l0.next() else { level = 1; continue }
+                if !f.contains(key) { continue }
+                file = f
             } else {
-                candidates = v.version.fileContaining(level, key).map { [$0] } ?? []
+                file = v.version.fileContaining(level, key)
+                level += 1
             }
-            for f in candidates {
+            if let f = file {
                 let t = try tableCache.table(f)
                 tomb = max(tomb, t.maxCoveringSeq(key, snapshot: v.sequence))
                 counters.bloomChecks.bump()
@@ -122,8 +128,11 @@ final class Engine: Sendable {
         var out: [RangeTombstone] = []
         for m in v.mems { out += m.rangeTombstones(from: start, to: end) }
         for level in 0..<v.version.levels.count {
-            for f in v.version.overlapping(level, start, end) {
-                out += try tableCache.table(f).tombstones(from: start, to: end)
+            for f in v.version.levels[level] where f.overlaps(start, end) {
+                if f.rangeTombstones.load(ordering: .relaxed) == 1 { continue } // known to have none
+                let t = try tableCache.table(f)
+                f.rangeTombstones.store(t.tombstones.isEmpty ? 1 : 2, ordering: .relaxed)
+                out += t.tombstones(from: start, to: end)
             }
         }
         return out

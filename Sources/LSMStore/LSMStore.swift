@@ -7,6 +7,10 @@ public struct LSMOptions: Sendable {
     public var bloomBitsPerKey: Int = 10
     public var targetFileBytes: Int = 2 << 20
     public var l0CompactionTrigger: Int = 4
+    /// L0 files at which each write is delayed by 1 ms (nil: max(2 × trigger, trigger + 2)).
+    public var l0SlowdownTrigger: Int? = nil
+    /// L0 files at which writers stop until compaction catches up (nil: max(3 × trigger, trigger + 4)).
+    public var l0StopTrigger: Int? = nil
     public var levelSizeMultiplier: Int = 10
     public var baseLevelBytes: Int = 10 << 20
     public var maxLevels: Int = 7

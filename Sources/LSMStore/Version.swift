@@ -17,6 +17,9 @@ package final class FileMeta: Sendable {
     package let largest: [UInt8]
     let obsolete = Atomic<Bool>(false)
     let reclaimer: FileReclaimer?
+    /// Learned when the table is first asked for range tombstones: 0 unknown, 1 it has none,
+    /// 2 it has some. Scans skip tables known to have none without opening them.
+    let rangeTombstones = Atomic<UInt8>(0)
 
     package init(number: UInt64, size: UInt64, smallest: [UInt8], largest: [UInt8], reclaimer: FileReclaimer?) {
         self.number = number; self.size = size; self.smallest = smallest; self.largest = largest

@@ -11,10 +11,15 @@ extension Engine {
     /// Immutable memtables allowed before writers stall.
     var maxImmutables: Int { 2 }
     /// L0 files at which writers stall until compaction catches up.
-    var l0StopTrigger: Int { max(options.l0CompactionTrigger * 3, options.l0CompactionTrigger + 4) }
+    var l0StopTrigger: Int {
+        max(options.l0StopTrigger ?? max(options.l0CompactionTrigger * 3, options.l0CompactionTrigger + 4),
+            options.l0CompactionTrigger + 1)
+    }
     /// L0 files at which each write is delayed by 1 ms, so compaction gains on the writers
     /// before they hit the hard stop.
-    var l0SlowdownTrigger: Int { max(options.l0CompactionTrigger * 2, options.l0CompactionTrigger + 2) }
+    var l0SlowdownTrigger: Int {
+        options.l0SlowdownTrigger ?? max(options.l0CompactionTrigger * 2, options.l0CompactionTrigger + 2)
+    }
 
     /// Applies `batch` atomically: one WAL record, then the memtable, then the sequence is
     /// published so readers see all of it or none of it.

@@ -11,6 +11,8 @@ struct BenchKV: ParsableCommand {
         Flags use db_bench's syntax (--name=value): --benchmarks=fillseq,fillrandom,overwrite,\
         readrandom,readseq,seekrandom,deleterandom --num --reads --key_size --value_size \
         --sync --bloom_bits --threads --cache_size --seek_nexts --write_buffer_size \
+        --level0_file_num_compaction_trigger --level0_slowdown_writes_trigger \
+        --level0_stop_writes_trigger \
         --db=IMAGE_PATH --image_size=4G --policy=NAME --use_existing_db --seed. \
         Unknown db_bench flags are ignored with a warning.
         """)
@@ -45,7 +47,12 @@ struct BenchKVConfig {
     var threads = 1
     var cacheSize = 8 << 20
     var seekNexts = 0
-    var writeBufferSize = 4 << 20
+    /// db_bench's defaults (RocksDB 7.8): 64 MiB memtables, L0 compaction at 4 files,
+    /// slowdown at 20, stop at 36.
+    var writeBufferSize = 64 << 20
+    var l0Trigger = 4
+    var l0Slowdown = 20
+    var l0Stop = 36
     var db = "/tmp/lsmfs-bench-kv.img"
     var imageSize: UInt64 = 4 << 30
     var policy = Stack.policies.contains("kvimr") ? "kvimr" : (Stack.policies.first ?? "two-phase")
@@ -93,6 +100,9 @@ struct BenchKVConfig {
             case "cache_size": cacheSize = try int()
             case "seek_nexts": seekNexts = try int()
             case "write_buffer_size": writeBufferSize = try int()
+            case "level0_file_num_compaction_trigger": l0Trigger = try int()
+            case "level0_slowdown_writes_trigger": l0Slowdown = try int()
+            case "level0_stop_writes_trigger": l0Stop = try int()
             case "db": db = value
             case "image_size":
                 guard let s = parseSize(value) else { throw CLIError("--image_size: '\(value)' is not a size") }
@@ -106,7 +116,8 @@ struct BenchKVConfig {
             }
         }
         guard num > 0, keySize >= 8, keySize <= 1024, valueSize >= 0, threads >= 1, threads <= 64,
-              bloomBits >= 0, cacheSize >= 0, seekNexts >= 0, writeBufferSize >= 64 << 10 else {
+              bloomBits >= 0, cacheSize >= 0, seekNexts >= 0, writeBufferSize >= 64 << 10,
+              l0Trigger >= 1, l0Slowdown >= l0Trigger, l0Stop > l0Trigger else {
             throw CLIError("flag out of range (need num > 0, 8 <= key_size <= 1024, 1 <= threads <= 64, write_buffer_size >= 64K)")
         }
     }

@@ -19,7 +19,7 @@ final class BenchKVRunner {
         print("Values:     \(c.valueSize) bytes each")
         print("Entries:    \(c.num)")
         print("Image:      \(c.db) (\(formatBytes(c.imageSize)), policy \(c.policy))")
-        print("Options:    sync=\(c.sync) bloom_bits=\(c.bloomBits) cache_size=\(c.cacheSize) write_buffer_size=\(c.writeBufferSize) threads=\(c.threads)")
+        print("Options:    sync=\(c.sync) bloom_bits=\(c.bloomBits) cache_size=\(c.cacheSize) write_buffer_size=\(c.writeBufferSize) threads=\(c.threads) level0 trigger/slowdown/stop=\(c.l0Trigger)/\(c.l0Slowdown)/\(c.l0Stop)")
         print("------------------------------------------------")
         defer { if let s = store { try? s.close() } }
         if c.useExistingDB { try open(fresh: false) }
@@ -52,6 +52,9 @@ final class BenchKVRunner {
         options.bloomBitsPerKey = c.bloomBits
         options.blockCacheBytes = c.cacheSize
         options.memtableBytes = c.writeBufferSize
+        options.l0CompactionTrigger = c.l0Trigger
+        options.l0SlowdownTrigger = c.l0Slowdown
+        options.l0StopTrigger = c.l0Stop
         store = try Stack.wrap { () throws(LSMError) in try LSMStore(kvimr: kvimr, options: options) }
     }
 
