@@ -19,7 +19,9 @@ extension FileSystem {
         guard FileSystem.relatimeDue(rec, now: now) else { return }
         do throws(Errno) {
             try withInodeLock(ino) { () throws(Errno) in
-                try flushDirtyLocked(ino)
+                // A file with buffered writes is being written right now: leave its buffer
+                // alone (an access while writing is recorded by a later read after the flush).
+                if dirtyEntry(ino) != nil { return }
                 var r = try loadInode(ino)
                 guard FileSystem.relatimeDue(r, now: now) else { return }
                 r.atime = now
