@@ -71,8 +71,9 @@ struct MountConcurrencyTests {
         sys.exit(1 if bad else 0)
         """
 
-    @Test func processesCreateWriteRenameListDelete() throws {
-        let m = try MountedImage(size: "1G")
+    @Test(arguments: ["", "writeback_cache"])
+    func processesCreateWriteRenameListDelete(options: String) throws {
+        let m = try MountedImage(size: "1G", options: options.isEmpty ? nil : options)
         defer { m.close() }
         let journal = m.host
         let workers = 6, rounds = 250
@@ -91,7 +92,7 @@ struct MountConcurrencyTests {
         try m.unmount()
         let f = Harness.sh("'\(Harness.binary)' fsck '\(m.image)'", timeout: 120)
         #expect(f.status == 0, "fsck after the concurrent run: \(f.stdout)\n\(f.stderr)")
-        try m.mount()
+        try m.mount(options: options.isEmpty ? nil : options)
         let again = m.sh("/usr/bin/python3 '\(m.dir)/verify.py' \(workers) \(rounds)")
         #expect(again.ok, "after remount: \(again.stdout)\n\(again.stderr)")
     }
