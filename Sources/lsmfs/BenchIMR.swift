@@ -25,7 +25,7 @@ struct BenchIMR: ParsableCommand {
     @Option(help: "Dataset (keys x (key+value)) as a fraction of the drive's track capacity, for the low-usage run.")
     var low: Double = 0.1
     @Option(help: "Dataset fraction for the high-usage run (the drive's tracks are then >= 80% allocated during overwrite).")
-    var high: Double = 0.5
+    var high: Double = 0.34
     @Option(help: "readrandom operations as a fraction of the key count.")
     var reads: Double = 0.1
     @Option(help: "SSTable target size in bytes (default 1.75 MiB: one track of either kind).")
