@@ -44,9 +44,17 @@ extension FileSystem {
         if FileSystem.isPseudo(ino) { throw .perm }
         try requireWritable()
         return try withInodeLock(ino) { () throws(Errno) -> FileAttr in
-            try flushDirtyLocked(ino)
+            // Buffered writes go to the store in this setattr's batch (one write, not two: the
+            // kernel's writeback cache sends a times-only setattr at every close); a size change
+            // needs the stored chunks current first.
+            var pending = dirtyEntry(ino)
+            if s.size != nil && pending != nil {
+                try flushDirtyLocked(ino)
+                pending = nil
+            }
             var rec = try loadInode(ino)
             var batch = WriteBatch()
+            if let d = pending { batch.put(Keys.chunk(ino, d.index), d.bytes) }
             let now = TimeSpec.now()
             if let m = s.mode { rec.mode = rec.type | (m & 0o7777) }
             // chown of a non-directory drops set-user-ID, and set-group-ID when group-executable
@@ -73,6 +81,7 @@ extension FileSystem {
             rec.ctime = now
             batch.put(Keys.inode(ino), rec.encode())
             try write(batch, "setattr")
+            if pending != nil { discardDirty(ino) }
             return rec.attr(ino: ino)
         }
     }

@@ -113,6 +113,7 @@ extension FileSystem {
                 batch.put(Keys.inode(parent), dir.encode())
                 try write(batch, "create")
                 commitIno(ino, limit: limit)
+                setXattrPresence(ino, false)  // a new inode has none: the write probe stays in memory
                 incLookup(ino)
                 let fh = openFlags.map { registerOpen(ino, flags: $0) }
                 return (rec.attr(ino: ino), fh)
