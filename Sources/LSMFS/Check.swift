@@ -13,6 +13,7 @@ public struct FSCheckReport: Sendable {
     public var otherNodes = 0
     public var fileBytes: UInt64 = 0
     public var chunks = 0
+    public var xattrs = 0
     public var isClean: Bool { errors.isEmpty }
 }
 
@@ -30,6 +31,7 @@ extension FileSystem {
         var chunkEnds: [UInt64: UInt64] = [:]  // ino -> max byte end of its chunks
         var chunkBlocks: [UInt64: UInt64] = [:]  // ino -> blocks its chunks account for
         var orphans: Set<UInt64> = []
+        var xattrInos: Set<UInt64> = []
         try store.scan(from: [], to: nil) { key, value in
             guard let p = key.first else { fail("empty key"); return true }
             switch p {
@@ -55,7 +57,14 @@ extension FileSystem {
             case FSFormat.orphanPrefix where key.count == 9:
                 orphans.insert(Keys.ino(of: key)!)
             case FSFormat.xattrPrefix where key.count > 9:
-                break
+                let ino = Keys.ino(of: key)!
+                xattrInos.insert(ino)
+                let name = Array(key[9...])
+                if name.count > FSFormat.xattrNameMax || value.count > FSFormat.xattrValueMax
+                    || !FileSystem.xattrNamespaces.contains(where: { name.starts(with: $0) }) {
+                    fail("inode \(ino): bad xattr \(String(decoding: name.prefix(64), as: UTF8.self)) (\(value.count) bytes)")
+                }
+                report.xattrs += 1
             default:
                 fail("unknown key \(key.prefix(17).map { String($0, radix: 16) }.joined(separator: " "))")
             }
@@ -117,6 +126,7 @@ extension FileSystem {
         }
         for ino in chunkEnds.keys where inodes[ino] == nil { fail("chunks of missing inode \(ino)") }
         for ino in orphans where inodes[ino] == nil { fail("orphan marker of missing inode \(ino)") }
+        for ino in xattrInos where inodes[ino] == nil { fail("xattrs of missing inode \(ino)") }
         return report
     }
 }

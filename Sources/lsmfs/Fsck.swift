@@ -126,7 +126,7 @@ struct Fsck: ParsableCommand {
             print("\(image): superblock v\(sb.formatVersion), \(sb.geometry.trackCount) tracks, policy \(sb.policy)")
             print("\(image): engine: \(v.tables) tables, \(v.entries) entries, \(formatBytes(v.tableBytes))")
             if let r = fsReport {
-                print("\(image): \(r.directories) directories, \(r.files) files (\(formatBytes(r.fileBytes))), \(r.symlinks) symlinks, \(r.otherNodes) other, \(r.chunks) chunks")
+                print("\(image): \(r.directories) directories, \(r.files) files (\(formatBytes(r.fileBytes))), \(r.symlinks) symlinks, \(r.otherNodes) other, \(r.chunks) chunks, \(r.xattrs) xattrs")
             }
         }
         report(problems: problems, notes: notes, corrected: corrected)

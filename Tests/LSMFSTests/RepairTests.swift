@@ -29,10 +29,12 @@ import Testing
         try store.delete(Self.dentryKey(dir, "b"))
         try store.put(Self.dentryKey(root, "ghost"), Self.dentryValue(999_999, type: UInt8(DT_REG)))
         try store.delete(Self.dentryKey(root, "a2"))
+        try store.put([0x58] + Self.be(888_888) + Array("user.stray".utf8), [1, 2, 3])
         let before = try FileSystem.check(store: store)
         #expect(before.errors.contains { $0.contains("unreachable") })
         #expect(before.errors.contains { $0.contains("missing") })
         #expect(before.errors.contains { $0.contains("nlink") })
+        #expect(before.errors.contains { $0.contains("xattrs of missing inode 888888") })
 
         let fixed = try FileSystem.repair(store: store)
         #expect(!fixed.isEmpty)
