@@ -37,7 +37,7 @@ RESULTS="$WORKDIR/results.txt"; : > "$RESULTS"
 for r in $(seq 1 "$ROUNDS"); do
   for engine in ours rocksdb leveldb; do
     echo "=== round $r: $engine" >&2
-    "run_$engine" 2>/dev/null | tee /dev/stderr | \
+    "run_$engine" 2>/dev/null | tee -a /dev/stderr | \
       awk -v e="$engine" '$2 == ":" && $4 == "micros/op" { print e, $1, $5 }' >> "$RESULTS"
   done
 done

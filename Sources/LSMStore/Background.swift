@@ -156,10 +156,10 @@ extension Engine {
         } else {
             var children: [any InternalIterator] = []
             for f in c.inputs.sorted(by: { $0.number > $1.number }) { // newest first
-                children.append(try tableCache.table(f).iterator())
+                children.append(try tableCache.table(f).iterator(fillCache: false))
             }
             let tc = tableCache
-            children.append(LevelIterator(files: c.next) { (m: FileMeta) throws(LSMError) in try tc.table(m) })
+            children.append(LevelIterator(files: c.next, fillCache: false) { (m: FileMeta) throws(LSMError) in try tc.table(m) })
             let merged = MergingIterator(children)
             var base = BaseLevelCheck(version: v, outputLevel: c.outputLevel)
             // Range tombstones: cut into disjoint newest-wins pieces; a piece with nothing

@@ -5,7 +5,10 @@ package final class LevelIterator: InternalIterator {
     private var index = 0
     private var current: TableIterator?
 
-    package init(files: [FileMeta], open: @escaping (FileMeta) throws(LSMError) -> Table) {
+    /// Whether data blocks read go into the block cache (compactions pass false).
+    let fillCache: Bool
+    package init(files: [FileMeta], fillCache: Bool = true, open: @escaping (FileMeta) throws(LSMError) -> Table) {
+        self.fillCache = fillCache
         self.files = files; self.open = open
     }
 
@@ -15,7 +18,7 @@ package final class LevelIterator: InternalIterator {
 
     private func openFile(_ i: Int) throws(LSMError) {
         index = i
-        current = i < files.count ? try open(files[i]).iterator() : nil
+        current = i < files.count ? try open(files[i]).iterator(fillCache: fillCache) : nil
     }
     private func skipEmpty() throws(LSMError) {
         while let c = current, !c.isValid {

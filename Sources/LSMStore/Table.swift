@@ -69,15 +69,17 @@ package final class Table: Sendable {
     }
 
     /// Reads (or finds cached) the data block at `h`.
-    func dataBlock(_ h: BlockHandle) throws(LSMError) -> Block {
-        if let b = cache?.get(file: number, offset: h.offset) { return b }
+    /// `fillCache` false (compaction inputs): the block is neither looked up nor kept, so
+    /// a compaction streaming whole tables does not evict the blocks readers use.
+    func dataBlock(_ h: BlockHandle, fillCache: Bool = true) throws(LSMError) -> Block {
+        if fillCache, let b = cache?.get(file: number, offset: h.offset) { return b }
         let t = UInt64(LSMFormat.blockTrailerSize)
         let limit = size - UInt64(LSMFormat.footerSize)
         guard h.size < UInt64(Int32.max), h.offset <= limit, h.size + t <= limit - h.offset else {
             throw LSMError.corrupt("table \(number): data block handle out of range")
         }
         let b = try Block.verified(try read(h.offset, Int(h.size + t)), what: "table \(number) block at \(h.offset)")
-        cache?.insert(file: number, offset: h.offset, b)
+        if fillCache { cache?.insert(file: number, offset: h.offset, b) }
         return b
     }
 
@@ -106,7 +108,7 @@ package final class Table: Sendable {
         return h
     }
 
-    package func iterator() -> TableIterator { TableIterator(self) }
+    package func iterator(fillCache: Bool = true) -> TableIterator { TableIterator(self, fillCache: fillCache) }
 }
 
 extension Block {
@@ -128,8 +130,11 @@ package final class TableIterator: InternalIterator {
     let indexIter: BlockIterator
     private var dataIter: BlockIterator?
 
-    init(_ table: Table) {
+    let fillCache: Bool
+
+    init(_ table: Table, fillCache: Bool = true) {
         self.table = table
+        self.fillCache = fillCache
         indexIter = BlockIterator(table.index, table: table.number, blockOffset: nil, compare: InternalKey.compare)
     }
 
@@ -141,7 +146,7 @@ package final class TableIterator: InternalIterator {
         dataIter = nil
         guard indexIter.isValid else { return }
         let h = try table.handle(at: indexIter)
-        let b = try table.dataBlock(h)
+        let b = try table.dataBlock(h, fillCache: fillCache)
         dataIter = BlockIterator(b, table: table.number, blockOffset: h.offset, compare: InternalKey.compare)
     }
     /// Skips forward over exhausted (or empty) data blocks.

@@ -52,7 +52,7 @@ extension Engine {
 
     private func verifyTable(_ f: FileMeta, level: Int, into r: inout LSMVerifyReport) throws(LSMError) {
         let t = try tableCache.table(f)
-        let it = t.iterator()
+        let it = t.iterator(fillCache: false)
         try it.seekToFirst()
         var prev: [UInt8]? = nil
         while it.isValid {
