@@ -11,7 +11,7 @@ struct Mkfs: ParsableCommand {
     @Option(help: "Image size, e.g. 512M, 2G, 1T (rounded down to whole tracks; at least 64M).")
     var size: String = "2G"
 
-    @Option(help: "KVIMR track allocation policy (implemented: two-phase; conventional, three-phase and kvimr come with the IMR work).")
+    @Option(help: "KVIMR track allocation policy: conventional, two-phase, three-phase or kvimr.")
     var policy: String = "two-phase"
 
     @Flag(help: "Overwrite an existing file.")
