@@ -21,11 +21,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
-        .target(name: "LSMCommon"),
+        .target(name: "CLSMChecksum"),   // hardware CRC32C (SSE4.2) behind LSMCommon.CRC32C
+        .target(name: "LSMCommon", dependencies: ["CLSMChecksum"]),
         .target(name: "IMRDisk", dependencies: ["LSMCommon"]),
         .target(name: "KVIMR", dependencies: ["IMRDisk", "LSMCommon"]),
-        .target(name: "CLSMChecksum"),   // hardware CRC32C for LSMStore's hot paths
-        .target(name: "LSMStore", dependencies: ["KVIMR", "LSMCommon", "CLSMChecksum"]),
+        .target(name: "LSMStore", dependencies: ["KVIMR", "LSMCommon"]),
         .target(name: "LSMFS", dependencies: [
             "LSMStore", "LSMCommon",
             .product(name: "SystemPackage", package: "swift-system"),

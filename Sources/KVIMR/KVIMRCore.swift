@@ -108,9 +108,8 @@ struct KVIMRCore: Sendable {
         let rec = try record(n)
         if rec.sealed { throw KVIMRError(.sealed, "file \(n) is sealed") }
         guard bytes.count > 0 else { return }
-        var buf = buffers[n] ?? FileBuffer(start: rec.size)
         // Refuse up front what could never be placed, so a failed append changes nothing.
-        let newEnd = buf.end + UInt64(bytes.count)
+        let newEnd = (buffers[n]?.end ?? rec.size) + UInt64(bytes.count)
         let owned = ownedCapacity(rec)
         if newEnd > owned {
             let need = newEnd - owned
@@ -119,11 +118,12 @@ struct KVIMRCore: Sendable {
                 throw KVIMRError(.noSpace, "no space for \(bytes.count) more bytes of file \(n): needs \(need) bytes of new tracks, \(available) free")
             }
         }
-        buf.append(bytes)
-        buffers[n] = buf
+        // Appended in place: taking the buffer out of the dictionary and storing it back would
+        // copy every byte buffered so far on each append.
+        buffers[n, default: FileBuffer(start: rec.size)].append(bytes)
         // A whole track's worth buffered: write full tracks out now. Failures here are not the
         // append's: the bytes stay buffered and the next sync reports the problem.
-        if buf.end - rec.size >= UInt64(geometry.bottomSectors * geometry.sectorSize) {
+        if newEnd - rec.size >= UInt64(geometry.bottomSectors * geometry.sectorSize) {
             try? writeOut(n, includeTail: false)
         }
     }

@@ -1,39 +1,57 @@
-/// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), slicing-by-8.
-/// Used for every checksum lsmfs writes: superblock, track-map checkpoints,
-/// WAL records, SSTable blocks, manifest records and vLog records.
+import CLSMChecksum
+
+/// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every structure lsmfs
+/// writes: superblock, track-map checkpoints, RMW journal, WAL records, SSTable blocks, manifest
+/// records. Uses the CPU's CRC32C instruction when there is one (CLSMChecksum, x86-64 SSE4.2:
+/// about 10x faster than tables), else slicing-by-8 over one flat table read through an unsafe
+/// pointer (no bounds checks, no nested arrays).
 public enum CRC32C {
-    static let tables: [[UInt32]] = {
-        var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
+    /// 8 x 256 entries: table k maps a byte to its CRC contribution k bytes further on.
+    nonisolated(unsafe) private static let table: UnsafePointer<UInt32> = {
+        let t = UnsafeMutablePointer<UInt32>.allocate(capacity: 8 * 256)
         for i in 0..<256 {
             var c = UInt32(i)
             for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-            t[0][i] = c
+            t[i] = c
         }
-        for i in 0..<256 {
-            for k in 1..<8 { t[k][i] = (t[k - 1][i] >> 8) ^ t[0][Int(t[k - 1][i] & 0xFF)] }
+        for k in 1..<8 {
+            for i in 0..<256 {
+                let prev = t[(k - 1) * 256 + i]
+                t[k * 256 + i] = (prev >> 8) ^ t[Int(prev & 0xFF)]
+            }
         }
-        return t
+        return UnsafePointer(t)
     }()
 
+    /// Whether the hardware instruction is used.
+    public static let hardware = lsm_crc32c_hw_available() != 0
+
     /// Extends `crc` (the value returned by an earlier call, or 0) over `bytes`.
+    @inline(__always)
     public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var c = ~crc
+        guard let base = bytes.baseAddress else { return crc }
+        if hardware { return lsm_crc32c_hw_extend(crc, base, bytes.count) }
+        return software(crc, bytes)
+    }
+
+    /// The table-driven path (also checked against the hardware path by the tests).
+    public static func software(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard var p = bytes.baseAddress else { return crc }
+        let t = table
+        var c = ~crc
         var n = bytes.count
-        tables.withUnsafeBufferPointer { tbl in
-            let t0 = tbl[0], t1 = tbl[1], t2 = tbl[2], t3 = tbl[3]
-            let t4 = tbl[4], t5 = tbl[5], t6 = tbl[6], t7 = tbl[7]
-            while n >= 8 {
-                let lo = p.loadUnaligned(as: UInt32.self).littleEndian ^ c
-                let hi = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian
-                c = t7[Int(lo & 0xFF)] ^ t6[Int((lo >> 8) & 0xFF)] ^ t5[Int((lo >> 16) & 0xFF)] ^ t4[Int(lo >> 24)]
-                  ^ t3[Int(hi & 0xFF)] ^ t2[Int((hi >> 8) & 0xFF)] ^ t1[Int((hi >> 16) & 0xFF)] ^ t0[Int(hi >> 24)]
-                p += 8; n -= 8
-            }
-            while n > 0 {
-                c = t0[Int((c ^ UInt32(p.load(as: UInt8.self))) & 0xFF)] ^ (c >> 8)
-                p += 1; n -= 1
-            }
+        while n >= 8 {
+            let lo = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)) ^ c
+            let hi = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            c = t[0x700 + Int(lo & 0xFF)] ^ t[0x600 + Int((lo >> 8) & 0xFF)]
+              ^ t[0x500 + Int((lo >> 16) & 0xFF)] ^ t[0x400 + Int(lo >> 24)]
+              ^ t[0x300 + Int(hi & 0xFF)] ^ t[0x200 + Int((hi >> 8) & 0xFF)]
+              ^ t[0x100 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
+            p += 8; n -= 8
+        }
+        while n > 0 {
+            c = t[Int((c ^ UInt32(p.load(as: UInt8.self))) & 0xFF)] ^ (c >> 8)
+            p += 1; n -= 1
         }
         return ~c
     }

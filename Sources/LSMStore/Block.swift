@@ -24,7 +24,7 @@ package final class Block: Sendable {
         let t = LSMFormat.blockTrailerSize
         guard raw.count >= t else { throw LSMError.corrupt("\(what()): block too short") }
         let stored = raw.readLE(UInt32.self, at: raw.count - 4)
-        let crc = raw.withUnsafeBytes { BlockCRC.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
+        let crc = raw.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
         guard CRC32C.mask(crc) == stored else { throw LSMError.corrupt("\(what()): block checksum mismatch") }
         guard raw[raw.count - t] == LSMFormat.compressionNone else {
             throw LSMError.corrupt("\(what()): unknown compression type \(raw[raw.count - t])")
@@ -37,7 +37,7 @@ package final class Block: Sendable {
     package static func withTrailer(_ contents: [UInt8]) -> [UInt8] {
         var out = contents
         out.append(LSMFormat.compressionNone)
-        let crc = BlockCRC.checksum(out)
+        let crc = CRC32C.checksum(out)
         out.appendLE(CRC32C.mask(crc))
         return out
     }

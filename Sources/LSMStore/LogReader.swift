@@ -60,7 +60,7 @@ package enum LogReader {
         if type == .zero { return length == 0 && stored == 0 ? Fragment(type: .zero, length: 0) : nil }
         let blockLeft = LSMFormat.logBlockSize - pos % LSMFormat.logBlockSize
         guard header + length <= blockLeft, pos + header + length <= data.count else { return nil }
-        let crc = data.withUnsafeBytes { BlockCRC.checksum(UnsafeRawBufferPointer(rebasing: $0[(pos + 6)..<(pos + header + length)])) }
+        let crc = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(pos + 6)..<(pos + header + length)])) }
         guard CRC32C.mask(crc) == stored else { return nil }
         return Fragment(type: type, length: length)
     }

@@ -47,8 +47,8 @@ package struct LogWriter {
             let n = min(avail, payload.count - pos)
             let end = pos + n == payload.count
             let type: LSMFormat.RecordType = begin && end ? .full : begin ? .first : end ? .last : .middle
-            var crc = withUnsafeBytes(of: type.rawValue) { BlockCRC.update(0, $0) }
-            crc = payload.withUnsafeBytes { BlockCRC.update(crc, UnsafeRawBufferPointer(rebasing: $0[pos..<(pos + n)])) }
+            var crc = withUnsafeBytes(of: type.rawValue) { CRC32C.update(0, $0) }
+            crc = payload.withUnsafeBytes { CRC32C.update(crc, UnsafeRawBufferPointer(rebasing: $0[pos..<(pos + n)])) }
             out.appendLE(CRC32C.mask(crc))
             out.appendLE(UInt16(n))
             out.append(type.rawValue)

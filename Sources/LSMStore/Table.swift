@@ -25,7 +25,7 @@ package final class Table: Sendable {
         guard footer.readLE(UInt64.self, at: hs + 4) == LSMFormat.tableMagic else {
             throw LSMError.corrupt("\(name): bad magic")
         }
-        let crc = footer.withUnsafeBytes { BlockCRC.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<hs])) }
+        let crc = footer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<hs])) }
         guard CRC32C.mask(crc) == footer.readLE(UInt32.self, at: hs) else { throw LSMError.corrupt("\(name): footer checksum mismatch") }
         var r = ByteReader(footer, from: 0, to: hs)
         guard let fh = BlockHandle.decode(&r), let ih = BlockHandle.decode(&r), let rh = BlockHandle.decode(&r) else {
@@ -116,7 +116,7 @@ extension Block {
     static func verifiedRaw(_ raw: [UInt8], what: String) throws(LSMError) -> [UInt8] {
         let t = LSMFormat.blockTrailerSize
         guard raw.count >= t else { throw LSMError.corrupt("\(what): block too short") }
-        let crc = raw.withUnsafeBytes { BlockCRC.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
+        let crc = raw.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
         guard CRC32C.mask(crc) == raw.readLE(UInt32.self, at: raw.count - 4) else {
             throw LSMError.corrupt("\(what): block checksum mismatch")
         }

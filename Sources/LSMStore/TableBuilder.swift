@@ -122,7 +122,7 @@ package struct TableBuilder {
         indexHandle.encode(into: &footer)
         rangeHandle.encode(into: &footer)
         footer.append(contentsOf: repeatElement(0, count: LSMFormat.footerHandlesSize - footer.count))
-        footer.appendLE(CRC32C.mask(BlockCRC.checksum(footer)))
+        footer.appendLE(CRC32C.mask(CRC32C.checksum(footer)))
         footer.appendLE(LSMFormat.tableMagic)
         pending.append(contentsOf: footer)
         offset += UInt64(footer.count)

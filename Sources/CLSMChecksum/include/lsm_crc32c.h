@@ -1,5 +1,5 @@
-// Hardware CRC32C (SSE4.2 `crc32` instruction) for LSMStore's block and WAL checksums.
-// Same function as LSMCommon.CRC32C (Castagnoli, reflected 0x82F63B78, pre/post inverted).
+// Hardware CRC32C (SSE4.2 `crc32` instruction) behind LSMCommon.CRC32C.
+// Same function as LSMCommon.CRC32C.software (Castagnoli, reflected 0x82F63B78, pre/post inverted).
 #ifndef LSM_CRC32C_H
 #define LSM_CRC32C_H
 #include <stddef.h>
