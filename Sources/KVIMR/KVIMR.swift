@@ -54,12 +54,14 @@ public struct KVIMRStats: Sendable {
     public var bytesBuffered: UInt64
     public var bytesStored: UInt64        // sum of file sizes on tracks
     public var capacityBytes: UInt64      // track capacity of the drive
-    public var freeBytes: UInt64          // capacity of free tracks
+    public var freeBytes: UInt64          // capacity of free tracks, less the WAL/manifest reserve
     public var rmwOps: UInt64
     public var mergedRmwOps: UInt64
     public var rmwBytes: UInt64
     public var checkpoints: UInt64
     public var device: DeviceCounters
+    /// Tracks kept for WAL and manifest files (`TrackReserve`).
+    public var reservedTracks: Int = 0
 }
 
 /// The KVIMR middleware: a file API for the engine whose bytes KVIMR places on IMR tracks.

@@ -68,7 +68,7 @@ extension KVIMRCore {
             }
             guard let (sector, room) = cursor else {
                 let request = TrackRequest(file: n, kind: rec.kind, level: rec.level, ownTracks: rec.extents.map(\.track))
-                guard let track = policy.chooseTrack(alloc, for: request), alloc.isFree(track) else {
+                guard mayAllocate(rec.kind), let track = policy.chooseTrack(alloc, for: request), alloc.isFree(track) else {
                     if !alloc.pending.isEmpty {
                         // Deleted files' tracks become usable once a checkpoint drops them; the
                         // checkpoint must not name unwritten chunks, so write the batch first.
@@ -78,7 +78,7 @@ extension KVIMRCore {
                         before = map.files[n]; savedBuf = buffers[n]; newTracks.removeAll()
                         continue
                     }
-                    throw KVIMRError(.noSpace, "no free track for file \(n) (policy \(policy.name), \(alloc.freeCount) tracks free)")
+                    throw KVIMRError(.noSpace, "no free track for file \(n) (policy \(policy.name), \(alloc.freeCount) tracks free, \(reservedTracks) reserved for WAL/manifest)")
                 }
                 if !includeTail && remaining < UInt64(geometry.capacity(of: track)) { return }
                 alloc.allocate(track)

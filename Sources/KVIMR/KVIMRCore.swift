@@ -31,6 +31,9 @@ struct KVIMRCore: Sendable {
     var hostRmwBytes: UInt64 = 0
     /// Journal runs replayed at open (a merged RMW interrupted by a crash).
     var replayedJournalRuns = 0
+    /// Tracks only WAL and manifest files may take (`TrackReserve`): a full
+    /// drive still has room for the engine to open (a new WAL and manifest) and log edits.
+    let reservedTracks: Int
 
     init(device: any TrackDevice, policy: any TrackAllocationPolicy, policyName: String,
          readOnly: Bool) throws(KVIMRError) {
@@ -39,6 +42,7 @@ struct KVIMRCore: Sendable {
         self.policy = policy
         self.policyName = policyName
         self.readOnly = readOnly
+        reservedTracks = TrackReserve.tracks(trackCount: device.geometry.trackCount)
         store = try CheckpointStore(device: device)
         journal = RMWJournal(device: device)
         if !readOnly, let journal {
@@ -113,9 +117,11 @@ struct KVIMRCore: Sendable {
         let owned = ownedCapacity(rec)
         if newEnd > owned {
             let need = newEnd - owned
-            let available = alloc.freeCapacityBytes + alloc.pendingCapacityBytes
+            let all = alloc.freeCapacityBytes + alloc.pendingCapacityBytes
+            let keep = reservedBytes(leftBy: rec.kind)
+            let available = all - min(all, keep)
             if need > available {
-                throw KVIMRError(.noSpace, "no space for \(bytes.count) more bytes of file \(n): needs \(need) bytes of new tracks, \(available) free")
+                throw KVIMRError(.noSpace, "no space for \(bytes.count) more bytes of \(rec.kind) file \(n): needs \(need) bytes of new tracks, \(available) free")
             }
         }
         // Appended in place: taking the buffer out of the dictionary and storing it back would
@@ -169,6 +175,18 @@ struct KVIMRCore: Sendable {
         return UInt64(sectors) * UInt64(geometry.sectorSize)
     }
 
+    /// Bytes of reserved tracks a file of `kind` must leave free (counted at the larger
+    /// track capacity).
+    func reservedBytes(leftBy kind: FileKind) -> UInt64 {
+        UInt64(TrackReserve.floor(kind, reserved: reservedTracks))
+            * UInt64(max(geometry.bottomSectors, geometry.topSectors) * geometry.sectorSize)
+    }
+
+    /// Whether a file of `kind` may take one more free track (see `TrackReserve.floor`).
+    func mayAllocate(_ kind: FileKind) -> Bool {
+        alloc.freeCount > TrackReserve.floor(kind, reserved: reservedTracks)
+    }
+
     // MARK: - stats
 
     func stats() -> KVIMRStats {
@@ -182,10 +200,11 @@ struct KVIMRCore: Sendable {
             policy: policyName, files: map.files.count,
             bottomTracksUsed: alloc.bottomTracksInUse, topTracksUsed: alloc.topTracksInUse,
             tracksTotal: geometry.trackCount, bytesBuffered: buffered, bytesStored: stored,
-            capacityBytes: geometry.trackBytes, freeBytes: alloc.freeCapacityBytes,
+            capacityBytes: geometry.trackBytes,
+            freeBytes: alloc.freeCapacityBytes - min(alloc.freeCapacityBytes, reservedBytes(leftBy: .sstable)),
             rmwOps: counters.bottom.rmwOps + counters.top.rmwOps + hostRmwTracks, mergedRmwOps: mergedRmwOps,
             rmwBytes: counters.bottom.rmwBytes + counters.top.rmwBytes + hostRmwBytes,
-            checkpoints: checkpoints, device: counters)
+            checkpoints: checkpoints, device: counters, reservedTracks: reservedTracks)
     }
 
     func fileInfos() -> [KVIMRFileInfo] {

@@ -58,7 +58,11 @@ extension Engine {
             s.logNumber = nextLog
         }
         counters.flushes.bump()
-        try? kvimr.deleteFile(imm.walNumber) // the edit moving past it is durable
+        // The edit moving past its WAL is durable. A memtable recovery could not flush may
+        // stand for several replayed WALs: every WAL below the new log number goes.
+        for f in kvimr.files() where f.kind == .wal && f.number < nextLog {
+            try? kvimr.deleteFile(f.number)
+        }
     }
 
     /// Writes the entries `produce` emits (sorted internal keys) and `tombstones` into new

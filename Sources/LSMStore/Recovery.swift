@@ -24,6 +24,7 @@ extension Engine {
 
         // WAL replay, oldest first.
         let wals = kvimr.files().filter { $0.kind == .wal && $0.number >= ms.logNumber }.map(\.number).sorted()
+        var deferred = false   // a flush found no room: the rest stays in memory, WALs kept
         for wal in wals {
             let records = try LogReader.records(try kvimr.readAll(wal), name: "WAL \(wal)")
             for rec in records {
@@ -33,16 +34,25 @@ extension Engine {
                 if !entries.isEmpty {
                     engine.state.withLock { s in s.lastSequence = max(s.lastSequence, seq + UInt64(entries.count) - 1) }
                 }
-                if !readOnly && mem.approximateBytes >= o.memtableBytes { try engine.flushRecovered() }
+                if !readOnly && mem.approximateBytes >= o.memtableBytes && !deferred {
+                    deferred = try !engine.flushRecovered()
+                }
             }
         }
         if readOnly { return engine }
 
-        try engine.flushRecovered()
+        // A full drive may have no room for the L0 table: the replayed memtable then waits as
+        // an immutable memtable for the background flush (retried until space is freed), and
+        // the manifest keeps naming the replayed WALs (from the oldest one on) until it lands.
+        if !deferred { deferred = try !engine.flushRecovered() }
         let wal = try kvimr.createFile(.wal, level: 0)
         let snapshot = engine.state.withLock { s -> ManifestState in
+            if deferred {
+                s.imms.append(s.mem)
+            } else {
+                s.logNumber = wal
+            }
             s.mem = Memtable(walNumber: wal)
-            s.logNumber = wal
             return s.manifestState
         }
         engine.writer.withLock { $0.log = LogWriter(file: wal) }
@@ -54,6 +64,7 @@ extension Engine {
         var keep = snapshot.version.allNumbers
         keep.insert(wal)
         keep.insert(log.number)
+        if deferred { keep.formUnion(wals) }   // still needed until the deferred flush lands
         for f in kvimr.files() where !keep.contains(f.number) {
             try? kvimr.deleteFile(f.number)
         }
@@ -62,14 +73,20 @@ extension Engine {
     }
 
     /// During recovery: writes the replayed memtable to L0 (the manifest is written afterwards).
-    func flushRecovered() throws(LSMError) {
+    /// Returns false, changing nothing, when the drive has no room for the table: the memtable
+    /// stays in memory (its `walNumber` is 0: several replayed WALs back it).
+    func flushRecovered() throws(LSMError) -> Bool {
         let mem = state.withLock { $0.mem }
-        guard !mem.isEmpty else { return }
+        guard !mem.isEmpty else { return true }
         var edit = VersionEdit()
-        edit.added = try writeTables(level: 0, split: false, tombstones: mem.rangeTombstones) { (add) throws(LSMError) in
-            let it = MemtableIterator(mem)
-            it.seekToFirst()
-            while it.isValid { try add(it.key, it.value); it.next() }
+        do throws(LSMError) {
+            edit.added = try writeTables(level: 0, split: false, tombstones: mem.rangeTombstones) { (add) throws(LSMError) in
+                let it = MemtableIterator(mem)
+                it.seekToFirst()
+                while it.isValid { try add(it.key, it.value); it.next() }
+            }
+        } catch where error.kind == .noSpace {
+            return false
         }
         let reclaimer = self.reclaimer
         state.withLock { s in
@@ -77,5 +94,6 @@ extension Engine {
             s.mem = Memtable(walNumber: 0)
         }
         counters.flushes.bump()
+        return true
     }
 }

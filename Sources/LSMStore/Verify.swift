@@ -24,7 +24,11 @@ extension LSMStore {
 extension Engine {
     func verify() -> LSMVerifyReport {
         var r = LSMVerifyReport()
-        let (v, wals) = state.withLock { s in (s.version, Set([s.mem.walNumber] + s.imms.map(\.walNumber))) }
+        // WALs from the log number on are live (a memtable recovery could not flush keeps all
+        // the WALs it replayed).
+        let (v, wals, logNumber) = state.withLock { s in
+            (s.version, Set([s.mem.walNumber] + s.imms.map(\.walNumber)), s.logNumber)
+        }
         if let why = v.invariantViolation() { r.problems.append("version: \(why)") }
         for (level, files) in v.levels.enumerated() {
             for f in files {
@@ -42,7 +46,7 @@ extension Engine {
         for f in kvimr.files() {
             switch f.kind {
             case .sstable where !live.contains(f.number): r.orphanFiles.append(f.number)
-            case .wal where !wals.contains(f.number) && !readOnly: r.orphanFiles.append(f.number)
+            case .wal where !wals.contains(f.number) && f.number < logNumber && !readOnly: r.orphanFiles.append(f.number)
             case .manifest where current != nil && f.number != current: r.orphanFiles.append(f.number)
             default: break
             }

@@ -5,12 +5,7 @@ import Testing
 /// unmounts, checks clean and mounts again.
 @Suite(.serialized)
 struct MountNoSpaceTests {
-    // Known bug (issue 6): remounting a drive filled to ENOSPC fails about one time in five,
-    // because recovery needs fresh tracks for the L0 flush of the replayed WAL, a new WAL and a
-    // new manifest before it may free the old ones ("append to file N: no space ... 0 free").
-    // The fix (a KVIMR reserve for WAL/manifest tracks and a recovery that keeps the replayed
-    // memtable when the flush has no room) is open work; enabled again with it.
-    @Test(.disabled("flaky until recovery on a full drive is fixed (issue 6)"))
+    @Test
     func fullDriveGivesENOSPCAndBreaksNothing() throws {
         let m = try MountedImage(size: "64M")
         defer { m.close() }
