@@ -82,7 +82,7 @@ extension FileSystem {
             } else if b >= old {
                 new.removeSubrange(min(a, old)..<old)   // the range reaches the stored end: shorten
             } else if a < old {
-                new.withUnsafeMutableBytes { p in
+                _ = new.withUnsafeMutableBytes { p in
                     (p.baseAddress! + a).initializeMemory(as: UInt8.self, repeating: 0, count: b - a)
                 }
             }
