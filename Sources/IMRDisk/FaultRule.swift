@@ -1,3 +1,4 @@
+import LSMCommon
 /// One fault to inject into a `FaultyTrackDevice`. Rules compose: every rule watches the
 /// operations it matches and counts them independently; the first rule (in insertion order)
 /// that fires decides what happens to an operation.

@@ -1,3 +1,4 @@
+import LSMCommon
 import Synchronization
 
 /// A crashable in-memory drive for tests: `crashed()` returns the device as a host crash
@@ -159,18 +160,5 @@ public final class MemoryTrackDevice: TrackDevice, @unchecked Sendable {
             return c
         }
         return MemoryTrackDevice(superblock: sb, state: copy)
-    }
-}
-
-/// A small deterministic PRNG (SplitMix64) for seeded crashes and fault schedules.
-package struct SplitMix64: Sendable {
-    var state: UInt64
-    package init(seed: UInt64) { state = seed }
-    package mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -85,17 +85,7 @@ package enum InternalKey {
 
     /// Compares two internal keys (both at least 8 bytes).
     package static func compare(_ a: [UInt8], _ b: [UInt8]) -> Int {
-        a.withUnsafeBytes { pa in
-            b.withUnsafeBytes { pb in
-                let ua = UnsafeRawBufferPointer(rebasing: pa[0..<(pa.count - 8)])
-                let ub = UnsafeRawBufferPointer(rebasing: pb[0..<(pb.count - 8)])
-                let c = compareBytes(ua, ub)
-                if c != 0 { return c }
-                let ta = pa.readLE(UInt64.self, at: pa.count - 8)
-                let tb = pb.readLE(UInt64.self, at: pb.count - 8)
-                return ta > tb ? -1 : (ta < tb ? 1 : 0)
-            }
-        }
+        a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in compare(pa, pb) } }
     }
     /// Compares two internal keys given as raw bytes (both at least 8 bytes).
     package static func compare(_ pa: UnsafeRawBufferPointer, _ pb: UnsafeRawBufferPointer) -> Int {

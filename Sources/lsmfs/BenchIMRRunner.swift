@@ -1,3 +1,4 @@
+import LSMCommon
 import Glibc
 import IMRDisk
 import KVIMR
@@ -80,7 +81,7 @@ struct BenchIMRRunner {
 
         let keySize = 16
         let keys = max(1, Int(c.datasetFraction * Double(g.trackBytes)) / (keySize + c.valueSize))
-        var rng = BenchIMRRNG(seed: c.seed &+ UInt64(c.valueSize))
+        var rng = SplitMix64(seed: c.seed &+ UInt64(c.valueSize))
         var usageSum = 0.0, usageSamples = 0, peak = 0.0
         func sample() {
             let s = kvimr.stats()
@@ -157,19 +158,6 @@ struct BenchIMRRunner {
         var x = k, i = size - 1
         while x > 0 && i >= 0 { out[i] = UInt8(0x30 + x % 10); x /= 10; i -= 1 }
         return out
-    }
-}
-
-/// splitmix64: a small deterministic generator (same sequence for every policy).
-struct BenchIMRRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

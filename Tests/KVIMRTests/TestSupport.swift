@@ -1,3 +1,4 @@
+import LSMCommon
 import IMRDisk
 import KVIMR
 import Synchronization
@@ -54,15 +55,9 @@ func kvimrError(_ body: () throws -> Void) -> KVIMRError? {
 }
 
 struct TestRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x1234_5678 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var g: SplitMix64
+    init(seed: UInt64) { g = SplitMix64(seed: seed &+ 0x1234_5678) }
+    mutating func next() -> UInt64 { g.next() }
     mutating func int(_ range: ClosedRange<Int>) -> Int {
         range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
     }

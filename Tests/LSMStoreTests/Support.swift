@@ -1,3 +1,4 @@
+import LSMCommon
 import IMRDisk
 import KVIMR
 import LSMStore
@@ -34,15 +35,9 @@ func openStore(_ dev: MemoryTrackDevice, _ o: LSMOptions = smallOptions(), readO
 }
 
 struct RNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x2545_F491_4F6C_DD1D &+ 1 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var g: SplitMix64
+    init(seed: UInt64) { g = SplitMix64(seed: seed &* 0x2545_F491_4F6C_DD1D &+ 1) }
+    mutating func next() -> UInt64 { g.next() }
     mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
     mutating func bool(_ percent: Int = 50) -> Bool { int(0...99) < percent }
     mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
