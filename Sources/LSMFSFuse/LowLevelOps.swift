@@ -211,54 +211,31 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     ops.readdir = { req, _, size, off, fi in
         serve(req, .readdir) { fs throws(Errno) in
             guard let fi else { throw Errno(rawValue: EINVAL) }
-            var buf = [CChar](repeating: 0, count: size)
-            var used = 0
-            try buf.withUnsafeMutableBufferPointer { (p) throws(Errno) in
-                try fs.readdir(fi.pointee.fh, offset: Int64(off)) { e in
-                    var st = stat()
-                    st.st_ino = UInt(e.ino)
-                    st.st_mode = UInt32(e.type) << 12
-                    var name = e.name.map { CChar(bitPattern: $0) }
-                    name.append(0)
-                    let need = fuse_add_direntry(req, p.baseAddress! + used, size - used, name, &st, off_t(e.nextOffset))
-                    if need > size - used { return false }
-                    used += need
-                    return true
-                }
+            return try replyDirectory(req, fs, fi.pointee.fh, size: size, offset: off) { dst, room, name, e in
+                var st = stat()
+                st.st_ino = UInt(e.ino)
+                st.st_mode = UInt32(e.type) << 12
+                return (fuse_add_direntry(req, dst, room, name, &st, off_t(e.nextOffset)), nil)
             }
-            fuse_reply_buf(req, buf, used)
-            return UInt64(used)
         }
     }
     ops.readdirplus = { req, _, size, off, fi in
         serve(req, .readdir) { fs throws(Errno) in
             guard let fi else { throw Errno(rawValue: EINVAL) }
-            var buf = [CChar](repeating: 0, count: size)
-            var used = 0
-            try buf.withUnsafeMutableBufferPointer { (p) throws(Errno) in
-                try fs.readdir(fi.pointee.fh, offset: Int64(off)) { e in
-                    // "." and "..": name and type only (ino 0: no attributes, no reference)
-                    var ep = fuse_entry_param()
-                    let attr = fs.entryAttr(e)
-                    if let attr {
-                        ep = entryParam(attr)
-                    } else {
-                        ep.attr.st_ino = UInt(e.ino)
-                        ep.attr.st_mode = UInt32(e.type) << 12
-                    }
-                    var name = e.name.map { CChar(bitPattern: $0) }
-                    name.append(0)
-                    let need = fuse_add_direntry_plus(req, p.baseAddress! + used, size - used, name, &ep, off_t(e.nextOffset))
-                    if need > size - used {
-                        if let attr { fs.forget(attr.ino, 1) }  // not sent: give the reference back
-                        return false
-                    }
-                    used += need
-                    return true
+            return try replyDirectory(req, fs, fi.pointee.fh, size: size, offset: off) { dst, room, name, e in
+                // "." and "..": name and type only (ino 0: no attributes, no reference)
+                var ep = fuse_entry_param()
+                let attr = fs.entryAttr(e)
+                if let attr {
+                    ep = entryParam(attr)
+                } else {
+                    ep.attr.st_ino = UInt(e.ino)
+                    ep.attr.st_mode = UInt32(e.type) << 12
                 }
+                let need = fuse_add_direntry_plus(req, dst, room, name, &ep, off_t(e.nextOffset))
+                // Not sent: give the lookup reference back.
+                return (need, attr.map { a in { fs.forget(a.ino, 1) } })
             }
-            fuse_reply_buf(req, buf, used)
-            return UInt64(used)
         }
     }
     ops.releasedir = { req, _, fi in
@@ -295,4 +272,34 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     installXattrOps(&ops)
     installExtraOps(&ops)
     return ops
+}
+
+/// Fills one readdir/readdirplus reply: entries from `offset` until the buffer of `size` bytes is
+/// full, then sends it (exactly one reply). `add` writes one entry at `dst` with `room` bytes
+/// left and returns the size it needs, plus what to undo when the entry did not fit. One
+/// NUL-terminated name buffer is reused for every entry.
+private func replyDirectory(
+    _ req: fuse_req_t?, _ fs: FileSystem, _ fh: UInt64, size: Int, offset: off_t,
+    _ add: (_ dst: UnsafeMutablePointer<CChar>, _ room: Int, _ name: UnsafePointer<CChar>, _ entry: DirEntry)
+        -> (need: Int, undo: (() -> Void)?)
+) throws(Errno) -> UInt64 {
+    var buf = [CChar](repeating: 0, count: size)
+    var used = 0
+    var name = [CChar](repeating: 0, count: 256)
+    try buf.withUnsafeMutableBufferPointer { (p) throws(Errno) in
+        try fs.readdir(fh, offset: Int64(offset)) { e in
+            if name.count < e.name.count + 1 { name = [CChar](repeating: 0, count: e.name.count + 1) }
+            for (i, c) in e.name.enumerated() { name[i] = CChar(bitPattern: c) }
+            name[e.name.count] = 0
+            let (need, undo) = name.withUnsafeBufferPointer { n in add(p.baseAddress! + used, size - used, n.baseAddress!, e) }
+            if need > size - used {
+                undo?()
+                return false
+            }
+            used += need
+            return true
+        }
+    }
+    fuse_reply_buf(req, buf, used)
+    return UInt64(used)
 }
