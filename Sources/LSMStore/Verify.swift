@@ -29,6 +29,11 @@ extension Engine {
         let (v, wals, logNumber) = state.withLock { s in
             (s.version, Set([s.mem.walNumber] + s.imms.map(\.walNumber)), s.logNumber)
         }
+        // The files and the manifest are listed at the same moment as the version, before the
+        // (slow) table reads: a flush or compaction finishing meanwhile must not make its new
+        // table look like an orphan.
+        let files = kvimr.files()
+        let current = manifest.withLock { $0?.number }
         if let why = v.invariantViolation() { r.problems.append("version: \(why)") }
         for (level, files) in v.levels.enumerated() {
             for f in files {
@@ -41,9 +46,8 @@ extension Engine {
                 }
             }
         }
-        let current = manifest.withLock { $0?.number }
         let live = v.allNumbers
-        for f in kvimr.files() {
+        for f in files {
             switch f.kind {
             case .sstable where !live.contains(f.number): r.orphanFiles.append(f.number)
             case .wal where !wals.contains(f.number) && f.number < logNumber && !readOnly: r.orphanFiles.append(f.number)
