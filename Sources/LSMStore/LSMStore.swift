@@ -17,6 +17,39 @@ public struct LSMOptions: Sendable {
     public var blockCacheBytes: Int = 8 << 20
     /// Open SSTables kept (each holds its index and Bloom filter in memory).
     public var maxOpenTables: Int = 1000
+    /// Values of at least this many bytes go to the value log (WiscKey); the tree keeps a
+    /// pointer. `Int.max` keeps every value in the tree.
+    public var valueLogThreshold: Int = 4096
+    /// A value-log segment is sealed and a new one started once it holds this many bytes.
+    public var valueLogSegmentBytes: Int = 64 << 20
+    /// Background garbage collection starts when garbage / total vLog bytes passes this.
+    public var gcGarbageRatio: Double = 0.5
+    /// Background garbage collection moves at most this many bytes per second.
+    public var gcBytesPerSecond: Int = 64 << 20
+    public init() {}
+}
+
+/// The value log (WiscKey) at a glance: `LSMStats.vlog`.
+public struct VLogStats: Sendable {
+    public var segments: Int = 0
+    public var totalBytes: UInt64 = 0          // bytes of every segment on the drive
+    public var liveBytes: UInt64 = 0           // total less garbage
+    public var garbageBytes: UInt64 = 0        // records no pointer in the tree refers to
+    public var valuesWritten: UInt64 = 0       // values appended by writes (not GC moves)
+    public var valueBytesWritten: UInt64 = 0   // record bytes appended by writes
+    public var gcRuns: UInt64 = 0
+    public var gcSegmentsFreed: UInt64 = 0
+    public var gcBytesMoved: UInt64 = 0        // live record bytes rewritten at the head by GC
+    public var gcBytesFreed: UInt64 = 0        // segment bytes returned to KVIMR by GC
+    public var checksumErrors: UInt64 = 0      // records that failed their CRC or key check
+    public init() {}
+}
+
+/// What one garbage-collection call did.
+public struct GCResult: Sendable {
+    public var segmentsFreed: Int = 0
+    public var bytesMoved: UInt64 = 0
+    public var bytesFreed: UInt64 = 0
     public init() {}
 }
 
@@ -78,6 +111,8 @@ public struct LSMStats: Sendable {
     public var writeAmplification: Double
     /// Average tables probed per get.
     public var readAmplification: Double
+    /// The value log.
+    public var vlog = VLogStats()
 }
 
 /// A leveled LSM-tree key-value store on KVIMR files. Keys and values are byte strings,
@@ -119,6 +154,14 @@ public final class LSMStore: Sendable {
     public func close() throws(LSMError) { try engine.close() }
     public func stats() -> LSMStats { engine.stats() }
     public var kvimr: KVIMR { engine.kvimr }
+
+    /// Garbage-collects value-log segments whose garbage ratio is at least `minGarbageRatio`,
+    /// most garbage first, at most `maxSegments` of them: moves their live values to the head,
+    /// updates the pointers in one batch and frees each segment once that is durable.
+    @discardableResult
+    public func collectGarbage(minGarbageRatio: Double = 0, maxSegments: Int = .max) throws(LSMError) -> GCResult {
+        try engine.collectGarbage(minGarbageRatio: minGarbageRatio, maxSegments: maxSegments)
+    }
 
     /// Blocks until no flush or compaction is pending (tests, benchmarks, `lsmfs bench`).
     public func waitForBackgroundWork() { engine.waitIdle() }
