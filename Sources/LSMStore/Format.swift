@@ -46,6 +46,8 @@ package enum LSMFormat {
         case lastSequence = 4
         case deletedFile = 6
         case newFile = 7
+        /// Value-log garbage found by a flush, compaction or GC (vlog-gc): docs/format/vlog.md.
+        case vlogGarbage = 16
     }
     /// KVIMR root record: magic (4) "LSMR", format version (4), manifest file number (8),
     /// masked CRC32C of the preceding 16 bytes (4).

@@ -17,12 +17,18 @@ package struct VersionEdit: Sendable, Equatable {
     package var lastSequence: UInt64?
     package var deleted: [(level: Int, number: UInt64)] = []
     package var added: [NewFile] = []
+    /// Value-log garbage this edit's job found: bytes of records in `segment` that no pointer
+    /// refers to any more (dropped pointers). Applied with the edit; deltas for a segment the
+    /// manifest no longer lists are ignored.
+    package var vlogGarbage: [(segment: UInt64, bytes: UInt64)] = []
     package init() {}
 
     package static func == (a: VersionEdit, b: VersionEdit) -> Bool {
         a.logNumber == b.logNumber && a.nextFileNumber == b.nextFileNumber && a.lastSequence == b.lastSequence
             && a.added == b.added && a.deleted.map(\.level) == b.deleted.map(\.level)
             && a.deleted.map(\.number) == b.deleted.map(\.number)
+            && a.vlogGarbage.map(\.segment) == b.vlogGarbage.map(\.segment)
+            && a.vlogGarbage.map(\.bytes) == b.vlogGarbage.map(\.bytes)
     }
 
     /// Byte layout: a sequence of tagged fields, each [varint tag][fields]:
@@ -32,6 +38,7 @@ package struct VersionEdit: Sendable, Equatable {
     ///   6 deletedFile:    [varint level][varint number]
     ///   7 newFile:        [varint level][varint number][varint size]
     ///                     [varint len][smallest internal key][varint len][largest internal key]
+    ///  16 vlogGarbage:    [varint segment][varint bytes]
     package func encode() -> [UInt8] {
         var out: [UInt8] = []
         if let v = logNumber { out.appendVarint(LSMFormat.EditTag.logNumber.rawValue); out.appendVarint(v) }
@@ -45,6 +52,10 @@ package struct VersionEdit: Sendable, Equatable {
             out.appendVarint(LSMFormat.EditTag.newFile.rawValue)
             out.appendVarint(UInt64(f.level)); out.appendVarint(f.number); out.appendVarint(f.size)
             out.appendLengthPrefixed(f.smallest); out.appendLengthPrefixed(f.largest)
+        }
+        for g in vlogGarbage {
+            out.appendVarint(LSMFormat.EditTag.vlogGarbage.rawValue)
+            out.appendVarint(g.segment); out.appendVarint(g.bytes)
         }
         return out
     }
@@ -67,6 +78,9 @@ package struct VersionEdit: Sendable, Equatable {
                       let lo = r.lengthPrefixed(), let hi = r.lengthPrefixed(),
                       lo.count >= 8, hi.count >= 8 else { throw bad("new file") }
                 e.added.append(NewFile(level: Int(l), number: n, size: s, smallest: lo, largest: hi))
+            case .vlogGarbage:
+                guard let n = r.varint(), let b = r.varint() else { throw bad("vlog garbage") }
+                e.vlogGarbage.append((n, b))
             }
         }
         return e
