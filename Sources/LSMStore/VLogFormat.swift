@@ -1,0 +1,99 @@
+import LSMCommon
+
+/// Every constant of the value log in one place (docs/format/vlog.md), and its record codec.
+///
+/// A segment is a KVIMR file of kind `.vlog` holding records back to back:
+///
+///     record := checksum: uint32 LE   masked CRC32C of everything after it (rest of header, key, value)
+///               keyLength: uint32 LE
+///               valueLength: uint32 LE
+///               key: keyLength bytes
+///               value: valueLength bytes
+package enum VLogFormat {
+    /// checksum (4) + key length (4) + value length (4).
+    package static let headerSize = 12
+    /// The longest `ValuePointer` encoding: varint64 + varint64 + varint32.
+    package static let maxPointerSize = 10 + 10 + 5
+    /// KVIMR level the segments are created with (KVIMR places `.vlog` files by kind).
+    package static let segmentLevel = 0
+    /// Limits a decoder accepts (the write path enforces smaller ones: `WriteLimits`).
+    package static let maxKeyBytes = 1 << 20
+    package static let maxValueBytes = 1 << 30
+
+    /// The size of the record holding `keyCount` + `valueCount` bytes.
+    package static func recordSize(keyCount: Int, valueCount: Int) -> Int { headerSize + keyCount + valueCount }
+
+    /// Appends one record to `out`. Byte layout:
+    ///   [masked crc32c(bytes 4..<end): 4 LE][key length: 4 LE][value length: 4 LE][key][value]
+    package static func appendRecord(key: [UInt8], value: [UInt8], to out: inout [UInt8]) {
+        let start = out.count
+        out.appendLE(UInt32(0)) // checksum, filled in below
+        out.appendLE(UInt32(key.count))
+        out.appendLE(UInt32(value.count))
+        out.append(contentsOf: key)
+        out.append(contentsOf: value)
+        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + 4)...])) }
+        out.withUnsafeMutableBytes { $0.storeBytes(of: CRC32C.mask(crc).littleEndian, toByteOffset: start, as: UInt32.self) }
+    }
+
+    /// One record as `encodeRecord` lays it out.
+    package static func encodeRecord(key: [UInt8], value: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(recordSize(keyCount: key.count, valueCount: value.count))
+        appendRecord(key: key, value: value, to: &out)
+        return out
+    }
+
+    /// The parsed header of a record: where its key and value lie relative to the record start.
+    package struct Header: Sendable, Equatable {
+        package var storedChecksum: UInt32
+        package var keyLength: Int
+        package var valueLength: Int
+        package var recordLength: Int { headerSize + keyLength + valueLength }
+        package var keyRange: Range<Int> { headerSize..<(headerSize + keyLength) }
+        package var valueRange: Range<Int> { (headerSize + keyLength)..<recordLength }
+    }
+
+    /// The header at the start of `bytes`, or nil if fewer than `headerSize` bytes or the lengths
+    /// are beyond the decoder's limits. Says nothing about the checksum.
+    package static func header(_ bytes: UnsafeRawBufferPointer) -> Header? {
+        guard bytes.count >= headerSize else { return nil }
+        let k = Int(bytes.readLE(UInt32.self, at: 4)), v = Int(bytes.readLE(UInt32.self, at: 8))
+        guard k <= maxKeyBytes, v <= maxValueBytes else { return nil }
+        return Header(storedChecksum: bytes.readLE(UInt32.self, at: 0), keyLength: k, valueLength: v)
+    }
+
+    /// Why a record failed to decode.
+    package enum Damage: Error, Sendable, Equatable {
+        case truncated          // shorter than its header says (or than a header)
+        case badLengths         // lengths beyond the limits or not matching the pointer
+        case checksumMismatch
+        case keyMismatch
+    }
+
+    /// Checks the record that is exactly `bytes` (header, key and value, nothing more):
+    /// lengths, checksum, and — when `expectedKey` is given — that its key is that key.
+    package static func verify(_ bytes: UnsafeRawBufferPointer, expectedKey: [UInt8]?) -> Result<Header, Damage> {
+        guard let h = header(bytes) else { return .failure(bytes.count < headerSize ? .truncated : .badLengths) }
+        guard h.recordLength == bytes.count else {
+            return .failure(h.recordLength > bytes.count ? .truncated : .badLengths)
+        }
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[4...]))
+        guard CRC32C.mask(crc) == h.storedChecksum else { return .failure(.checksumMismatch) }
+        if let expectedKey {
+            let k = UnsafeRawBufferPointer(rebasing: bytes[h.keyRange])
+            let same = expectedKey.withUnsafeBytes { compareBytes($0, k) == 0 }
+            guard same else { return .failure(.keyMismatch) }
+        }
+        return .success(h)
+    }
+
+    /// Decodes a whole record into (key, value), verifying it (see `verify`).
+    package static func decodeRecord(_ bytes: [UInt8], expectedKey: [UInt8]? = nil) -> Result<(key: [UInt8], value: [UInt8]), Damage> {
+        bytes.withUnsafeBytes { p in
+            verify(p, expectedKey: expectedKey).map { h in
+                (Array(p[h.keyRange]), Array(p[h.valueRange]))
+            }
+        }
+    }
+}
