@@ -46,6 +46,10 @@ package enum LSMFormat {
         case lastSequence = 4
         case deletedFile = 6
         case newFile = 7
+        /// A value-log segment joins the store (vlog-core): docs/format/vlog.md.
+        case vlogSegmentAdded = 10
+        /// A value-log segment leaves the store (GC freed it): docs/format/vlog.md.
+        case vlogSegmentRemoved = 11
         /// Value-log garbage found by a flush, compaction or GC (vlog-gc): docs/format/vlog.md.
         case vlogGarbage = 16
     }

@@ -73,6 +73,8 @@ package struct ManifestLog {
                 e.added.append(.init(level: level, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest))
             }
         }
+        e.vlogAdded = st.version.segments.keys.sorted()
+        e.vlogGarbage = st.version.vlogGarbage.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         return e
     }
 

@@ -52,16 +52,38 @@ package final class FileMeta: Sendable {
     }
 }
 
+/// One value-log segment as the versions see it (docs/format/vlog.md). Like `FileMeta`: shared
+/// by every version listing it; once the durable edit removing it is applied it is marked
+/// obsolete, and the last version to let go of it (readers hold versions, so a snapshot older
+/// than a GC pass keeps the segment readable) deletes the file.
+package final class VLogSegment: Sendable {
+    package let number: UInt64
+    let obsolete = Atomic<Bool>(false)
+    let reclaimer: FileReclaimer?
+    package init(number: UInt64, reclaimer: FileReclaimer?) { self.number = number; self.reclaimer = reclaimer }
+    func markObsolete() { obsolete.store(true, ordering: .sequentiallyConsistent) }
+    deinit {
+        if obsolete.load(ordering: .sequentiallyConsistent) { reclaimer?.deleteFile(number) }
+    }
+}
+
 /// An immutable snapshot of the tree's files. L0 is ordered newest first (files may
 /// overlap); every deeper level is sorted by key and non-overlapping.
 package final class Version: Sendable {
     package let levels: [[FileMeta]]
-    package init(levels: [[FileMeta]]) { self.levels = levels }
+    /// The value-log segments the manifest lists, by file number.
+    package let segments: [UInt64: VLogSegment]
+    /// Garbage bytes per listed segment (sum of the manifest's garbage deltas).
+    package let vlogGarbage: [UInt64: UInt64]
+    package init(levels: [[FileMeta]], segments: [UInt64: VLogSegment] = [:], vlogGarbage: [UInt64: UInt64] = [:]) {
+        self.levels = levels; self.segments = segments; self.vlogGarbage = vlogGarbage
+    }
     package static func empty(_ n: Int) -> Version { Version(levels: Array(repeating: [], count: n)) }
 
     package func bytes(_ level: Int) -> UInt64 { levels[level].reduce(0) { $0 + $1.size } }
     package var fileCount: Int { levels.reduce(0) { $0 + $1.count } }
-    package var allNumbers: Set<UInt64> { Set(levels.flatMap { $0.map(\.number) }) }
+    /// Every file the version names: tables and value-log segments.
+    package var allNumbers: Set<UInt64> { Set(levels.flatMap { $0.map(\.number) }).union(segments.keys) }
 
     /// Files of `level` whose user-key range intersects [lo, hi].
     package func overlapping(_ level: Int, _ lo: [UInt8]?, _ hi: [UInt8]?) -> [FileMeta] {
@@ -101,6 +123,9 @@ package final class Version: Sendable {
 
     /// Applies an edit: returns the new version. Added files replace deleted ones; files that
     /// are both deleted and added (a move between levels) keep their `FileMeta`.
+    /// Value-log segments the edit removes are marked obsolete here (an edit is applied only
+    /// once it is durable, or when a durable manifest is replayed); garbage deltas add up per
+    /// listed segment.
     package func applying(_ edit: VersionEdit, reclaimer: FileReclaimer?) -> (Version, obsolete: [FileMeta]) {
         var lv = levels
         var removed: [UInt64: FileMeta] = [:]
@@ -116,6 +141,15 @@ package final class Version: Sendable {
         }
         lv[0].sort { $0.number > $1.number }
         for l in 1..<lv.count { lv[l].sort { InternalKey.compare($0.smallest, $1.smallest) < 0 } }
-        return (Version(levels: lv), Array(removed.values))
+        var segs = segments, garbage = vlogGarbage
+        if !edit.vlogRemoved.isEmpty || !edit.vlogAdded.isEmpty || !edit.vlogGarbage.isEmpty {
+            for n in edit.vlogRemoved {
+                segs.removeValue(forKey: n)?.markObsolete()
+                garbage[n] = nil
+            }
+            for n in edit.vlogAdded where segs[n] == nil { segs[n] = VLogSegment(number: n, reclaimer: reclaimer) }
+            for g in edit.vlogGarbage where segs[g.segment] != nil { garbage[g.segment, default: 0] += g.bytes }
+        }
+        return (Version(levels: lv, segments: segs, vlogGarbage: garbage), Array(removed.values))
     }
 }

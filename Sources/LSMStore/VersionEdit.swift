@@ -21,6 +21,10 @@ package struct VersionEdit: Sendable, Equatable {
     /// refers to any more (dropped pointers). Applied with the edit; deltas for a segment the
     /// manifest no longer lists are ignored.
     package var vlogGarbage: [(segment: UInt64, bytes: UInt64)] = []
+    /// Value-log segments this edit adds (logged before any pointer into them is written) and
+    /// removes (after every pointer into them has moved away durably).
+    package var vlogAdded: [UInt64] = []
+    package var vlogRemoved: [UInt64] = []
     package init() {}
 
     package static func == (a: VersionEdit, b: VersionEdit) -> Bool {
@@ -29,6 +33,7 @@ package struct VersionEdit: Sendable, Equatable {
             && a.deleted.map(\.number) == b.deleted.map(\.number)
             && a.vlogGarbage.map(\.segment) == b.vlogGarbage.map(\.segment)
             && a.vlogGarbage.map(\.bytes) == b.vlogGarbage.map(\.bytes)
+            && a.vlogAdded == b.vlogAdded && a.vlogRemoved == b.vlogRemoved
     }
 
     /// Byte layout: a sequence of tagged fields, each [varint tag][fields]:
@@ -38,6 +43,8 @@ package struct VersionEdit: Sendable, Equatable {
     ///   6 deletedFile:    [varint level][varint number]
     ///   7 newFile:        [varint level][varint number][varint size]
     ///                     [varint len][smallest internal key][varint len][largest internal key]
+    ///  10 vlogSegmentAdded:   [varint segment file number]
+    ///  11 vlogSegmentRemoved: [varint segment file number]
     ///  16 vlogGarbage:    [varint segment][varint bytes]
     package func encode() -> [UInt8] {
         var out: [UInt8] = []
@@ -53,6 +60,8 @@ package struct VersionEdit: Sendable, Equatable {
             out.appendVarint(UInt64(f.level)); out.appendVarint(f.number); out.appendVarint(f.size)
             out.appendLengthPrefixed(f.smallest); out.appendLengthPrefixed(f.largest)
         }
+        for n in vlogRemoved { out.appendVarint(LSMFormat.EditTag.vlogSegmentRemoved.rawValue); out.appendVarint(n) }
+        for n in vlogAdded { out.appendVarint(LSMFormat.EditTag.vlogSegmentAdded.rawValue); out.appendVarint(n) }
         for g in vlogGarbage {
             out.appendVarint(LSMFormat.EditTag.vlogGarbage.rawValue)
             out.appendVarint(g.segment); out.appendVarint(g.bytes)
@@ -78,6 +87,12 @@ package struct VersionEdit: Sendable, Equatable {
                       let lo = r.lengthPrefixed(), let hi = r.lengthPrefixed(),
                       lo.count >= 8, hi.count >= 8 else { throw bad("new file") }
                 e.added.append(NewFile(level: Int(l), number: n, size: s, smallest: lo, largest: hi))
+            case .vlogSegmentAdded:
+                guard let n = r.varint() else { throw bad("vlog segment added") }
+                e.vlogAdded.append(n)
+            case .vlogSegmentRemoved:
+                guard let n = r.varint() else { throw bad("vlog segment removed") }
+                e.vlogRemoved.append(n)
             case .vlogGarbage:
                 guard let n = r.varint(), let b = r.varint() else { throw bad("vlog garbage") }
                 e.vlogGarbage.append((n, b))
