@@ -38,6 +38,7 @@ extension Engine {
         state.withLock { $0.bgScheduled = false }
         signal.broadcast()
         maybeScheduleBackground()
+        maybeScheduleGC() // flushes and compactions are what find vLog garbage
     }
 
     /// Writes the oldest immutable memtable to an L0 table, logs it, and drops its WAL.
@@ -47,12 +48,21 @@ extension Engine {
             return (imm, s.imms.count > 1 ? s.imms[1].walNumber : s.mem.walNumber)
         }) else { return }
         var edit = VersionEdit()
+        var garbage = GarbageTally()
         edit.added = try writeTables(level: 0, split: false, tombstones: imm.rangeTombstones) { (add) throws(LSMError) in
             let it = MemtableIterator(imm)
             it.seekToFirst()
-            while it.isValid { try add(it.key, it.value); it.next() }
+            var last: [UInt8]? = nil
+            while it.isValid {
+                // An older version of the key just written: views taken before this flush
+                // read the memtable itself, later ones see the newer version (vLog garbage).
+                if let l = last, InternalKey.sameUser(l, it.key) { garbage.dropped(it.key, it.value) } else { try add(it.key, it.value) }
+                last = it.key
+                it.next()
+            }
         }
         edit.logNumber = nextLog
+        edit.vlogGarbage = garbage.deltas
         try logAndApply(edit) { s in
             s.imms.removeFirst()
             s.logNumber = nextLog
@@ -174,6 +184,7 @@ extension Engine {
             let kept = frags.tombstones.filter { t in
                 ((c.outputLevel + 1)..<v.levels.count).contains { !v.overlapping($0, t.start, t.end).isEmpty }
             }
+            var garbage = GarbageTally()
             edit.added = try writeTables(level: c.outputLevel, split: true, tombstones: kept) { (add) throws(LSMError) in
                 try merged.seekToFirst()
                 var currentUser: [UInt8]? = nil
@@ -195,10 +206,11 @@ extension Engine {
                         drop = true // tombstone with nothing older beneath it
                     }
                     lastSeqForKey = seq
-                    if !drop { try add(k, merged.value) }
+                    if !drop { try add(k, merged.value) } else { garbage.dropped(k, merged.value) }
                     try merged.next()
                 }
             }
+            edit.vlogGarbage = garbage.deltas
         }
         try logAndApply(edit) { s in
             if let largest, c.level < s.pointers.count { s.pointers[c.level] = largest }

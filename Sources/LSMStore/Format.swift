@@ -52,6 +52,8 @@ package enum LSMFormat {
         case vlogSegmentRemoved = 11
         /// Value-log garbage found by a flush, compaction or GC (vlog-gc): docs/format/vlog.md.
         case vlogGarbage = 16
+        /// A GC pass started on a segment (vlog-gc): docs/format/vlog.md.
+        case vlogGCVictim = 17
     }
     /// KVIMR root record: magic (4) "LSMR", format version (4), manifest file number (8),
     /// masked CRC32C of the preceding 16 bytes (4).

@@ -75,6 +75,7 @@ package struct ManifestLog {
         }
         e.vlogAdded = st.version.segments.keys.sorted()
         e.vlogGarbage = st.version.vlogGarbage.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        e.vlogGCVictims = st.version.vlogVictims.sorted()
         return e
     }
 

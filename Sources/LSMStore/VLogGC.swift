@@ -4,3 +4,8 @@ extension Engine {
         throw LSMError(.invalidArgument, "value-log garbage collection is not built yet")
     }
 }
+
+extension Engine {
+    /// Starts background GC when garbage passes `options.gcGarbageRatio` (being built).
+    func maybeScheduleGC() {}
+}

@@ -75,8 +75,11 @@ package final class Version: Sendable {
     package let segments: [UInt64: VLogSegment]
     /// Garbage bytes per listed segment (sum of the manifest's garbage deltas).
     package let vlogGarbage: [UInt64: UInt64]
-    package init(levels: [[FileMeta]], segments: [UInt64: VLogSegment] = [:], vlogGarbage: [UInt64: UInt64] = [:]) {
-        self.levels = levels; self.segments = segments; self.vlogGarbage = vlogGarbage
+    /// Listed segments a GC pass has started on (vlog-gc): the next pass finishes them first.
+    package let vlogVictims: Set<UInt64>
+    package init(levels: [[FileMeta]], segments: [UInt64: VLogSegment] = [:], vlogGarbage: [UInt64: UInt64] = [:],
+                 vlogVictims: Set<UInt64> = []) {
+        self.levels = levels; self.segments = segments; self.vlogGarbage = vlogGarbage; self.vlogVictims = vlogVictims
     }
     package static func empty(_ n: Int) -> Version { Version(levels: Array(repeating: [], count: n)) }
 
@@ -141,15 +144,17 @@ package final class Version: Sendable {
         }
         lv[0].sort { $0.number > $1.number }
         for l in 1..<lv.count { lv[l].sort { InternalKey.compare($0.smallest, $1.smallest) < 0 } }
-        var segs = segments, garbage = vlogGarbage
-        if !edit.vlogRemoved.isEmpty || !edit.vlogAdded.isEmpty || !edit.vlogGarbage.isEmpty {
+        var segs = segments, garbage = vlogGarbage, victims = vlogVictims
+        if !edit.vlogRemoved.isEmpty || !edit.vlogAdded.isEmpty || !edit.vlogGarbage.isEmpty || !edit.vlogGCVictims.isEmpty {
             for n in edit.vlogRemoved {
                 segs.removeValue(forKey: n)?.markObsolete()
                 garbage[n] = nil
             }
             for n in edit.vlogAdded where segs[n] == nil { segs[n] = VLogSegment(number: n, reclaimer: reclaimer) }
             for g in edit.vlogGarbage where segs[g.segment] != nil { garbage[g.segment, default: 0] += g.bytes }
+            for n in edit.vlogRemoved { victims.remove(n) }
+            for n in edit.vlogGCVictims where segs[n] != nil { victims.insert(n) }
         }
-        return (Version(levels: lv, segments: segs, vlogGarbage: garbage), Array(removed.values))
+        return (Version(levels: lv, segments: segs, vlogGarbage: garbage, vlogVictims: victims), Array(removed.values))
     }
 }

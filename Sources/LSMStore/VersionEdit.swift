@@ -21,6 +21,9 @@ package struct VersionEdit: Sendable, Equatable {
     /// refers to any more (dropped pointers). Applied with the edit; deltas for a segment the
     /// manifest no longer lists are ignored.
     package var vlogGarbage: [(segment: UInt64, bytes: UInt64)] = []
+    /// Segments a GC pass starts on (logged before the pass moves anything): an interrupted
+    /// pass is finished by the next one.
+    package var vlogGCVictims: [UInt64] = []
     /// Value-log segments this edit adds (logged before any pointer into them is written) and
     /// removes (after every pointer into them has moved away durably).
     package var vlogAdded: [UInt64] = []
@@ -33,6 +36,7 @@ package struct VersionEdit: Sendable, Equatable {
             && a.deleted.map(\.number) == b.deleted.map(\.number)
             && a.vlogGarbage.map(\.segment) == b.vlogGarbage.map(\.segment)
             && a.vlogGarbage.map(\.bytes) == b.vlogGarbage.map(\.bytes)
+            && a.vlogGCVictims == b.vlogGCVictims
             && a.vlogAdded == b.vlogAdded && a.vlogRemoved == b.vlogRemoved
     }
 
@@ -46,6 +50,7 @@ package struct VersionEdit: Sendable, Equatable {
     ///  10 vlogSegmentAdded:   [varint segment file number]
     ///  11 vlogSegmentRemoved: [varint segment file number]
     ///  16 vlogGarbage:    [varint segment][varint bytes]
+    ///  17 vlogGCVictim:   [varint segment]
     package func encode() -> [UInt8] {
         var out: [UInt8] = []
         if let v = logNumber { out.appendVarint(LSMFormat.EditTag.logNumber.rawValue); out.appendVarint(v) }
@@ -66,6 +71,7 @@ package struct VersionEdit: Sendable, Equatable {
             out.appendVarint(LSMFormat.EditTag.vlogGarbage.rawValue)
             out.appendVarint(g.segment); out.appendVarint(g.bytes)
         }
+        for n in vlogGCVictims { out.appendVarint(LSMFormat.EditTag.vlogGCVictim.rawValue); out.appendVarint(n) }
         return out
     }
 
@@ -96,6 +102,9 @@ package struct VersionEdit: Sendable, Equatable {
             case .vlogGarbage:
                 guard let n = r.varint(), let b = r.varint() else { throw bad("vlog garbage") }
                 e.vlogGarbage.append((n, b))
+            case .vlogGCVictim:
+                guard let n = r.varint() else { throw bad("vlog gc victim") }
+                e.vlogGCVictims.append(n)
             }
         }
         return e

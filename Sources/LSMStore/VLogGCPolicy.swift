@@ -1,0 +1,76 @@
+/// One value-log segment as the GC policy sees it.
+package struct SegmentUsage: Sendable, Equatable {
+    package var number: UInt64
+    package var totalBytes: UInt64
+    package var garbageBytes: UInt64
+    /// A GC pass started on it and did not finish (crash, full drive, close).
+    package var interrupted: Bool = false
+
+    package init(number: UInt64, totalBytes: UInt64, garbageBytes: UInt64, interrupted: Bool = false) {
+        self.number = number; self.totalBytes = totalBytes; self.garbageBytes = garbageBytes; self.interrupted = interrupted
+    }
+
+    /// Garbage / total, in [0, 1]. Counted garbage can pass the size the drive reports only
+    /// through a pass that moved records and then stopped; an empty segment is all garbage.
+    package var garbageRatio: Double {
+        totalBytes == 0 ? 1 : min(1, Double(garbageBytes) / Double(totalBytes))
+    }
+    package var liveBytes: UInt64 { totalBytes - min(totalBytes, garbageBytes) }
+}
+
+/// Which segments garbage collection takes, as pure decisions (mini-lsm style, like
+/// `LeveledPolicy`). The head segment (the one writes append to) is never a victim.
+package enum VLogGCPolicy {
+    /// Victims for a GC call: segments an interrupted pass left behind first, then those with
+    /// a garbage ratio of at least `minRatio` and some garbage, most garbage (by ratio) first;
+    /// at most `maxSegments`. A segment with no garbage counted is never rewritten: moving it
+    /// frees nothing.
+    package static func victims(_ segments: [SegmentUsage], head: UInt64?, minRatio: Double,
+                                maxSegments: Int) -> [UInt64] {
+        guard maxSegments > 0 else { return [] }
+        let eligible = segments.filter { s in
+            s.number != head && (s.interrupted || s.totalBytes == 0 || (s.garbageBytes > 0 && s.garbageRatio >= minRatio))
+        }
+        let ordered = eligible.sorted { a, b in
+            if a.interrupted != b.interrupted { return a.interrupted }
+            if a.garbageRatio != b.garbageRatio { return a.garbageRatio > b.garbageRatio }
+            return a.number < b.number // the oldest first on a tie
+        }
+        return ordered.prefix(maxSegments).map(\.number)
+    }
+
+    /// Garbage / total over every segment.
+    package static func overallRatio(_ segments: [SegmentUsage]) -> Double {
+        let total = segments.reduce(UInt64(0)) { $0 + $1.totalBytes }
+        let garbage = segments.reduce(UInt64(0)) { $0 + min($1.totalBytes, $1.garbageBytes) }
+        return total == 0 ? 0 : Double(garbage) / Double(total)
+    }
+
+    /// What background GC does now: nothing until garbage / total passes `trigger` (or an
+    /// interrupted pass waits); then victims, most garbage first, until the projected ratio
+    /// falls to `trigger / 2` (hysteresis: the space stays within 1 / (1 - trigger / 2) of
+    /// the live data once GC has run, 1.33x at the default 0.5). Segments with less than
+    /// `floorRatio` garbage are not worth their rewrite and are left alone.
+    package static func backgroundVictims(_ segments: [SegmentUsage], head: UInt64?, trigger: Double,
+                                          floorRatio: Double = 0.1, maxSegments: Int = 4) -> [UInt64] {
+        let interrupted = segments.filter { $0.interrupted && $0.number != head }
+        if !interrupted.isEmpty {
+            return victims(interrupted, head: head, minRatio: 0, maxSegments: maxSegments)
+        }
+        guard trigger > 0, overallRatio(segments) >= trigger else { return [] }
+        var total = segments.reduce(UInt64(0)) { $0 + $1.totalBytes }
+        var garbage = segments.reduce(UInt64(0)) { $0 + min($1.totalBytes, $1.garbageBytes) }
+        var out: [UInt64] = []
+        let target = trigger / 2
+        let byRatio = victims(segments, head: head, minRatio: min(floorRatio, target), maxSegments: .max)
+        let usage = Dictionary(segments.map { ($0.number, $0) }, uniquingKeysWith: { a, _ in a })
+        for n in byRatio {
+            guard out.count < maxSegments, total > 0, Double(garbage) / Double(total) > target else { break }
+            let g = min(usage[n]!.totalBytes, usage[n]!.garbageBytes)
+            out.append(n)
+            total -= g        // its live bytes move to the head: only the garbage goes
+            garbage -= g
+        }
+        return out
+    }
+}
