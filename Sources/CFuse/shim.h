@@ -26,4 +26,9 @@ static inline struct fuse_session *lsmfs_session_new(struct fuse_args *args,
         const struct fuse_lowlevel_ops *op, size_t op_size, void *userdata) {
     return fuse_session_new(args, op, op_size, userdata);
 }
+/* ioctl is variadic, which Swift cannot call: `lsmfs gc` sends its request through this. */
+#include <sys/ioctl.h>
+static inline int lsmfs_ioctl_ptr(int fd, unsigned long request, void *arg) {
+    return ioctl(fd, request, arg);
+}
 #endif

@@ -1,4 +1,5 @@
 import Glibc
+import LSMStore
 
 /// A small JSON value, enough for the stats report.
 enum JSONValue {
@@ -136,6 +137,7 @@ extension FileSystem {
                 ("block_cache_hit_rate", .double(cacheTotal == 0 ? 0 : Double(l.blockCacheHits) / Double(cacheTotal))),
                 ("stall_us", .uint(l.stallMicros)),
             ])),
+            ("vlog", vlogSection(l.vlog)),
             ("kvimr", .object([
                 ("policy", .string(k.policy)),
                 ("files", .int(Int64(k.files))),
@@ -161,6 +163,24 @@ extension FileSystem {
                 ("write_throughput_mb_s", .double(busy == 0 ? 0 : Double(written) / 1e6 / (Double(busy) / 1e9))),
                 ("valid_bytes", .uint((d.validBottomSectors &+ d.validTopSectors) &* sectorSize)),
             ])),
+        ])
+    }
+
+    /// The value log (WiscKey): segments, live and garbage bytes, values written, GC work.
+    func vlogSection(_ v: VLogStats) -> JSONValue {
+        .object([
+            ("segments", .int(Int64(v.segments))),
+            ("total_bytes", .uint(v.totalBytes)),
+            ("live_bytes", .uint(v.liveBytes)),
+            ("garbage_bytes", .uint(v.garbageBytes)),
+            ("garbage_ratio", .double(v.garbageRatio)),
+            ("values_written", .uint(v.valuesWritten)),
+            ("value_bytes_written", .uint(v.valueBytesWritten)),
+            ("gc_runs", .uint(v.gcRuns)),
+            ("gc_segments_freed", .uint(v.gcSegmentsFreed)),
+            ("gc_bytes_moved", .uint(v.gcBytesMoved)),
+            ("gc_bytes_freed", .uint(v.gcBytesFreed)),
+            ("checksum_errors", .uint(v.checksumErrors)),
         ])
     }
 

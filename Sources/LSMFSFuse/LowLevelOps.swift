@@ -271,6 +271,7 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     }
     installXattrOps(&ops)
     installExtraOps(&ops)
+    installControlOps(&ops)
     return ops
 }
 
