@@ -14,6 +14,12 @@ struct BenchKV: ParsableCommand {
         --level0_file_num_compaction_trigger --level0_slowdown_writes_trigger \
         --level0_stop_writes_trigger \
         --db=IMAGE_PATH --image_size=4G --policy=NAME --use_existing_db --seed. \
+        Value log (WiscKey): db_bench's --enable_blob_files --min_blob_size --blob_file_size \
+        --enable_blob_garbage_collection --blob_garbage_collection_age_cutoff, and ours: \
+        --vlog_threshold=N (values of at least N bytes go to the value log; without it and \
+        without --enable_blob_files the engine's default, 4096, applies) --gc_garbage_ratio \
+        --gc_bytes_per_second; the pseudo-benchmark `gc` collects value-log garbage by hand and \
+        prints the space used over the live data. \
         Unknown db_bench flags are ignored with a warning.
         """)
 
@@ -59,9 +65,11 @@ struct BenchKVConfig {
     var useExistingDB = false
     var seed: UInt64 = 301
     var warnings: [String] = []
+    /// db_bench's blob flags and our value-log flags (BenchKVValueLog.swift).
+    var valueLog = BenchKVValueLogFlags()
 
     static let known: Set<String> = ["fillseq", "fillrandom", "overwrite", "readrandom", "readseq",
-                                     "seekrandom", "deleterandom", "stats"]
+                                     "seekrandom", "deleterandom", "stats", "gc"]
 
     init(parsing args: [String]) throws {
         for arg in args {
@@ -73,17 +81,8 @@ struct BenchKVConfig {
             } else {
                 name = String(body); value = "true"
             }
-            func int() throws -> Int {
-                guard let v = Int(value) else { throw CLIError("--\(name): '\(value)' is not an integer") }
-                return v
-            }
-            func bool() throws -> Bool {
-                switch value.lowercased() {
-                case "1", "true", "yes": return true
-                case "0", "false", "no": return false
-                default: throw CLIError("--\(name): '\(value)' is not a boolean")
-                }
-            }
+            func int() throws -> Int { try BenchKVConfig.int(name, value) }
+            func bool() throws -> Bool { try BenchKVConfig.bool(name, value) }
             switch name {
             case "benchmarks":
                 benchmarks = value.split(separator: ",").map { String($0) }
@@ -112,7 +111,8 @@ struct BenchKVConfig {
                 policy = value
             case "use_existing_db": useExistingDB = try bool()
             case "seed": seed = UInt64(try int())
-            default: warnings.append("ignoring flag --\(name)")
+            default:
+                if try !parseValueLogFlag(name, value) { warnings.append("ignoring flag --\(name)") }
             }
         }
         guard num > 0, keySize >= 8, keySize <= 1024, valueSize >= 0, threads >= 1, threads <= 64,
@@ -123,6 +123,18 @@ struct BenchKVConfig {
     }
 
     var readCount: Int { reads < 0 ? num : reads }
+
+    static func int(_ name: String, _ value: String) throws -> Int {
+        guard let v = Int(value) else { throw CLIError("--\(name): '\(value)' is not an integer") }
+        return v
+    }
+    static func bool(_ name: String, _ value: String) throws -> Bool {
+        switch value.lowercased() {
+        case "1", "true", "yes": return true
+        case "0", "false", "no": return false
+        default: throw CLIError("--\(name): '\(value)' is not a boolean")
+        }
+    }
 }
 
 /// Peak resident set of this process (VmHWM), in bytes.

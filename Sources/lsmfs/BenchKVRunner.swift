@@ -9,8 +9,10 @@ import LSMStore
 final class BenchKVRunner {
     let config: BenchKVConfig
     var store: LSMStore?
+    /// Keys holding a value (for the space measurement; reset by a fresh fill).
+    let live: BenchKVLiveKeys
 
-    init(_ config: BenchKVConfig) { self.config = config }
+    init(_ config: BenchKVConfig) { self.config = config; live = BenchKVLiveKeys(num: config.num) }
 
     func run() throws {
         for w in config.warnings { printError("lsmfs bench kv: \(w)") }
@@ -20,6 +22,7 @@ final class BenchKVRunner {
         print("Entries:    \(c.num)")
         print("Image:      \(c.db) (\(formatBytes(c.imageSize)), policy \(c.policy))")
         print("Options:    sync=\(c.sync) bloom_bits=\(c.bloomBits) cache_size=\(c.cacheSize) write_buffer_size=\(c.writeBufferSize) threads=\(c.threads) level0 trigger/slowdown/stop=\(c.l0Trigger)/\(c.l0Slowdown)/\(c.l0Stop)")
+        print("Value log:  \(c.valueLog.summary)")
         print("------------------------------------------------")
         defer { if let s = store { try? s.close() } }
         if c.useExistingDB { try open(fresh: false) }
@@ -28,6 +31,7 @@ final class BenchKVRunner {
             if fresh || store == nil { try open(fresh: fresh) }
             try runOne(name, index: index)
         }
+        if let s = store, c.benchmarks.last != "gc" { printSpace(s) }
         if let s = store {
             try Stack.wrap { () throws(LSMError) in try s.close() }
             store = nil
@@ -55,6 +59,8 @@ final class BenchKVRunner {
         options.l0CompactionTrigger = c.l0Trigger
         options.l0SlowdownTrigger = c.l0Slowdown
         options.l0StopTrigger = c.l0Stop
+        c.valueLog.apply(to: &options)
+        if fresh { live.reset() }
         store = try Stack.wrap { () throws(LSMError) in try LSMStore(kvimr: kvimr, options: options) }
     }
 
@@ -63,13 +69,16 @@ final class BenchKVRunner {
     func runOne(_ name: String, index: Int) throws {
         guard let store else { return }
         if name == "stats" { printStats(store); return }
-        let before = store.stats()
+        if name == "gc" { try runGC(store); return }
+        let beforeAll = BenchKVCounters(store)
+        let before = beforeAll.lsm
         let c = config
         let start = nowSeconds()
         let results = BenchKVResults()
         let failure = BenchKVFailure()
+        let live = self.live
         DispatchQueue.concurrentPerform(iterations: c.threads) { t in
-            var w = BenchKVWorker(config: c, store: store, thread: t, stream: index)
+            var w = BenchKVWorker(config: c, store: store, live: live, thread: t, stream: index)
             do {
                 let (ops, bytes, found) = try w.run(name)
                 results.add(ops: ops, bytes: bytes, found: found)
@@ -80,7 +89,8 @@ final class BenchKVRunner {
         if let f = failure.message { throw CLIError("\(name): \(f)") }
         let elapsed = nowSeconds() - start
         let (ops, bytes, found) = results.totals
-        let after = store.stats()
+        let afterAll = BenchKVCounters(store)
+        let after = afterAll.lsm
         var extra = ""
         if bytes > 0 { extra += String(format: " %6.1f MB/s", Double(bytes) / 1048576 / elapsed) }
         if name == "readrandom" || name == "seekrandom" { extra += " (\(found) of \(ops) found)" }
@@ -89,14 +99,16 @@ final class BenchKVRunner {
         let line = padded + String(format: " : %11.3f micros/op %ld ops/sec;", microsPerOp, Int(Double(ops) / elapsed)) + extra
         print(line)
         printAmplification(before, after)
+        printValueLog(beforeAll, afterAll)
         fflush(nil)
     }
 
-    /// Write amplification: device bytes written by the engine (WAL + tables) per user byte,
-    /// during this benchmark. Read amplification: SSTables whose blocks a get read, per get.
+    /// Write amplification: bytes written by the engine (WAL + tables + value log, GC moves
+    /// included) per user byte, during this benchmark. Read amplification: SSTables whose blocks a get read, per get.
     func printAmplification(_ a: LSMStats, _ b: LSMStats) {
         let user = b.userBytesWritten &- a.userBytesWritten
         let written = (b.walBytesWritten &- a.walBytesWritten) &+ (b.tableBytesWritten &- a.tableBytesWritten)
+            &+ (b.vlog.valueBytesWritten &- a.vlog.valueBytesWritten) &+ (b.vlog.gcBytesMoved &- a.vlog.gcBytesMoved)
         let gets = b.gets &- a.gets
         let probed = b.tablesProbed &- a.tablesProbed
         var parts: [String] = []

@@ -6,14 +6,15 @@ import LSMStore
 struct BenchKVWorker {
     let config: BenchKVConfig
     let store: LSMStore
+    let live: BenchKVLiveKeys
     let thread: Int
     var rng: UInt64
     /// Random value bytes; values are consecutive slices (db_bench's RandomGenerator).
     let valueSource: [UInt8]
     var valuePos = 0
 
-    init(config: BenchKVConfig, store: LSMStore, thread: Int, stream: Int) {
-        self.config = config; self.store = store; self.thread = thread
+    init(config: BenchKVConfig, store: LSMStore, live: BenchKVLiveKeys, thread: Int, stream: Int) {
+        self.config = config; self.store = store; self.live = live; self.thread = thread
         var z = config.seed &+ UInt64(stream &* 64 &+ thread) &* 0x9E37_79B9_7F4A_7C15   // splitmix64
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -56,13 +57,21 @@ struct BenchKVWorker {
         let entry = c.keySize + c.valueSize
         switch name {
         case "fillseq":
-            for i in 0..<c.num { try store.put(key(i), value(), sync: c.sync) }
+            for i in 0..<c.num { try store.put(key(i), value(), sync: c.sync); live.insert(i) }
             return (c.num, c.num * entry, 0)
         case "fillrandom", "overwrite":
-            for _ in 0..<c.num { try store.put(key(randomKeyNumber()), value(), sync: c.sync) }
+            for _ in 0..<c.num {
+                let n = randomKeyNumber()
+                try store.put(key(n), value(), sync: c.sync)
+                live.insert(n)
+            }
             return (c.num, c.num * entry, 0)
         case "deleterandom":
-            for _ in 0..<c.num { try store.delete(key(randomKeyNumber()), sync: c.sync) }
+            for _ in 0..<c.num {
+                let n = randomKeyNumber()
+                try store.delete(key(n), sync: c.sync)
+                live.remove(n)
+            }
             return (c.num, 0, 0)
         case "readrandom":
             var found = 0, bytes = 0
