@@ -8,17 +8,19 @@
 #include <sys/xattr.h>
 #include <fcntl.h>
 #include <errno.h>
+#include <string.h>
 
-/* fuse_session_loop_mt is a macro in libfuse >= 3.12; Swift cannot call macros. */
+/* fuse_session_loop_mt is a macro in libfuse >= 3.12; Swift cannot call macros. With
+ * FUSE_USE_VERSION 35 it expands to fuse_session_loop_mt_32, which reads its argument as the
+ * old public struct (clone_fd, max_idle_threads): an opaque fuse_loop_cfg_create() config
+ * passed there is misread (its version marker becomes clone_fd, its clone_fd max_idle_threads
+ * = 0), so every request started a thread with its own /dev/fuse clone that exited again. */
 static inline int lsmfs_session_loop_mt(struct fuse_session *se, int clone_fd, unsigned max_idle) {
-    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-    if (!cfg) return -1;
-    fuse_loop_cfg_set_clone_fd(cfg, clone_fd);
-    fuse_loop_cfg_set_max_threads(cfg, 16);
-    fuse_loop_cfg_set_idle_threads(cfg, max_idle);
-    int r = fuse_session_loop_mt(se, cfg);
-    fuse_loop_cfg_destroy(cfg);
-    return r;
+    struct fuse_loop_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.clone_fd = clone_fd;
+    cfg.max_idle_threads = max_idle;
+    return fuse_session_loop_mt(se, &cfg);
 }
 
 /* fuse_session_new is a macro in some versions; wrap it. */
