@@ -15,6 +15,8 @@ final class Engine: Sendable {
     let reclaim: ReclaimContext
     let reclaimer: FileReclaimer
     let counters = Counters()
+    /// The value log's head and counters (VLogWriter.swift).
+    let vlog = ValueLog()
     let signal = Signal()
     let bgQueue = DispatchQueue(label: "lsmstore.background")
 
@@ -90,7 +92,8 @@ final class Engine: Sendable {
         for m in v.mems {
             tomb = max(tomb, m.maxCoveringSeq(key, seq: v.sequence))
             if let (kind, seq, value) = m.getWithSeq(key, seq: v.sequence) {
-                return kind == .put && seq > tomb ? value : nil
+                guard (kind == .put || kind == .valuePointer) && seq > tomb else { return nil }
+                return try materialize(kind.rawValue, value, key: key, in: v)
             }
         }
         let target = InternalKey.make(key, v.sequence, LSMFormat.seekKind)
@@ -115,8 +118,10 @@ final class Engine: Sendable {
                 if !t.mayContain(hash: hash) { counters.bloomNegatives.bump(); continue }
                 counters.tablesProbed.bump()
                 if let e = try t.get(target, userKey: key) {
-                    let live = InternalKey.kind(e.key) == ValueKind.put.rawValue && InternalKey.sequence(e.key) > tomb
-                    return live ? e.value : nil
+                    let kind = InternalKey.kind(e.key)
+                    let live = (kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue)
+                        && InternalKey.sequence(e.key) > tomb
+                    return live ? try materialize(kind, e.value, key: key, in: v) : nil
                 }
             }
         }
@@ -151,13 +156,15 @@ final class Engine: Sendable {
         return MergingIterator(children)
     }
 
-    /// Visits the newest visible live version of each user key in [start, end).
+    /// Visits the newest visible live version of each user key in [start, end). Values in the
+    /// value log are fetched in batches (`ScanBatch`), read in log order, visited in key order.
     func scan(_ v: View, from start: [UInt8], to end: [UInt8]?,
               _ visit: (_ key: [UInt8], _ value: [UInt8]) -> Bool) throws(LSMError) {
         let frags = TombstoneFragments(try tombstones(v, from: start, to: end), snapshot: v.sequence)
         let it = try iterator(v)
         try it.seek(InternalKey.make(start, v.sequence, LSMFormat.seekKind))
         var last: [UInt8]? = nil
+        var batch = ScanBatch()
         while it.isValid {
             let k = it.key
             let trailer = InternalKey.trailer(k)
@@ -165,14 +172,21 @@ final class Engine: Sendable {
             if let l = last, InternalKey.sameUser(k, l) { try it.next(); continue } // older version
             if let end, InternalKey.compareUser(k, end) >= 0 { break }
             last = k
-            if UInt8(truncatingIfNeeded: trailer) == ValueKind.put.rawValue {
+            let kind = UInt8(truncatingIfNeeded: trailer)
+            if kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue {
                 let user = InternalKey.userKey(k)
                 if frags.isEmpty || frags.coveringSeq(user) < trailer >> 8 {
-                    if !visit(user, it.value) { break }
+                    if kind == ValueKind.put.rawValue && batch.isEmpty {
+                        if !visit(user, it.value) { return }
+                    } else {
+                        let p = kind == ValueKind.put.rawValue ? nil : try pointer(it.value, key: user, in: v)
+                        if batch.add(user, it.value, p), !(try batch.drain(self, visit)) { return }
+                    }
                 }
             }
             try it.next()
         }
+        _ = try batch.drain(self, visit)
     }
 }
 

@@ -22,13 +22,20 @@ extension Engine {
             state: EngineState(mem: Memtable(walNumber: 0), version: ms.version, lastSequence: ms.lastSequence,
                                logNumber: ms.logNumber, pointers: Array(repeating: nil, count: o.maxLevels)))
 
-        // WAL replay, oldest first.
+        // WAL replay, oldest first. A batch pointing to a value the log does not hold (its
+        // record was not yet durable at the crash) is where the log really ends: it and
+        // everything after it are dropped, so no pointer to a missing value is installed.
         let wals = kvimr.files().filter { $0.kind == .wal && $0.number >= ms.logNumber }.map(\.number).sorted()
         var deferred = false   // a flush found no room: the rest stays in memory, WALs kept
-        for wal in wals {
+        var check = PointerCheck(version: ms.version)
+        replay: for wal in wals {
             let records = try LogReader.records(try kvimr.readAll(wal), name: "WAL \(wal)")
             for rec in records {
                 let (seq, entries) = try BatchCodec.decode(rec)
+                if let why = try engine.missingValue(entries, &check) {
+                    logLine("WAL \(wal): the batch at sequence \(seq) \(why); replay ends there (a crash before its values were durable)")
+                    break replay
+                }
                 let mem = engine.state.withLock { $0.mem }
                 for (i, e) in entries.enumerated() { mem.add(seq + UInt64(i), e.kind, e.key, e.value) }
                 if !entries.isEmpty {
@@ -40,6 +47,7 @@ extension Engine {
             }
         }
         if readOnly { return engine }
+        engine.sealValueLogSegments(ms.version)
 
         // A full drive may have no room for the L0 table: the replayed memtable then waits as
         // an immutable memtable for the background flush (retried until space is freed), and
@@ -72,6 +80,24 @@ extension Engine {
         return engine
     }
 
+    /// During WAL replay: nil if every value pointer of the batch is sound (segment listed,
+    /// record inside the segment's durable size, checksum and key match), else why not.
+    func missingValue(_ entries: [BatchEntry], _ check: inout PointerCheck) throws(LSMError) -> String? {
+        for e in entries where e.kind == .valuePointer {
+            guard let p = ValuePointer.decode(e.value) else { return "holds a malformed value pointer" }
+            guard check.version.segments[p.segment] != nil else { return "points into unlisted segment \(p.segment)" }
+            let size = check.size(p.segment, kvimr)
+            guard p.end <= size else {
+                return "points past the durable end of segment \(p.segment) (\(p.end) > \(size))"
+            }
+            let rec = try readSpan(p.segment, at: p.offset, count: Int(p.length))
+            if case .failure(let d) = rec.withUnsafeBytes({ VLogFormat.verify($0, expectedKey: e.key) }) {
+                return "points to a damaged record in segment \(p.segment) at \(p.offset) (\(d))"
+            }
+        }
+        return nil
+    }
+
     /// During recovery: writes the replayed memtable to L0 (the manifest is written afterwards).
     /// Returns false, changing nothing, when the drive has no room for the table: the memtable
     /// stays in memory (its `walNumber` is 0: several replayed WALs back it).
@@ -95,5 +121,18 @@ extension Engine {
         }
         counters.flushes.bump()
         return true
+    }
+}
+
+/// What WAL replay checks pointers against: the manifest's segments and their durable sizes.
+struct PointerCheck {
+    let version: Version
+    private var sizes: [UInt64: UInt64] = [:]
+    init(version: Version) { self.version = version }
+    mutating func size(_ segment: UInt64, _ kvimr: KVIMR) -> UInt64 {
+        if let s = sizes[segment] { return s }
+        let s = kvimr.size(segment) ?? 0
+        sizes[segment] = s
+        return s
     }
 }

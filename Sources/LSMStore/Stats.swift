@@ -26,7 +26,7 @@ extension Engine {
         let c = counters
         let user = c.userBytesWritten.value
         let gets = c.gets.value
-        return LSMStats(
+        var st = LSMStats(
             levels: v.levels.indices.map { LSMStats.Level(files: v.levels[$0].count, bytes: v.bytes($0)) },
             memtableBytes: mem, immutableMemtables: imms, sequence: seq,
             flushes: c.flushes.value, compactions: c.compactions.value,
@@ -38,5 +38,7 @@ extension Engine {
             stallMicros: c.stallMicros.value,
             writeAmplification: user == 0 ? 0 : Double(c.walBytesWritten.value + c.tableBytesWritten.value) / Double(user),
             readAmplification: gets == 0 ? 0 : Double(c.tablesProbed.value) / Double(gets))
+        fillValueLogStats(&st, v)
+        return st
     }
 }

@@ -23,44 +23,54 @@ extension Engine {
 
     /// Applies `batch` atomically: one WAL record, then the memtable, then the sequence is
     /// published so readers see all of it or none of it.
-    func write(_ batch: WriteBatch, sync: Bool) throws(LSMError) {
+    /// `raw` (tests): log and apply these entries as they are instead of `batch`'s.
+    func write(_ batch: WriteBatch, sync: Bool, raw: [BatchEntry]? = nil) throws(LSMError) {
         if readOnly { throw LSMError(.readOnly, "store is read-only") }
         let position = try writer.withLock { (w: inout WriterState) throws(LSMError) -> WALPosition? in
             if let f = w.failed { throw f }
             try makeRoomForWrite(&w)
-            let entries = try resolve(batch)
+            var entries: [BatchEntry]
+            if let raw { entries = raw } else { entries = try resolve(batch) }
             guard !entries.isEmpty else { return w.log.map { WALPosition(file: $0.file, offset: $0.bytesWritten) } }
-            let (mem, first) = try state.withLock { (s: inout EngineState) throws(LSMError) in
-                if s.closed { throw LSMError(.closed, "store is closed") }
-                return (s.mem, s.lastSequence + 1)
-            }
-            guard first + UInt64(entries.count) <= LSMFormat.maxSequence else {
-                throw LSMError(.invalidArgument, "sequence numbers exhausted")
-            }
-            guard let before = w.log?.bytesWritten else { throw LSMError(.closed, "no write-ahead log") }
-            let payload = BatchCodec.encode(sequence: first, entries)
-            do throws(LSMError) {
-                try w.log!.addBuffered(payload, kvimr: kvimr)   // in place: no copy of the buffer
-            } catch {
-                // KVIMR refuses an append it cannot place without changing anything; any other
-                // failure leaves the log in an unknown state: no further writes.
-                if error.kind != .noSpace { w.failed = error }
-                throw error
-            }
-            let log = w.log!
-            counters.walBytesWritten.bump(log.bytesWritten - before)
-            // The record is in the WAL: apply it, then report a failed sync (the write may or
-            // may not survive a crash, as with any failed fsync).
             var user: UInt64 = 0
-            for (i, e) in entries.enumerated() {
-                mem.add(first + UInt64(i), e.kind, e.key, e.value)
-                user += UInt64(e.key.count + e.value.count)
-            }
+            for e in entries { user += UInt64(e.key.count + e.value.count) }
+            // Large values go to the value log first; the WAL and memtable get pointers.
+            if raw == nil { try separateValues(&entries) }
+            let position = try logEntries(entries, &w)
             counters.userBytesWritten.bump(user)
-            state.withLock { $0.lastSequence = first + UInt64(entries.count) - 1 }
-            return WALPosition(file: log.file, offset: log.bytesWritten)
+            return position
         }
         if sync, let position { try syncWAL(through: position) }
+    }
+
+    /// With the writer lock held: logs `entries` (non-empty) as one WAL record, inserts them
+    /// in the memtable and publishes their sequences. Returns the WAL position to sync for
+    /// them. Used by `write` and by GC (moved pointers).
+    func logEntries(_ entries: [BatchEntry], _ w: inout WriterState) throws(LSMError) -> WALPosition {
+        let (mem, first) = try state.withLock { (s: inout EngineState) throws(LSMError) in
+            if s.closed { throw LSMError(.closed, "store is closed") }
+            return (s.mem, s.lastSequence + 1)
+        }
+        guard first + UInt64(entries.count) <= LSMFormat.maxSequence else {
+            throw LSMError(.invalidArgument, "sequence numbers exhausted")
+        }
+        guard let before = w.log?.bytesWritten else { throw LSMError(.closed, "no write-ahead log") }
+        let payload = BatchCodec.encode(sequence: first, entries)
+        do throws(LSMError) {
+            try w.log!.addBuffered(payload, kvimr: kvimr)   // in place: no copy of the buffer
+        } catch {
+            // KVIMR refuses an append it cannot place without changing anything; any other
+            // failure leaves the log in an unknown state: no further writes.
+            if error.kind != .noSpace { w.failed = error }
+            throw error
+        }
+        let log = w.log!
+        counters.walBytesWritten.bump(log.bytesWritten - before)
+        // The record is in the WAL: apply it, then report a failed sync (the write may or
+        // may not survive a crash, as with any failed fsync).
+        for (i, e) in entries.enumerated() { mem.add(first + UInt64(i), e.kind, e.key, e.value) }
+        state.withLock { $0.lastSequence = first + UInt64(entries.count) - 1 }
+        return WALPosition(file: log.file, offset: log.bytesWritten)
     }
 
     /// Group commit: makes the WAL durable through `target`. Syncs run outside the writer
@@ -69,22 +79,25 @@ extension Engine {
     func syncWAL(through target: WALPosition) throws(LSMError) {
         try syncState.withLock { (durable: inout WALPosition) throws(LSMError) in
             if durable.covers(target) { return }
-            let current = try writer.withLock { (w: inout WriterState) throws(LSMError) -> WALPosition? in
+            let (current, vlogFiles) = try writer.withLock { (w: inout WriterState) throws(LSMError) -> (WALPosition?, [FileNumber]) in
                 if let f = w.failed { throw f }
                 do throws(LSMError) { try w.log?.flush(kvimr: kvimr) } catch {
                     if error.kind != .noSpace { w.failed = error }
                     throw error
                 }
-                return w.log.map { WALPosition(file: $0.file, offset: $0.bytesWritten) }
+                return (w.log.map { WALPosition(file: $0.file, offset: $0.bytesWritten) }, valueLogFilesToSync())
             }
             // A WAL older than the current one was sealed and synced when it was frozen.
             guard let current, current.file == target.file else { return }
             do throws(LSMError) {
-                try kvimr.syncFiles([current.file])
+                // One ordered sync: the value-log records the WAL points to are written out
+                // before the WAL, and one checkpoint makes both durable (DESIGN §6).
+                try kvimr.syncFiles(vlogFiles + [current.file])
             } catch {
                 writer.withLock { $0.failed = error }
                 throw error
             }
+            valueLogSynced(vlogFiles)
             durable = current
         }
     }
@@ -160,7 +173,11 @@ extension Engine {
         do throws(LSMError) {
             try w.log!.flush(kvimr: kvimr)
             try kvimr.sealFile(old.file)
-            try kvimr.syncFiles([old.file])
+            // The frozen WAL's pointers must not outlive their values: the value log is synced
+            // with it (a later WAL never survives a crash that an earlier one's values did not).
+            let vlogFiles = valueLogFilesToSync()
+            try kvimr.syncFiles(vlogFiles + [old.file])
+            valueLogSynced(vlogFiles)
         } catch {
             try? kvimr.deleteFile(wal)
             w.failed = error // the old WAL may be sealed: it takes no more records

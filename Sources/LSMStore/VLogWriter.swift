@@ -1,0 +1,153 @@
+import KVIMR
+import LSMCommon
+import Synchronization
+
+/// The value log's mutable state and counters (docs/format/vlog.md). Lock order: the head
+/// lock comes after `Engine.writer` and before `Engine.manifest` (starting a segment logs an
+/// edit while holding it).
+final class ValueLog: Sendable {
+    struct Head {
+        /// The segment appends go to; nil until the first append after open (a crash may have
+        /// torn the previous head's tail, so appends never continue an old segment).
+        var segment: FileNumber?
+        /// Bytes appended to `segment` (handed to KVIMR; KVIMR buffers them until a sync).
+        var size: UInt64 = 0
+        /// Sealed segments whose tail may not be durable yet: the next WAL sync includes them.
+        var unsynced: [FileNumber] = []
+        /// Records of one append call, handed to KVIMR in pieces of at most `handOverBytes`.
+        var scratch: [UInt8] = []
+        /// A failed hand-over other than "no space" leaves the head unknown: no more appends.
+        var failed: LSMError?
+    }
+    let head = Mutex(Head())
+    let valuesWritten = Atomic<UInt64>(0)
+    let valueBytesWritten = Atomic<UInt64>(0)
+    let checksumErrors = Atomic<UInt64>(0)
+    /// Records are handed to KVIMR once this many bytes are pending.
+    static let handOverBytes = 1 << 20
+}
+
+extension Engine {
+    /// Appends one record per (key, value) at the head of the value log and returns their
+    /// pointers, in order. The records are in KVIMR's write buffer on return, not durable: a
+    /// WAL sync (`syncWAL`, which syncs the head first) or `syncValueLog` makes them so. Used
+    /// by the write path and by GC (moved values). Thread-safe.
+    func appendValues(_ items: [(key: [UInt8], value: [UInt8])]) throws(LSMError) -> [ValuePointer] {
+        try appendRecords(items.count, countAsWrites: false, key: { items[$0].key }, value: { items[$0].value })
+    }
+
+    /// Moves the values of `entries`' puts of at least `options.valueLogThreshold` bytes into
+    /// the value log: such an entry becomes a `.valuePointer` entry holding the pointer.
+    func separateValues(_ entries: inout [BatchEntry]) throws(LSMError) {
+        let threshold = options.valueLogThreshold
+        guard threshold != Int.max else { return }
+        var large: [Int] = []
+        for i in entries.indices where entries[i].kind == .put && entries[i].value.count >= threshold { large.append(i) }
+        guard !large.isEmpty else { return }
+        let pointers = try appendRecords(large.count, countAsWrites: true,
+                                         key: { entries[large[$0]].key }, value: { entries[large[$0]].value })
+        for (j, i) in large.enumerated() {
+            entries[i].kind = .valuePointer
+            entries[i].value = pointers[j].encode()
+        }
+    }
+
+    /// The files a sync must make durable, vLog before WAL: sealed segments not yet synced and
+    /// the head. Call with the writer lock held (no append runs meanwhile on the write path).
+    func valueLogFilesToSync() -> [FileNumber] {
+        vlog.head.withLock { h in h.unsynced + (h.segment.map { [$0] } ?? []) }
+    }
+
+    /// Forgets `files` as unsynced once a sync covering them succeeded.
+    func valueLogSynced(_ files: [FileNumber]) {
+        guard !files.isEmpty else { return }
+        vlog.head.withLock { h in h.unsynced.removeAll { files.contains($0) } }
+    }
+
+    /// Makes every record appended so far durable (GC, before it logs pointers elsewhere).
+    func syncValueLog() throws(LSMError) {
+        let files = valueLogFilesToSync()
+        guard !files.isEmpty else { return }
+        try kvimr.syncFiles(files)
+        valueLogSynced(files)
+    }
+
+    private func appendRecords(_ count: Int, countAsWrites: Bool,
+                               key: (Int) -> [UInt8], value: (Int) -> [UInt8]) throws(LSMError) -> [ValuePointer] {
+        if readOnly { throw LSMError(.readOnly, "store is read-only") }
+        let segmentBytes = UInt64(max(1, options.valueLogSegmentBytes))
+        let out = try vlog.head.withLock { (h: inout ValueLog.Head) throws(LSMError) -> [ValuePointer] in
+            if let f = h.failed { throw f }
+            var pointers: [ValuePointer] = []
+            pointers.reserveCapacity(count)
+            h.scratch.removeAll(keepingCapacity: true)
+            var handed = h.size   // head size before the scratch's first byte
+            do throws(LSMError) {
+                for i in 0..<count {
+                    let k = key(i), v = value(i)
+                    let size = VLogFormat.recordSize(keyCount: k.count, valueCount: v.count)
+                    guard size <= Int(UInt32.max) else { throw LSMError(.invalidArgument, "value of \(v.count) bytes is too long") }
+                    if h.segment == nil || (h.size > 0 && h.size + UInt64(size) > segmentBytes) || h.scratch.count >= ValueLog.handOverBytes {
+                        try handOver(&h)
+                        handed = h.size
+                        if h.segment == nil || (h.size > 0 && h.size + UInt64(size) > segmentBytes) {
+                            try startSegment(&h)
+                            handed = 0
+                        }
+                    }
+                    VLogFormat.appendRecord(key: k, value: v, to: &h.scratch)
+                    pointers.append(ValuePointer(segment: h.segment!, offset: h.size, length: UInt32(size)))
+                    h.size += UInt64(size)
+                }
+                try handOver(&h)
+            } catch {
+                // KVIMR refused the bytes without changing anything (no space): the head is
+                // as it was after the last hand-over; records handed over already are garbage.
+                h.size = handed
+                h.scratch.removeAll(keepingCapacity: false)
+                if error.kind != .noSpace && error.kind != .invalidArgument { h.failed = error }
+                throw error
+            }
+            if h.scratch.capacity > 2 * ValueLog.handOverBytes { h.scratch = [] }
+            return pointers
+        }
+        if countAsWrites {
+            vlog.valuesWritten.bump(UInt64(out.count))
+            vlog.valueBytesWritten.bump(out.reduce(0) { $0 + UInt64($1.length) })
+        }
+        return out
+    }
+
+    /// Hands the scratch records to KVIMR (the head's size already counts them).
+    private func handOver(_ h: inout ValueLog.Head) throws(LSMError) {
+        guard !h.scratch.isEmpty, let seg = h.segment else { return }
+        try kvimr.appendBytes(seg, h.scratch)
+        h.scratch.removeAll(keepingCapacity: true)
+    }
+
+    /// Seals the head (its tail becomes durable with the next sync or checkpoint) and starts a
+    /// new segment, durably listed in the manifest before any pointer into it can be written.
+    private func startSegment(_ h: inout ValueLog.Head) throws(LSMError) {
+        if let old = h.segment {
+            h.segment = nil
+            h.size = 0
+            h.unsynced.append(old)
+            try kvimr.sealFile(old)
+        }
+        let n = try kvimr.createFile(.vlog, level: VLogFormat.segmentLevel)
+        var edit = VersionEdit()
+        edit.vlogAdded = [n]
+        // On failure the edit may or may not be durable: the file stays (an orphan the next
+        // open deletes if no manifest lists it).
+        try logAndApply(edit)
+        h.segment = n
+        h.size = 0
+    }
+
+    /// At open: seals every listed segment still open (its tail may be torn; appends go to a
+    /// new segment).
+    func sealValueLogSegments(_ v: Version) {
+        let open = Set(kvimr.files().filter { $0.kind == .vlog && !$0.sealed }.map(\.number))
+        for n in v.segments.keys where open.contains(n) { try? kvimr.sealFile(n) }
+    }
+}
