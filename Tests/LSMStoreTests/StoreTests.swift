@@ -112,6 +112,9 @@ import Testing
         var dev = try freshDevice()
         var o = smallOptions()
         if seed == 2 { o.maxOpenTables = 8; o.blockCacheBytes = 0 } // exercise table reopening, no block cache
+        // A share of the values goes to the value log (threshold by seed: many, some, few).
+        o.valueLogThreshold = [1: 150, 2: 1000, 3: 4000][seed] ?? 1000
+        o.valueLogSegmentBytes = 128 << 10
         var s = try openStore(dev, o)
         var model: [[UInt8]: [UInt8]] = [:]
         var version = 0
