@@ -88,7 +88,11 @@ public enum GCControl {
                 b.appendLE(v)
             }
             b.append(contentsOf: repeatElement(0, count: GCControl.messageOffset - b.count))
-            var msg = Array(message.utf8.prefix(GCControl.messageCapacity - 1))
+            var msg: [UInt8] = []   // whole characters only, at most capacity - 1 bytes
+            for ch in message {
+                if msg.count + ch.utf8.count >= GCControl.messageCapacity { break }
+                msg.append(contentsOf: ch.utf8)
+            }
             msg.append(contentsOf: repeatElement(0, count: GCControl.messageCapacity - msg.count))
             b.append(contentsOf: msg)
             return b
