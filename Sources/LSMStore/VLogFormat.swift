@@ -36,6 +36,19 @@ package enum VLogFormat {
         out.withUnsafeMutableBytes { $0.storeBytes(of: CRC32C.mask(crc).littleEndian, toByteOffset: start, as: UInt32.self) }
     }
 
+    /// Appends a record's header and key only (layout as in `appendRecord`; the checksum
+    /// covers `value` too): the caller appends `value` right after them.
+    package static func appendHeader(key: [UInt8], value: [UInt8], to out: inout [UInt8]) {
+        let start = out.count
+        out.appendLE(UInt32(0))
+        out.appendLE(UInt32(key.count))
+        out.appendLE(UInt32(value.count))
+        out.append(contentsOf: key)
+        var crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + 4)...])) }
+        crc = value.withUnsafeBytes { CRC32C.update(crc, $0) }
+        out.withUnsafeMutableBytes { $0.storeBytes(of: CRC32C.mask(crc).littleEndian, toByteOffset: start, as: UInt32.self) }
+    }
+
     /// One record as `encodeRecord` lays it out.
     package static func encodeRecord(key: [UInt8], value: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []

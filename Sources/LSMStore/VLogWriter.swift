@@ -25,6 +25,9 @@ final class ValueLog: Sendable {
     let checksumErrors = Atomic<UInt64>(0)
     /// Records are handed to KVIMR once this many bytes are pending.
     static let handOverBytes = 1 << 20
+    /// A value at least this large is handed to KVIMR straight from the caller's array (after
+    /// its header and key), not copied into the scratch buffer first.
+    static let directValueBytes = 8 << 10
 }
 
 extension Engine {
@@ -95,15 +98,31 @@ extension Engine {
                             handed = 0
                         }
                     }
-                    VLogFormat.appendRecord(key: k, value: v, to: &h.scratch)
+                    if v.count >= ValueLog.directValueBytes {
+                        VLogFormat.appendHeader(key: k, value: v, to: &h.scratch)
+                        try handOver(&h)
+                        try appendDirect(h.segment!, v)
+                        handed = h.size + UInt64(size)
+                    } else {
+                        VLogFormat.appendRecord(key: k, value: v, to: &h.scratch)
+                    }
                     pointers.append(ValuePointer(segment: h.segment!, offset: h.size, length: UInt32(size)))
                     h.size += UInt64(size)
                 }
                 try handOver(&h)
             } catch {
-                // KVIMR refused the bytes without changing anything (no space): the head is
-                // as it was after the last hand-over; records handed over already are garbage.
-                h.size = handed
+                // KVIMR refuses an append without changing anything (no space): the head is as
+                // it was after the last hand-over; records handed over already are garbage. If
+                // a record's header went out without its value, the segment ends in a torn
+                // record: it is sealed and left (nothing may follow a torn record).
+                if let seg = h.segment, let actual = kvimr.size(seg), actual != handed {
+                    h.unsynced.append(seg)
+                    try? kvimr.sealFile(seg)
+                    h.segment = nil
+                    h.size = 0
+                } else {
+                    h.size = handed
+                }
                 h.scratch.removeAll(keepingCapacity: false)
                 if error.kind != .noSpace && error.kind != .invalidArgument { h.failed = error }
                 throw error
@@ -123,6 +142,10 @@ extension Engine {
         guard !h.scratch.isEmpty, let seg = h.segment else { return }
         try kvimr.appendBytes(seg, h.scratch)
         h.scratch.removeAll(keepingCapacity: true)
+    }
+
+    private func appendDirect(_ segment: FileNumber, _ value: [UInt8]) throws(LSMError) {
+        try kvimr.appendBytes(segment, value)
     }
 
     /// Seals the head (its tail becomes durable with the next sync or checkpoint) and starts a
