@@ -17,6 +17,8 @@ final class Engine: Sendable {
     let counters = Counters()
     /// The value log's head and counters (VLogWriter.swift).
     let vlog = ValueLog()
+    /// Value-log garbage collection: one collector, counters (VLogGCBackground.swift).
+    let gc = VLogCollector()
     let signal = Signal()
     let bgQueue = DispatchQueue(label: "lsmstore.background")
 
@@ -84,16 +86,24 @@ final class Engine: Sendable {
 
     func get(_ key: [UInt8]) throws(LSMError) -> [UInt8]? { try get(key, in: try view()) }
 
-    /// Point lookup: sources newest first; the first version found answers unless a range
-    /// tombstone seen so far (in it or a newer source) is newer than it.
+    /// Point lookup: `lookup`, with a value-log pointer resolved to its value.
     func get(_ key: [UInt8], in v: View) throws(LSMError) -> [UInt8]? {
         counters.gets.bump()
+        guard let (kind, stored) = try lookup(key, in: v) else { return nil }
+        return try materialize(kind, stored, key: key, in: v)
+    }
+
+    /// The newest visible live entry for `key` as the tree stores it: (kind — put or
+    /// valuePointer —, stored value), or nil if absent or deleted. Sources newest first; the
+    /// first version found answers unless a range tombstone seen so far (in it or a newer
+    /// source) is newer than it. GC checks liveness with this (an unresolved pointer).
+    func lookup(_ key: [UInt8], in v: View) throws(LSMError) -> (kind: UInt8, stored: [UInt8])? {
         var tomb: UInt64 = 0
         for m in v.mems {
             tomb = max(tomb, m.maxCoveringSeq(key, seq: v.sequence))
             if let (kind, seq, value) = m.getWithSeq(key, seq: v.sequence) {
                 guard (kind == .put || kind == .valuePointer) && seq > tomb else { return nil }
-                return try materialize(kind.rawValue, value, key: key, in: v)
+                return (kind.rawValue, value)
             }
         }
         let target = InternalKey.make(key, v.sequence, LSMFormat.seekKind)
@@ -121,7 +131,7 @@ final class Engine: Sendable {
                     let kind = InternalKey.kind(e.key)
                     let live = (kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue)
                         && InternalKey.sequence(e.key) > tomb
-                    return live ? try materialize(kind, e.value, key: key, in: v) : nil
+                    return live ? (kind, e.value) : nil
                 }
             }
         }

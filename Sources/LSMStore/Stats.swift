@@ -39,6 +39,7 @@ extension Engine {
             writeAmplification: user == 0 ? 0 : Double(c.walBytesWritten.value + c.tableBytesWritten.value) / Double(user),
             readAmplification: gets == 0 ? 0 : Double(c.tablesProbed.value) / Double(gets))
         fillValueLogStats(&st, v)
+        fillGCStats(&st.vlog)
         return st
     }
 }

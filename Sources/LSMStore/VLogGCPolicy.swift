@@ -19,17 +19,18 @@ package struct SegmentUsage: Sendable, Equatable {
 }
 
 /// Which segments garbage collection takes, as pure decisions (mini-lsm style, like
-/// `LeveledPolicy`). The head segment (the one writes append to) is never a victim.
+/// `LeveledPolicy`). `active` segments — the head writes append to, and sealed ones whose
+/// tail is not yet synced — are never victims.
 package enum VLogGCPolicy {
     /// Victims for a GC call: segments an interrupted pass left behind first, then those with
     /// a garbage ratio of at least `minRatio` and some garbage, most garbage (by ratio) first;
     /// at most `maxSegments`. A segment with no garbage counted is never rewritten: moving it
     /// frees nothing.
-    package static func victims(_ segments: [SegmentUsage], head: UInt64?, minRatio: Double,
+    package static func victims(_ segments: [SegmentUsage], active: Set<UInt64>, minRatio: Double,
                                 maxSegments: Int) -> [UInt64] {
         guard maxSegments > 0 else { return [] }
         let eligible = segments.filter { s in
-            s.number != head && (s.interrupted || s.totalBytes == 0 || (s.garbageBytes > 0 && s.garbageRatio >= minRatio))
+            !active.contains(s.number) && (s.interrupted || s.totalBytes == 0 || (s.garbageBytes > 0 && s.garbageRatio >= minRatio))
         }
         let ordered = eligible.sorted { a, b in
             if a.interrupted != b.interrupted { return a.interrupted }
@@ -51,18 +52,18 @@ package enum VLogGCPolicy {
     /// falls to `trigger / 2` (hysteresis: the space stays within 1 / (1 - trigger / 2) of
     /// the live data once GC has run, 1.33x at the default 0.5). Segments with less than
     /// `floorRatio` garbage are not worth their rewrite and are left alone.
-    package static func backgroundVictims(_ segments: [SegmentUsage], head: UInt64?, trigger: Double,
+    package static func backgroundVictims(_ segments: [SegmentUsage], active: Set<UInt64>, trigger: Double,
                                           floorRatio: Double = 0.1, maxSegments: Int = 4) -> [UInt64] {
-        let interrupted = segments.filter { $0.interrupted && $0.number != head }
+        let interrupted = segments.filter { $0.interrupted && !active.contains($0.number) }
         if !interrupted.isEmpty {
-            return victims(interrupted, head: head, minRatio: 0, maxSegments: maxSegments)
+            return victims(interrupted, active: active, minRatio: 0, maxSegments: maxSegments)
         }
         guard trigger > 0, overallRatio(segments) >= trigger else { return [] }
         var total = segments.reduce(UInt64(0)) { $0 + $1.totalBytes }
         var garbage = segments.reduce(UInt64(0)) { $0 + min($1.totalBytes, $1.garbageBytes) }
         var out: [UInt64] = []
         let target = trigger / 2
-        let byRatio = victims(segments, head: head, minRatio: min(floorRatio, target), maxSegments: .max)
+        let byRatio = victims(segments, active: active, minRatio: min(floorRatio, target), maxSegments: .max)
         let usage = Dictionary(segments.map { ($0.number, $0) }, uniquingKeysWith: { a, _ in a })
         for n in byRatio {
             guard out.count < maxSegments, total > 0, Double(garbage) / Double(total) > target else { break }

@@ -1,0 +1,235 @@
+import Dispatch
+import Glibc
+import Synchronization
+import IMRDisk
+import KVIMR
+import LSMStore
+import Testing
+
+/// Value-log options for GC tests: small segments, values of 256 bytes and more go to the
+/// log, background GC off unless a test turns it on.
+func gcOptions(segmentBytes: Int = 32 << 10) -> LSMOptions {
+    var o = smallOptions()
+    o.valueLogThreshold = 256
+    o.valueLogSegmentBytes = segmentBytes
+    o.gcGarbageRatio = 0 // off: the tests call collectGarbage
+    return o
+}
+
+/// Record bytes the live values take in the log (header + key + value each).
+func liveRecordBytes(_ model: [[UInt8]: [UInt8]]) -> UInt64 {
+    model.reduce(0) { $0 + UInt64(12 + $1.key.count + $1.value.count) }
+}
+
+/// Value-log files KVIMR holds (listed or not).
+func vlogFiles(_ s: LSMStore) -> Set<UInt64> {
+    Set(s.kvimr.files().filter { $0.kind == .vlog }.map(\.number))
+}
+
+/// `rounds` overwrites of keys 0..<keys with 1 KiB values; returns the model.
+func overwrite(_ s: LSMStore, keys: Int, rounds: Int, size: Int = 1024, from round0: Int = 0) throws -> [[UInt8]: [UInt8]] {
+    var model: [[UInt8]: [UInt8]] = [:]
+    for r in round0..<(round0 + rounds) {
+        for i in 0..<keys {
+            let v = value(i, version: r, size: size)
+            try s.put(key(i), v)
+            model[key(i)] = v
+        }
+    }
+    return model
+}
+
+func expectModel(_ s: LSMStore, _ model: [[UInt8]: [UInt8]], _ what: String) throws {
+    for (k, v) in model { #expect(try s.get(k) == v, "\(what): \(String(decoding: k, as: UTF8.self))") }
+    #expect(same(try dump(s), sortedModel(model)), "\(what): scan differs from the model")
+}
+
+@Suite struct VLogGCTests {
+    /// A long overwrite workload: flush and compaction count the garbage, GC frees segments,
+    /// every value stays intact, and the log ends within 1.5x of the live data.
+    @Test func overwriteWorkloadIsCollected() throws {
+        let dev = try freshDevice()
+        let s = try openStore(dev, gcOptions())
+        let model = try overwrite(s, keys: 300, rounds: 8)
+        try s.flush()
+        s.waitForBackgroundWork()
+        let before = s.stats().vlog
+        #expect(before.garbageBytes > 0, "dropped pointers are counted as garbage")
+        #expect(before.totalBytes > 3 * liveRecordBytes(model))
+
+        let r1 = try s.collectGarbage()
+        let r2 = try s.collectGarbage() // the segments the first pass's head switch left behind
+        #expect(r1.segmentsFreed > 0)
+        #expect(r1.bytesFreed > r1.bytesMoved)
+        try expectModel(s, model, "after GC")
+        let after = s.stats().vlog
+        let live = liveRecordBytes(model)
+        #expect(after.totalBytes <= live + live / 2, "vLog \(after.totalBytes) bytes for \(live) live")
+        #expect(after.gcSegmentsFreed == UInt64(r1.segmentsFreed + r2.segmentsFreed))
+        #expect(after.gcBytesMoved == r1.bytesMoved + r2.bytesMoved)
+        #expect(after.gcRuns == 2)
+        // Freed segments' files are gone once no reader holds them.
+        s.waitForBackgroundWork()
+        #expect(vlogFiles(s) == Set(s.vlogSegmentGarbage().keys))
+        try s.close()
+        let again = try openStore(dev.reopened(), gcOptions())
+        try expectModel(again, model, "after reopen")
+        try again.close()
+    }
+
+    /// Garbage counts ride in the manifest: the same after a clean reopen and after a crash.
+    @Test func garbageCountsSurviveReopenAndCrash() throws {
+        let dev = try freshDevice()
+        let s = try openStore(dev, gcOptions())
+        _ = try overwrite(s, keys: 200, rounds: 4)
+        try s.flush()
+        s.waitForBackgroundWork()
+        let counts = s.vlogSegmentGarbage()
+        #expect(counts.values.reduce(0, +) > 0)
+        try s.sync()
+        let crashed = try openStore(dev.crashed(), gcOptions())
+        #expect(crashed.vlogSegmentGarbage().filter { $0.value > 0 } == counts.filter { $0.value > 0 })
+        try crashed.close()
+        try s.close()
+        let reopened = try openStore(dev.reopened(), gcOptions())
+        #expect(reopened.vlogSegmentGarbage().filter { $0.value > 0 } == counts.filter { $0.value > 0 })
+        try reopened.close()
+    }
+
+    /// Deletes and range deletes make their values garbage once compaction drops them.
+    @Test func deletesBecomeGarbage() throws {
+        let dev = try freshDevice()
+        let s = try openStore(dev, gcOptions())
+        var model = try overwrite(s, keys: 300, rounds: 1)
+        try s.flush()
+        for i in 0..<100 { try s.delete(key(i)); model[key(i)] = nil }
+        try s.deleteRange(key(100), key(200))
+        for i in 100..<200 { model[key(i)] = nil }
+        // Push everything down to the bottom level, where the deletes meet what they delete.
+        _ = try overwrite(s, keys: 40, rounds: 12, size: 100, from: 0)
+        for i in 0..<40 { model[key(i)] = nil } // keys 0..<40 rewritten small, then deleted again
+        for i in 0..<40 { try s.delete(key(i)) }
+        try s.flush()
+        s.waitForBackgroundWork()
+        let garbage = s.stats().vlog.garbageBytes
+        #expect(garbage > 0)
+        _ = try s.collectGarbage()
+        _ = try s.collectGarbage()
+        try expectModel(s, model, "after GC")
+        try s.close()
+    }
+
+    /// A snapshot taken before GC still reads its values: the freed segments' files stay
+    /// until the snapshot is released.
+    @Test func snapshotOlderThanGCKeepsReading() throws {
+        let dev = try freshDevice()
+        let s = try openStore(dev, gcOptions())
+        let old = try overwrite(s, keys: 200, rounds: 1)
+        var snap: LSMSnapshot? = try s.snapshot()
+        let new = try overwrite(s, keys: 200, rounds: 2, from: 1)
+        try s.flush()
+        s.waitForBackgroundWork()
+        _ = try s.collectGarbage()
+        let r = try s.collectGarbage()
+        _ = r
+        #expect(s.stats().vlog.gcSegmentsFreed > 0)
+        for (k, v) in old { #expect(try snap!.get(k) == v) }
+        #expect(same(try dump(snap!), sortedModel(old)))
+        try expectModel(s, new, "store after GC")
+        #expect(vlogFiles(s).count > s.vlogSegmentGarbage().count, "files of freed segments wait for the snapshot")
+        snap = nil
+        s.waitForBackgroundWork()
+        #expect(vlogFiles(s) == Set(s.vlogSegmentGarbage().keys))
+        try s.close()
+    }
+
+    /// GC racing writers that overwrite the same keys: no newer write is ever replaced by a
+    /// value GC moved.
+    @Test func concurrentWritersWin() throws {
+        let dev = try freshDevice(tracks: 600)
+        let s = try openStore(dev, gcOptions())
+        var model = try overwrite(s, keys: 200, rounds: 3)
+        try s.flush()
+        let stop = Atomic<Bool>(false)
+        let failures = Atomic<Int>(0)
+        let done = DispatchGroup()
+        let last = Mutex<[[UInt8]: [UInt8]]>([:])
+        DispatchQueue.global().async(group: done) {
+            var round = 10
+            while !stop.load(ordering: .relaxed) {
+                for i in stride(from: round % 3, to: 200, by: 3) {
+                    let v = value(i, version: round, size: 700)
+                    do { try s.put(key(i), v) } catch { failures.add(1, ordering: .relaxed) }
+                    last.withLock { $0[key(i)] = v }
+                }
+                round += 1
+            }
+        }
+        var passes = 0
+        for _ in 0..<6 {
+            do { passes += try s.collectGarbage().segmentsFreed } catch { failures.add(1, ordering: .relaxed) }
+        }
+        stop.store(true, ordering: .relaxed)
+        done.wait()
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(passes > 0)
+        for (k, v) in last.withLock({ $0 }) { model[k] = v }
+        try expectModel(s, model, "after GC with writers")
+        try s.close()
+        let again = try openStore(dev.reopened(), gcOptions())
+        try expectModel(again, model, "reopened")
+        try again.close()
+    }
+
+    /// Background GC starts by itself past the ratio, keeps the log bounded, and stops on close.
+    @Test func backgroundGCBoundsSpace() throws {
+        let dev = try freshDevice()
+        var o = gcOptions()
+        o.gcGarbageRatio = 0.4
+        let s = try openStore(dev, o)
+        var model: [[UInt8]: [UInt8]] = [:]
+        for r in 0..<12 {
+            for (k, v) in try overwrite(s, keys: 150, rounds: 1, from: r) { model[k] = v }
+        }
+        try s.flush()
+        s.waitForBackgroundWork()
+        // Passes follow one another while the garbage the compactions find stays above the
+        // trigger: wait (bounded) for the log to come within 1 / (1 - 0.4) ≈ 1.7x of what the
+        // tree counts as live, and 3x of the really live data.
+        let live = liveRecordBytes(model)
+        var st = s.stats().vlog
+        for _ in 0..<200 where st.totalBytes > 3 * live || Double(st.totalBytes) > 1.7 * Double(st.liveBytes) {
+            sleepMillis(50)
+            st = s.stats().vlog
+        }
+        #expect(st.gcRuns > 0 && st.gcSegmentsFreed > 0)
+        #expect(st.totalBytes <= 3 * live, "vLog \(st.totalBytes) bytes for \(live) live")
+        #expect(Double(st.totalBytes) <= 1.7 * Double(st.liveBytes))
+        try expectModel(s, model, "after background GC")
+        try s.close()
+    }
+
+    /// The selection policy: most garbage first, never an active segment, interrupted passes first.
+    @Test func policyPicksMostGarbageFirst() {
+        let segs = [
+            SegmentUsage(number: 1, totalBytes: 100, garbageBytes: 30),
+            SegmentUsage(number: 2, totalBytes: 100, garbageBytes: 90),
+            SegmentUsage(number: 3, totalBytes: 100, garbageBytes: 0),
+            SegmentUsage(number: 4, totalBytes: 100, garbageBytes: 60),
+            SegmentUsage(number: 5, totalBytes: 100, garbageBytes: 100),   // the head
+            SegmentUsage(number: 6, totalBytes: 100, garbageBytes: 10, interrupted: true),
+        ]
+        #expect(VLogGCPolicy.victims(segs, active: [5], minRatio: 0, maxSegments: .max) == [6, 2, 4, 1])
+        #expect(VLogGCPolicy.victims(segs, active: [5], minRatio: 0.5, maxSegments: 2) == [6, 2])
+        #expect(VLogGCPolicy.victims(segs, active: [5, 6], minRatio: 0.5, maxSegments: 9) == [2, 4])
+        // Background: nothing below the trigger; above it, until the projected ratio halves.
+        let calm = segs.filter { $0.number != 6 }.map { SegmentUsage(number: $0.number, totalBytes: 100, garbageBytes: $0.garbageBytes / 4) }
+        #expect(VLogGCPolicy.backgroundVictims(calm, active: [5], trigger: 0.5).isEmpty)
+        let busy = segs.filter { $0.number != 6 }
+        #expect(VLogGCPolicy.backgroundVictims(busy, active: [5], trigger: 0.5) == [2, 4, 1])
+        #expect(VLogGCPolicy.backgroundVictims(segs, active: [5], trigger: 0.9) == [6])
+        #expect(SegmentUsage(number: 9, totalBytes: 0, garbageBytes: 0).garbageRatio == 1)
+    }
+}
+
+func sleepMillis(_ ms: Int) { usleep(useconds_t(ms * 1000)) }
