@@ -2,10 +2,12 @@ import LSMCommon
 
 /// Parses a log file (docs/format/wal.md) into its records.
 ///
-/// Damage at the end of the log (a record cut short or never completed by a crash) is a torn
-/// tail: the records before it are returned and the rest is dropped. Damage followed by any
-/// intact record is a corrupt middle and fails with `.corrupt` — data after it was acknowledged
-/// and replaying around the hole would break atomicity.
+/// A log cut short by a crash is a torn tail: the records before the cut are returned and the
+/// rest is dropped. Anything else is corruption and fails with `.corrupt`: a checksum mismatch
+/// on a record the file holds whole (KVIMR never exposes bytes it did not finish writing, so a
+/// complete record with a bad checksum was damaged, not torn — dropping it would silently lose
+/// an acknowledged write or manifest edit), fragments out of order, and any damage followed by
+/// an intact record (replaying around a hole would break atomicity).
 package enum LogReader {
     package static func records(_ data: [UInt8], name: String) throws(LSMError) -> [[UInt8]] {
         let blockSize = LSMFormat.logBlockSize, header = LSMFormat.logHeaderSize
@@ -18,30 +20,36 @@ package enum LogReader {
             }
             return records // torn tail: drop the rest
         }
+        func corrupt(_ at: Int, _ why: String) -> LSMError {
+            LSMError.corrupt("\(name): corrupt record at offset \(at) (\(why))")
+        }
         while pos < data.count {
             let leftover = blockSize - pos % blockSize
             if leftover < header { pos += leftover; continue }
             guard let frag = fragment(data, at: pos) else {
-                return try damaged(pos, next: nil, "bad header or checksum")
+                guard isCutShort(data, at: pos) else { throw corrupt(pos, "bad header or checksum") }
+                return try damaged(pos, next: nil, "cut short")
             }
             let next = pos + header + frag.length
             switch frag.type {
             case .full:
-                if pending != nil { return try damaged(pos, next: next, "FULL inside a fragmented record") }
+                if pending != nil { throw corrupt(pos, "FULL inside a fragmented record") }
                 records.append(Array(data[(pos + header)..<next]))
             case .first:
-                if pending != nil { return try damaged(pos, next: next, "FIRST inside a fragmented record") }
+                if pending != nil { throw corrupt(pos, "FIRST inside a fragmented record") }
                 pending = Array(data[(pos + header)..<next])
             case .middle:
-                guard pending != nil else { return try damaged(pos, next: next, "MIDDLE without FIRST") }
+                guard pending != nil else { throw corrupt(pos, "MIDDLE without FIRST") }
                 pending!.append(contentsOf: data[(pos + header)..<next])
             case .last:
-                guard var p = pending else { return try damaged(pos, next: next, "LAST without FIRST") }
+                guard var p = pending else { throw corrupt(pos, "LAST without FIRST") }
                 p.append(contentsOf: data[(pos + header)..<next])
                 records.append(p)
                 pending = nil
             case .zero:
-                return try damaged(pos, next: nil, "zero record")
+                // Zero-filled space to the end of the file is an unwritten tail.
+                guard data[pos...].allSatisfy({ $0 == 0 }) else { throw corrupt(pos, "zero record") }
+                return records
             }
             pos = next
         }
@@ -63,6 +71,26 @@ package enum LogReader {
         let crc = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(pos + 6)..<(pos + header + length)])) }
         guard CRC32C.mask(crc) == stored else { return nil }
         return Fragment(type: type, length: length)
+    }
+
+    /// Whether the (unreadable) fragment at `pos` is one a crash cut short: its header or its
+    /// data runs past the end of the file, and nothing after it is a record. If the bytes the
+    /// file does hold check out against the stored checksum, or an intact fragment starts
+    /// anywhere after the header, the record was whole and its length field is what was
+    /// damaged. (The price: a torn record whose unfinished payload happens to hold a
+    /// well-formed log fragment is reported as corrupt instead of dropped — never the reverse.)
+    static func isCutShort(_ data: [UInt8], at pos: Int) -> Bool {
+        let header = LSMFormat.logHeaderSize
+        if pos + header > data.count { return true }
+        let length = Int(data.readLE(UInt16.self, at: pos + 4))
+        let blockLeft = LSMFormat.logBlockSize - pos % LSMFormat.logBlockSize
+        guard pos + header + length > data.count, header + length <= blockLeft else { return false }
+        let crc = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(pos + 6)...])) }
+        if CRC32C.mask(crc) == data.readLE(UInt32.self, at: pos) { return false }
+        for c in (pos + header)..<data.count {
+            if let f = fragment(data, at: c), f.type != .zero { return false }
+        }
+        return true
     }
 
     /// Whether an intact non-zero fragment starts at `candidate` or at any later block boundary.
