@@ -33,7 +33,7 @@ struct VLogTests {
         var v = try stats(m, "vlog")
         for _ in 0..<rounds {
             let r = gc(m)
-            #expect(r.ok, "lsmfs gc failed: \(r.stderr)")
+            try #require(r.ok, "lsmfs gc failed: \(r.stderr)")
             outputs.append(r.stdout + r.stderr)
             v = try stats(m, "vlog")
             if done(v) { break }
