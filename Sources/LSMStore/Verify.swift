@@ -6,6 +6,11 @@ public struct LSMVerifyReport: Sendable {
     public var entries: UInt64 = 0
     public var rangeTombstones = 0
     public var tableBytes: UInt64 = 0
+    /// Value-log segments the manifest lists, their records and bytes (every record read and
+    /// checked; see docs/format/vlog.md).
+    public var valueLogSegments = 0
+    public var valueLogRecords: UInt64 = 0
+    public var valueLogBytes: UInt64 = 0
     /// KVIMR files no version, live WAL or the manifest names (a crash leftover; the next
     /// read-write open deletes them).
     public var orphanFiles: [UInt64] = []
@@ -35,6 +40,7 @@ extension Engine {
         let files = kvimr.files()
         let current = manifest.withLock { $0?.number }
         if let why = v.invariantViolation() { r.problems.append("version: \(why)") }
+        verifyValueLog(v, into: &r)
         for (level, files) in v.levels.enumerated() {
             for f in files {
                 r.tables += 1
@@ -52,6 +58,7 @@ extension Engine {
             case .sstable where !live.contains(f.number): r.orphanFiles.append(f.number)
             case .wal where !wals.contains(f.number) && f.number < logNumber && !readOnly: r.orphanFiles.append(f.number)
             case .manifest where current != nil && f.number != current: r.orphanFiles.append(f.number)
+            case .vlog where !live.contains(f.number): r.orphanFiles.append(f.number)
             default: break
             }
         }
