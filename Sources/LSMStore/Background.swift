@@ -17,7 +17,7 @@ extension Engine {
                 s.bgError = nil // retry
             }
             if s.bgScheduled || s.closed { return false }
-            let work = !s.imms.isEmpty || (!s.closing && LeveledPolicy.needsCompaction(s.version, options))
+            let work = !s.imms.isEmpty || (!s.closing && CompactionPicker.needsCompaction(s.version, options))
             if work { s.bgScheduled = true }
             return work
         }
@@ -159,30 +159,34 @@ extension Engine {
     /// Runs the most urgent compaction, if any.
     func compactOnce() throws(LSMError) {
         let (v, pointers, smallestSnapshot) = state.withLock { s in (s.version, s.pointers, s.lastSequence) }
-        guard let c = LeveledPolicy.pick(v, options, pointers: pointers) else { return }
+        guard let c = CompactionPicker.pick(v, options, pointers: pointers) else { return }
         var edit = VersionEdit()
         for f in c.inputs { edit.deleted.append((c.level, f.number)) }
         for f in c.next { edit.deleted.append((c.outputLevel, f.number)) }
         let largest = c.inputs.map(\.largest).max { InternalKey.compare($0, $1) < 0 }
         if c.isTrivialMove {
-            let f = c.inputs[0]
-            edit.added.append(.init(level: c.outputLevel, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest))
+            for f in c.inputs {
+                edit.added.append(.init(level: c.outputLevel, number: f.number, size: f.size, smallest: f.smallest, largest: f.largest))
+            }
         } else {
             var children: [any InternalIterator] = []
-            for f in c.inputs.sorted(by: { $0.number > $1.number }) { // newest first
-                children.append(try tableCache.table(f).iterator(fillCache: false))
-            }
             let tc = tableCache
+            // L0 files newest first; a deeper level (several runs under tiering) run by run.
+            let runs = c.level == 0 ? c.inputs.sorted(by: { $0.number > $1.number }).map { [$0] } : LevelShape.chains(c.inputs)
+            for run in runs {
+                children.append(run.count == 1 ? try tableCache.table(run[0]).iterator(fillCache: false)
+                    : LevelIterator(files: run, fillCache: false) { (m: FileMeta) throws(LSMError) in try tc.table(m) })
+            }
             children.append(LevelIterator(files: c.next, fillCache: false) { (m: FileMeta) throws(LSMError) in try tc.table(m) })
             let merged = MergingIterator(children)
-            var base = BaseLevelCheck(version: v, outputLevel: c.outputLevel)
+            var base = BaseLevelCheck(version: v, from: c.olderDataFrom)
             // Range tombstones: cut into disjoint newest-wins pieces; a piece with nothing
             // beneath the output level has done its work and is dropped.
             var all: [RangeTombstone] = []
             for f in c.inputs + c.next { all += try tableCache.table(f).tombstones }
             let frags = TombstoneFragments(all, snapshot: smallestSnapshot)
             let kept = frags.tombstones.filter { t in
-                ((c.outputLevel + 1)..<v.levels.count).contains { !v.overlapping($0, t.start, t.end).isEmpty }
+                (c.olderDataFrom..<v.levels.count).contains { !v.overlapping($0, t.start, t.end).isEmpty }
             }
             var garbage = GarbageTally()
             edit.added = try writeTables(level: c.outputLevel, split: true, tombstones: kept) { (add) throws(LSMError) in
@@ -219,18 +223,19 @@ extension Engine {
     }
 }
 
-/// Answers "does any level below the output hold this user key's range?" for keys asked in
-/// ascending order (LevelDB's IsBaseLevelForKey).
+/// Answers "does any level from `from` on hold this user key's range?" for keys asked in
+/// ascending order (LevelDB's IsBaseLevelForKey). Levels are sorted by smallest key; their
+/// files may overlap (tiering): the first file not ending before the key decides.
 struct BaseLevelCheck {
     let version: Version
-    let outputLevel: Int
+    let from: Int
     var pointers: [Int]
-    init(version: Version, outputLevel: Int) {
-        self.version = version; self.outputLevel = outputLevel
+    init(version: Version, from: Int) {
+        self.version = version; self.from = from
         pointers = Array(repeating: 0, count: version.levels.count)
     }
     mutating func isBaseLevel(for user: [UInt8]) -> Bool {
-        var l = outputLevel + 1
+        var l = from
         while l < version.levels.count {
             let files = version.levels[l]
             while pointers[l] < files.count {
@@ -255,7 +260,7 @@ extension Engine {
             maybeScheduleBackground()
             let busy = state.withLock { s in
                 s.bgError == nil && !s.closed && (s.bgScheduled || !s.imms.isEmpty
-                    || (!s.closing && LeveledPolicy.needsCompaction(s.version, options)))
+                    || (!s.closing && CompactionPicker.needsCompaction(s.version, options)))
             }
             if !busy { return }
             signal.wait(past: g)

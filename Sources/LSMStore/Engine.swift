@@ -118,7 +118,9 @@ final class Engine: Sendable {
                 if !f.contains(key) { continue }
                 file = f
             } else {
-                file = v.version.fileContaining(level, key)
+                file = v.version.shape.overlapped[level]   // tiering: several runs may hold it
+                    ? try newestHolder(v.version, level, key, target: target, hash: hash, snapshot: v.sequence, tomb: &tomb)
+                    : v.version.fileContaining(level, key)
                 level += 1
             }
             if let f = file {
@@ -158,10 +160,10 @@ final class Engine: Sendable {
         var children: [any InternalIterator] = v.mems.map { MemtableIterator($0) }
         for f in v.version.levels[0] { children.append(try tableCache.table(f).iterator()) }
         let tc = tableCache
-        for level in 1..<v.version.levels.count where !v.version.levels[level].isEmpty {
-            children.append(LevelIterator(files: v.version.levels[level]) { (f: FileMeta) throws(LSMError) -> Table in
-                try tc.table(f)
-            })
+        for level in 1..<v.version.levels.count {
+            for run in v.version.runs(level) { // one run per level unless tiering
+                children.append(LevelIterator(files: run) { (f: FileMeta) throws(LSMError) -> Table in try tc.table(f) })
+            }
         }
         return MergingIterator(children)
     }

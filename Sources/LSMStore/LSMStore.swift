@@ -12,6 +12,8 @@ public struct LSMOptions: Sendable {
     /// L0 files at which writers stop until compaction catches up (nil: max(3 × trigger, trigger + 4)).
     public var l0StopTrigger: Int? = nil
     public var levelSizeMultiplier: Int = 10
+    /// Leveled (default) or tiered merging of sorted runs (TieringPolicy.swift).
+    public var compactionStyle: CompactionStyle = .leveled
     public var baseLevelBytes: Int = 10 << 20
     public var maxLevels: Int = 7
     public var blockCacheBytes: Int = 8 << 20

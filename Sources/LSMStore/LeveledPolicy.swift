@@ -1,14 +1,24 @@
 import LSMCommon
 
-/// One compaction to run: `inputs` of `level` merged with the overlapping `next` files of
-/// `level + 1`, written to `level + 1`.
+/// One compaction to run: `inputs` of `level` merged with the `next` files of `outputLevel`
+/// (leveled: the overlapping ones of `level + 1`; tiered: none), written to `outputLevel`.
 package struct CompactionSpec: Sendable {
     package var level: Int
     package var inputs: [FileMeta]
     package var next: [FileMeta]
-    package var outputLevel: Int { level + 1 }
-    /// A lone file with nothing below it just changes level in the manifest.
-    package var isTrivialMove: Bool { inputs.count == 1 && next.isEmpty }
+    package var outputLevel: Int
+    /// The shallowest level that may hold older versions of the inputs' keys besides `next`
+    /// (tombstones and shadowed versions are dropped only if nothing there holds the key).
+    package var olderDataFrom: Int
+    /// The inputs just change level in the manifest (leveled: a lone file with nothing below).
+    package var isTrivialMove: Bool
+
+    package init(level: Int, inputs: [FileMeta], next: [FileMeta], outputLevel: Int? = nil) {
+        self.level = level; self.inputs = inputs; self.next = next
+        self.outputLevel = outputLevel ?? level + 1
+        self.olderDataFrom = self.outputLevel + 1
+        self.isTrivialMove = inputs.count == 1 && next.isEmpty
+    }
 }
 
 /// Leveled compaction as pure decisions over a version (mini-lsm's "leveled policy").
@@ -63,6 +73,10 @@ package enum LeveledPolicy {
         var inputs: [FileMeta]
         if best == 0 {
             inputs = l0Inputs(v.levels[0])
+        } else if v.shape.overlapped[best] {
+            // Runs left by tiering (the store was written with it): merge the whole level,
+            // so newer versions never move below older ones.
+            inputs = v.levels[best]
         } else {
             let files = v.levels[best]
             let p = best < pointers.count ? pointers[best] : nil

@@ -68,7 +68,9 @@ package final class VLogSegment: Sendable {
 }
 
 /// An immutable snapshot of the tree's files. L0 is ordered newest first (files may
-/// overlap); every deeper level is sorted by key and non-overlapping.
+/// overlap); every deeper level is sorted by smallest key. Under leveled compaction a deeper
+/// level is one sorted run (its files do not overlap); under tiering it may hold several
+/// overlapping runs (`shape`). Either way a level only holds data newer than the levels below.
 package final class Version: Sendable {
     package let levels: [[FileMeta]]
     /// The value-log segments the manifest lists, by file number.
@@ -80,7 +82,10 @@ package final class Version: Sendable {
     package init(levels: [[FileMeta]], segments: [UInt64: VLogSegment] = [:], vlogGarbage: [UInt64: UInt64] = [:],
                  vlogVictims: Set<UInt64> = []) {
         self.levels = levels; self.segments = segments; self.vlogGarbage = vlogGarbage; self.vlogVictims = vlogVictims
+        self.shape = LevelShape(levels)
     }
+    /// Which levels hold overlapping sorted runs (tiering), and the runs (LevelShape.swift).
+    package let shape: LevelShape
     package static func empty(_ n: Int) -> Version { Version(levels: Array(repeating: [], count: n)) }
 
     package func bytes(_ level: Int) -> UInt64 { levels[level].reduce(0) { $0 + $1.size } }
@@ -107,12 +112,17 @@ package final class Version: Sendable {
     }
 
     /// nil if the version is well formed: L0 newest first, deeper levels sorted with disjoint
-    /// user-key ranges, every file's smallest <= largest; else what is wrong.
-    package func invariantViolation() -> String? {
+    /// user-key ranges (unless `allowOverlap`: tiering), every file's smallest <= largest;
+    /// else what is wrong.
+    package func invariantViolation(allowOverlap: Bool = false) -> String? {
         for (l, files) in levels.enumerated() {
             for f in files where InternalKey.compare(f.smallest, f.largest) > 0 { return "L\(l) file \(f.number): smallest > largest" }
             if l == 0 {
                 for i in files.indices.dropFirst() where files[i - 1].number < files[i].number { return "L0 not newest first" }
+            } else if allowOverlap {
+                for i in files.indices.dropFirst() where InternalKey.compare(files[i - 1].smallest, files[i].smallest) > 0 {
+                    return "L\(l) not sorted"
+                }
             } else {
                 for i in files.indices.dropFirst() {
                     let c = InternalKey.compareUser(files[i - 1].largest, files[i].smallestUser)

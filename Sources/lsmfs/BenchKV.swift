@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import LSMStore
 
 /// `lsmfs bench kv`: a db_bench work-alike for LSMStore on an IMR image (through KVIMR, as the
 /// filesystem uses it). It speaks db_bench's `--flag=value` syntax and prints db_bench's
@@ -12,7 +13,8 @@ struct BenchKV: ParsableCommand {
         readrandom,readseq,seekrandom,deleterandom --num --reads --key_size --value_size \
         --sync --bloom_bits --threads --cache_size --seek_nexts --write_buffer_size \
         --level0_file_num_compaction_trigger --level0_slowdown_writes_trigger \
-        --level0_stop_writes_trigger \
+        --level0_stop_writes_trigger --compaction_style=0|1 (0 leveled, 1 universal: our \
+        tiering, with --tiering_size_ratio=T sorted runs per level, default 4) \
         --db=IMAGE_PATH --image_size=4G --policy=NAME --use_existing_db --seed. \
         Value log (WiscKey): db_bench's --enable_blob_files --min_blob_size --blob_file_size \
         --enable_blob_garbage_collection --blob_garbage_collection_age_cutoff, and ours: \
@@ -59,6 +61,9 @@ struct BenchKVConfig {
     var l0Trigger = 4
     var l0Slowdown = 20
     var l0Stop = 36
+    /// db_bench's --compaction_style: 0 leveled, 1 universal (here: tiering with size ratio T).
+    var compactionStyle = 0
+    var tieringSizeRatio = 4
     var db = "/tmp/lsmfs-bench-kv.img"
     var imageSize: UInt64 = 4 << 30
     var policy = Stack.policies.contains("kvimr") ? "kvimr" : (Stack.policies.first ?? "two-phase")
@@ -102,6 +107,12 @@ struct BenchKVConfig {
             case "level0_file_num_compaction_trigger": l0Trigger = try int()
             case "level0_slowdown_writes_trigger": l0Slowdown = try int()
             case "level0_stop_writes_trigger": l0Stop = try int()
+            case "compaction_style":
+                compactionStyle = try int()
+                guard compactionStyle == 0 || compactionStyle == 1 else {
+                    throw CLIError("--compaction_style: 0 (leveled) or 1 (universal/tiered); FIFO (2) is not supported")
+                }
+            case "tiering_size_ratio": tieringSizeRatio = try int()
             case "db": db = value
             case "image_size":
                 guard let s = parseSize(value) else { throw CLIError("--image_size: '\(value)' is not a size") }
@@ -117,12 +128,13 @@ struct BenchKVConfig {
         }
         guard num > 0, keySize >= 8, keySize <= 1024, valueSize >= 0, threads >= 1, threads <= 64,
               bloomBits >= 0, cacheSize >= 0, seekNexts >= 0, writeBufferSize >= 64 << 10,
-              l0Trigger >= 1, l0Slowdown >= l0Trigger, l0Stop > l0Trigger else {
+              l0Trigger >= 1, l0Slowdown >= l0Trigger, l0Stop > l0Trigger, tieringSizeRatio >= 2 else {
             throw CLIError("flag out of range (need num > 0, 8 <= key_size <= 1024, 1 <= threads <= 64, write_buffer_size >= 64K)")
         }
     }
 
     var readCount: Int { reads < 0 ? num : reads }
+    var style: CompactionStyle { compactionStyle == 1 ? .tiered(sizeRatio: tieringSizeRatio) : .leveled }
 
     static func int(_ name: String, _ value: String) throws -> Int {
         guard let v = Int(value) else { throw CLIError("--\(name): '\(value)' is not an integer") }

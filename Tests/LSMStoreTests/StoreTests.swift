@@ -106,11 +106,12 @@ import Testing
 @Suite struct ModelTests {
     /// Random operations against a dictionary, with reopens; small memtables force flushes
     /// and compactions through every level.
-    @Test(arguments: [1, 2, 3] as [UInt64])
+    @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
     func randomizedAgainstModel(seed: UInt64) throws {
         var rng = RNG(seed: seed)
         var dev = try freshDevice()
         var o = smallOptions()
+        if seed >= 4 { o.compactionStyle = .tiered(sizeRatio: Int(seed) - 2) } // tiering, T = 2 and 3
         if seed == 2 { o.maxOpenTables = 8; o.blockCacheBytes = 0 } // exercise table reopening, no block cache
         // A share of the values goes to the value log (threshold by seed: many, some, few).
         o.valueLogThreshold = [1: 150, 2: 1000, 3: 4000][seed] ?? 1000
