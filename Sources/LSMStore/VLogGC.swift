@@ -28,17 +28,33 @@ extension Engine {
             let skip = gc.state.withLock { $0.skip }
             let victims = VLogGCPolicy.victims(usage.filter { !skip.contains($0.number) }, active: active,
                                                minRatio: minGarbageRatio, maxSegments: maxSegments)
-            var result = GCResult()
             var pacer: GCPacer? = nil
-            for n in victims {
+            return try collect(victims, pacer: &pacer)
+        }
+    }
+
+    /// Collects `victims` in order (the collector held). A victim that fails for want of space
+    /// (its live records need room at the head) does not stop the others: one with less live
+    /// data, or none, may still be freed. Any other failure ends the pass; the first failure is
+    /// thrown once nothing more can be done.
+    func collect(_ victims: [UInt64], pacer: inout GCPacer?) throws(LSMError) -> GCResult {
+        if victims.isEmpty { return GCResult() }
+        var result = GCResult()
+        var failure: LSMError? = nil
+        for n in victims {
+            do throws(LSMError) {
                 let r = try collectSegment(n, pacer: &pacer)
                 result.segmentsFreed += 1
                 result.bytesMoved += r.moved
                 result.bytesFreed += r.freed
+            } catch {
+                if failure == nil { failure = error }
+                if error.kind != .noSpace { break }
             }
-            gc.runs.bump()
-            return result
         }
+        gc.runs.bump()
+        if let failure, result.segmentsFreed == 0 || failure.kind != .noSpace { throw failure }
+        return result
     }
 
     /// Runs `body` as the only collector (a manual call waits for a background pass).

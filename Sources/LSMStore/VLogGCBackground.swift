@@ -10,8 +10,10 @@ final class VLogCollector: Sendable {
         var running = false
         /// A background pass is queued.
         var scheduled = false
-        /// After a failed background pass (a full drive, a drive error) the next waits this long.
+        /// After a failed background pass (a full drive, a drive error) the next waits until
+        /// then; the pause doubles with each failure in a row (`retryMicros` up to `maxRetryMicros`).
         var retryAfter: UInt64 = 0
+        var failuresInARow = 0
         /// Segments with a damaged record the tree still points to: not collected until reopen.
         var skip: Set<UInt64> = []
     }
@@ -25,6 +27,7 @@ final class VLogCollector: Sendable {
 
     /// A failed background pass is retried after this long (space may be freed meanwhile).
     static let retryMicros: UInt64 = 1_000_000
+    static let maxRetryMicros: UInt64 = 30_000_000
 }
 
 /// Keeps a pass under `bytesPerSecond` moved: after each chunk, sleeps until the bytes moved
@@ -79,15 +82,20 @@ extension Engine {
             try withCollector { () throws(LSMError) in
                 gc.state.withLock { $0.scheduled = false }
                 var pacer: GCPacer? = GCPacer(bytesPerSecond: options.gcBytesPerSecond)
-                for n in backgroundVictims() {
-                    _ = try collectSegment(n, pacer: &pacer)
-                    freedAny = true
-                }
-                gc.runs.bump()
+                freedAny = try collect(backgroundVictims(), pacer: &pacer).segmentsFreed > 0
             }
+            gc.state.withLock { $0.failuresInARow = 0 }
         } catch {
-            let retry = monotonicMicros() + VLogCollector.retryMicros
-            gc.state.withLock { $0.retryAfter = retry }
+            let pause = gc.state.withLock { s -> UInt64 in
+                let pause = min(VLogCollector.maxRetryMicros, VLogCollector.retryMicros << min(s.failuresInARow, 5))
+                s.failuresInARow += 1
+                s.retryAfter = monotonicMicros() + pause
+                return pause
+            }
+            if error.kind != .closed {
+                // Nothing else may call again soon (an idle store): come back after the pause.
+                gc.queue.asyncAfter(deadline: .now() + .microseconds(Int(pause) + 10_000)) { self.maybeScheduleGC() }
+            }
         }
         gc.state.withLock { $0.scheduled = false }
         signal.broadcast()

@@ -68,7 +68,6 @@ import Testing
                 victims = Set(s.vlogSegmentGarbage().filter { $0.value > 0 }.keys)
                 let r = try s.collectGarbage()
                 completed = true // the pass finished before the power went
-                print("GC pass: \(n) writes, \(r.segmentsFreed) segments freed, \(r.bytesMoved) bytes moved")
                 #expect(r.bytesMoved > 0)
             } catch {}
             let after = image.crashed(keepUnsynced: rng.int(0...image.unsyncedWriteCount), tearLast: rng.bool())

@@ -67,7 +67,7 @@ func expectModel(_ s: LSMStore, _ model: [[UInt8]: [UInt8]], _ what: String) thr
         #expect(after.totalBytes <= live + live / 2, "vLog \(after.totalBytes) bytes for \(live) live")
         #expect(after.gcSegmentsFreed == UInt64(r1.segmentsFreed + r2.segmentsFreed))
         #expect(after.gcBytesMoved == r1.bytesMoved + r2.bytesMoved)
-        #expect(after.gcRuns == 2)
+        #expect(after.gcRuns == (r2.segmentsFreed > 0 ? 2 : 1)) // a call with no victim is no run
         // Freed segments' files are gone once no reader holds them.
         s.waitForBackgroundWork()
         #expect(vlogFiles(s) == Set(s.vlogSegmentGarbage().keys))
@@ -233,3 +233,53 @@ func expectModel(_ s: LSMStore, _ model: [[UInt8]: [UInt8]], _ what: String) thr
 }
 
 func sleepMillis(_ ms: Int) { usleep(useconds_t(ms * 1000)) }
+
+@Suite struct VLogGCFullDriveTests {
+    /// Overwrites fill a small drive until writes fail with `.noSpace`; GC then still frees
+    /// the segments that are mostly garbage (it needs head room only for live records), or
+    /// fails cleanly with `.noSpace`; writes work again once it has, and nothing is lost.
+    @Test func gcOnAFullDrive() throws {
+        let dev = try freshDevice(tracks: 90)
+        let s = try openStore(dev, gcOptions())
+        var model: [[UInt8]: [UInt8]] = [:]
+        var full = false
+        var round = 0
+        while !full && round < 400 {
+            for i in 0..<60 {
+                let v = value(i, version: round, size: 1500)
+                if let e = lsmError({ try s.put(key(i), v) }) {
+                    #expect(e.kind == .noSpace, "\(e)")
+                    full = true
+                    break
+                }
+                model[key(i)] = v
+            }
+            round += 1
+        }
+        #expect(full, "the drive never filled")
+        var freed = 0
+        for _ in 0..<4 {
+            if let e = lsmError({ freed += try s.collectGarbage().segmentsFreed }) {
+                #expect(e.kind == .noSpace, "\(e)")
+            }
+            s.waitForBackgroundWork()
+        }
+        #expect(freed > 0)
+        // Room again: writes go through (until the drive fills once more).
+        var written = 0
+        for i in 0..<60 {
+            let v = value(i, version: 9999, size: 1500)
+            if let e = lsmError({ try s.put(key(i), v) }) { #expect(e.kind == .noSpace, "\(e)"); break }
+            model[key(i)] = v
+            written += 1
+        }
+        #expect(written > 0)
+        try expectModel(s, model, "after GC on a full drive")
+        // Closing may find no room to flush the last memtable (the drive is nearly full again).
+        if lsmError({ try s.close() }) == nil {
+            let again = try openStore(dev.reopened(), gcOptions())
+            try expectModel(again, model, "reopened after GC on a full drive")
+            try? again.close()
+        }
+    }
+}
