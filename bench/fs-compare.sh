@@ -4,7 +4,11 @@
 #
 #   bench/fs-compare.sh [--rounds 3] [--files 20000] [--small 5000] [--big-mib 1024]
 #                       [--rand-ops 20000] [--dir /var/tmp/lsmfs-fsbench] [--lsmfs-opts writeback_cache]
+#                       [--only create,stat,lsR,unlink] [--targets passthrough_ll,lsmfs]
 #
+# --only runs a subset of the workloads (later ones use what earlier ones left: stat, lsR and
+# unlink need create; read4k needs write4k; retar needs untar; seqread and randrw need seqwrite).
+# --targets skips targets (default: native,passthrough_ll,lsmfs).
 # Prints a markdown table (median seconds per workload and target, and lsmfs/passthrough
 # ratios) and the lsmfs daemon's peak RSS. Needs: root (drop_caches, allow_other not needed),
 # gcc + libfuse3-dev (for passthrough_ll), python3, tar; fio is used when installed.
@@ -12,7 +16,7 @@
 set -euo pipefail
 
 ROUNDS=3 FILES=20000 SMALL=5000 BIG_MIB=1024 RAND_OPS=20000
-DIR=/var/tmp/lsmfs-fsbench LSMFS_OPTS="writeback_cache"
+DIR=/var/tmp/lsmfs-fsbench LSMFS_OPTS="writeback_cache" ONLY="" TARGETS="native,passthrough_ll,lsmfs"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -22,7 +26,9 @@ while [ $# -gt 0 ]; do
         --rand-ops) RAND_OPS=$2; shift 2 ;;
         --dir) DIR=$2; shift 2 ;;
         --lsmfs-opts) LSMFS_OPTS=$2; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --only) ONLY=$2; shift 2 ;;
+        --targets) TARGETS=$2; shift 2 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -61,7 +67,6 @@ rm -f "$DIR/lsmfs.img" "$DIR/lsmfs.img.log"
 "$LSMFS" mount "$DIR/lsmfs.img" "$DIR/mnt-lsmfs" ${LSMFS_OPTS:+-o "$LSMFS_OPTS"}
 LSMFS_PID=$(pgrep -f -- "[m]ount $DIR/lsmfs.img " | head -n1)
 declare -A TARGET=([native]="$DIR/native" [passthrough_ll]="$DIR/mnt-pt" [lsmfs]="$DIR/mnt-lsmfs")
-ORDER=(native passthrough_ll lsmfs)
 
 # A source tree to untar: /usr/include (tens of thousands of small files), tarred once.
 TARBALL=$DIR/tree.tar
@@ -124,6 +129,8 @@ EOF
     rm -f "$1/big"
 }
 WORKLOADS=(create stat lsR unlink write4k read4k untar retar seqwrite seqread randrw)
+if [ -n "$ONLY" ]; then IFS=, read -r -a WORKLOADS <<< "$ONLY"; fi
+IFS=, read -r -a ORDER <<< "$TARGETS"
 declare -A LABEL=([create]="create $FILES files" [stat]="stat $FILES files" [lsR]="ls -lR $FILES files"
     [unlink]="unlink $FILES files" [write4k]="write $SMALL x 4 KiB" [read4k]="read $SMALL x 4 KiB (cold)"
     [untar]="untar /usr/include" [retar]="re-tar it (cold)" [seqwrite]="write $BIG_MIB MiB + fsync"
@@ -133,7 +140,8 @@ declare -A TIMES
 PEAK_RSS=0
 for round in $(seq 1 "$ROUNDS"); do
     # Alternate the order each round so no target always runs first (warm host caches).
-    if (( round % 2 == 0 )); then order=(lsmfs passthrough_ll native); else order=("${ORDER[@]}"); fi
+    order=("${ORDER[@]}")
+    if (( round % 2 == 0 )); then order=(); for (( i=${#ORDER[@]}-1; i>=0; i-- )); do order+=("${ORDER[$i]}"); done; fi
     for t in "${order[@]}"; do
         for w in "${WORKLOADS[@]}"; do
             t0=$(now); "wl_$w" "${TARGET[$t]}"; t1=$(now)
@@ -151,8 +159,8 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 echo "| workload | native s | passthrough_ll s | lsmfs s | lsmfs / passthrough_ll |"
 echo "| --- | ---: | ---: | ---: | ---: |"
 for w in "${WORKLOADS[@]}"; do
-    n=$(echo "${TIMES[native.$w]}" | median); p=$(echo "${TIMES[passthrough_ll.$w]}" | median)
-    l=$(echo "${TIMES[lsmfs.$w]}" | median)
+    n=$(echo "${TIMES[native.$w]:-0}" | median); p=$(echo "${TIMES[passthrough_ll.$w]:-0}" | median)
+    l=$(echo "${TIMES[lsmfs.$w]:-0}" | median)
     ratio=$(echo "scale=2; $l / $p" | bc 2>/dev/null || echo "-")
     printf '| %s | %.3f | %.3f | %.3f | %s |\n' "${LABEL[$w]}" "$n" "$p" "$l" "$ratio"
 done

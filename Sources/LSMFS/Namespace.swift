@@ -165,7 +165,7 @@ extension FileSystem {
                 set.recs[parent]!.mtime = now; set.recs[parent]!.ctime = now
                 var batch = WriteBatch()
                 batch.delete(Keys.dentry(parent, name))
-                let orphaned = dropLink(d.ino, &set, &batch, now: now)
+                let orphaned = try dropLink(d.ino, &set, &batch, now: now)
                 set.flush(into: &batch)
                 do throws(Errno) { try write(batch, "unlink") } catch {
                     if orphaned { unmarkOrphan(d.ino) }
@@ -178,7 +178,7 @@ extension FileSystem {
     /// Removes one link of a non-directory inode in `set` (stripe lock held): when the last
     /// link goes, an open inode becomes an orphan (`O` marker), a closed one is deleted.
     /// Returns true if it was marked orphan.
-    func dropLink(_ ino: UInt64, _ set: inout InodeSet, _ batch: inout WriteBatch, now: TimeSpec) -> Bool {
+    func dropLink(_ ino: UInt64, _ set: inout InodeSet, _ batch: inout WriteBatch, now: TimeSpec) throws(Errno) -> Bool {
         set.recs[ino]!.ctime = now
         set.recs[ino]!.nlink.decrementSaturating()
         guard set.recs[ino]!.nlink == 0 else { return false }
@@ -187,8 +187,33 @@ extension FileSystem {
             return true
         }
         set.dropped.insert(ino)
-        FileSystem.addReclaim(ino, to: &batch)
+        try addDelete(ino, set.recs[ino]!, to: &batch)
         return false
+    }
+
+    /// Deletes a closed inode whose last link goes (stripe lock held), with only the deletes
+    /// its record shows are needed: chunks exist only below the size (writes, truncates and
+    /// punches keep it so; fallocate stores none), so an empty file needs no chunk delete and a
+    /// one-chunk file a point delete; range deletes (which every later read of the memtable
+    /// and of the tables they land in must consult) only for larger files and for inodes
+    /// holding xattrs. No orphan marker exists for an inode that was not open. Same result as
+    /// `addReclaim`, several times cheaper for the small files that dominate `rm -rf`.
+    func addDelete(_ ino: UInt64, _ rec: InodeRecord, to batch: inout WriteBatch) throws(Errno) {
+        if rec.isRegular {
+            let cs = UInt64(chunkSize)
+            if rec.size == 0 && rec.blocks == 0 {
+                // no chunks
+            } else if rec.size <= cs && rec.blocks <= InodeRecord.blocks(ofChunkLength: Int(rec.size)) {
+                batch.delete(Keys.chunk(ino, 0))
+            } else {
+                batch.deleteRange(Keys.chunk(ino, 0), Keys.chunksEnd(ino))
+            }
+        }
+        if try hasXattrsLocked(ino) {
+            batch.deleteRange(Keys.xattrStart(ino), Keys.xattrEnd(ino))
+        }
+        xattrPresence.withLock { _ = $0.known.removeValue(forKey: ino) }
+        batch.delete(Keys.inode(ino))
     }
 
     package func rmdir(_ parent: UInt64, _ name: [UInt8]) throws(Errno) {

@@ -68,7 +68,7 @@ extension FileSystem {
                             set.dropped.insert(dst.ino)
                             batch.deleteRange(Keys.xattrStart(dst.ino), Keys.xattrEnd(dst.ino))
                             batch.delete(Keys.inode(dst.ino))
-                        } else if dropLink(dst.ino, &set, &batch, now: now) {
+                        } else if try dropLink(dst.ino, &set, &batch, now: now) {
                             orphaned = dst.ino
                         }
                     }

@@ -5,10 +5,11 @@ import SystemPackage
 import Synchronization
 
 /// Entry and attribute cache lifetimes handed to the kernel (mount options `entry_timeout=`,
-/// `attr_timeout=`; default 1 s). Every change goes through this daemon, so caching is safe;
-/// the stats pseudo-files are never cached. Set by `runFuse` before the session starts.
-let entryTimeoutBits = Atomic<UInt64>(1.0.bitPattern)
-let attrTimeoutBits = Atomic<UInt64>(1.0.bitPattern)
+/// `attr_timeout=`; default `FuseConfig.defaultCacheTimeout`). Every change goes through this
+/// daemon, so caching is safe; the stats pseudo-files are never cached. Set by `runFuse` before
+/// the session starts.
+let entryTimeoutBits = Atomic<UInt64>(FuseConfig.defaultCacheTimeout.bitPattern)
+let attrTimeoutBits = Atomic<UInt64>(FuseConfig.defaultCacheTimeout.bitPattern)
 /// Whether the mount asked for the kernel's writeback cache (read by the init callback).
 let writebackWanted = Atomic<Bool>(false)
 var entryTimeout: Double { Double(bitPattern: entryTimeoutBits.load(ordering: .relaxed)) }

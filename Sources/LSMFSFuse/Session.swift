@@ -14,9 +14,17 @@ public struct FuseConfig: Sendable {
     public var options: [String]
     /// libfuse debug output (`-d`).
     public var debug: Bool
-    /// Kernel cache lifetimes of entries and attributes, in seconds.
-    public var entryTimeout: Double = 1
-    public var attrTimeout: Double = 1
+    /// Kernel cache lifetimes of entries (positive and negative) and attributes, in seconds.
+    public var entryTimeout: Double = FuseConfig.defaultCacheTimeout
+    public var attrTimeout: Double = FuseConfig.defaultCacheTimeout
+    /// The default lifetime: a day. Every change to an lsmfs image goes through its one daemon,
+    /// and every change goes to the daemon through this kernel mount, which updates or
+    /// invalidates its own caches on each of them (the entry and attributes in the reply, the
+    /// parent's attributes after a namespace change, size and times after a write, atime after
+    /// a read), so cached names and attributes never go stale; a timeout only adds revalidating
+    /// LOOKUP/GETATTR round trips (passthrough_ll's `cache=always` uses the same day).
+    /// The stats pseudo-files are never cached.
+    public static let defaultCacheTimeout: Double = 86_400
     /// The kernel's writeback cache (FUSE_CAP_WRITEBACK_CACHE): the kernel then owns file
     /// sizes, mtime and O_APPEND positions between flushes and sends large writes.
     public var writebackCache = false

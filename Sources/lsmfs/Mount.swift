@@ -11,7 +11,7 @@ struct Mount: ParsableCommand {
         Options (-o, comma-separated): ro, allow_other, default_permissions (on by default),
         sync_interval=SECONDS (periodic sync, default 5, 0 = off), policy=NAME (KVIMR policy
         override), log=PATH (daemon log, default IMAGE.log), entry_timeout=SECONDS and
-        attr_timeout=SECONDS (kernel cache lifetimes, default 1), writeback_cache (the kernel's
+        attr_timeout=SECONDS (kernel cache lifetimes, default 86400: the kernel is the only client), writeback_cache (the kernel's
         write-back page cache: large writes, kernel-placed O_APPEND), debug, and any libfuse
         mount option.
         Without -f the daemon goes to the background; the command returns once the mount is live.

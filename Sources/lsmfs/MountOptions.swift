@@ -1,3 +1,5 @@
+import LSMFSFuse
+
 /// The `-o` options of `lsmfs mount`, split into what lsmfs itself consumes and what is
 /// passed on to libfuse / the kernel.
 struct MountOptions: Equatable {
@@ -6,8 +8,8 @@ struct MountOptions: Equatable {
     var policy: String? = nil
     var logPath: String? = nil
     var debug = false
-    var entryTimeout: Double = 1
-    var attrTimeout: Double = 1
+    var entryTimeout: Double = FuseConfig.defaultCacheTimeout
+    var attrTimeout: Double = FuseConfig.defaultCacheTimeout
     var writebackCache = false
     /// Passed to libfuse as `-o` items (allow_other, default_permissions, ro, nosuid, ...).
     var fuseOptions: [String] = []
