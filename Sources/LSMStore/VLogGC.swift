@@ -182,7 +182,8 @@ extension Engine {
     /// and logs their new pointers as one batch. Returns the bytes moved and the WAL position
     /// to sync, or nil if nothing was live any more.
     func moveLive(_ chunk: [VLogRecord]) throws(LSMError) -> (UInt64, WALPosition?)? {
-        try writer.withLock { (w: inout WriterState) throws(LSMError) -> (UInt64, WALPosition?)? in
+        try waitForWriteRoom()
+        return try writer.withLock { (w: inout WriterState) throws(LSMError) -> (UInt64, WALPosition?)? in
             if let f = w.failed { throw f }
             try makeRoomForWrite(&w)
             let v = try view()   // every write so far: writes are serialized by this lock
@@ -211,6 +212,25 @@ extension Engine {
 }
 
 extension Engine {
+    /// Waits, without the writer lock, until a write would not stall (memtables or L0 full),
+    /// or fails once the store closes: close stops compactions, so a pass must not wait for
+    /// one inside `makeRoomForWrite` then.
+    func waitForWriteRoom() throws(LSMError) {
+        while true {
+            let g = signal.generation
+            let (stall, closing, failure) = state.withLock { s in
+                (s.version.levels[0].count >= l0StopTrigger
+                    || (s.mem.approximateBytes >= options.memtableBytes && s.imms.count >= maxImmutables),
+                 s.closing || s.closed, s.bgError)
+            }
+            if closing { throw LSMError(.closed, "store is closing: GC stopped") }
+            if !stall { return }
+            if let failure { maybeScheduleBackground(); throw failure } // no flush to wait for
+            maybeScheduleBackground()
+            signal.wait(past: g)
+        }
+    }
+
     /// Whether any entry of the tree — any version, not only the newest — holds a pointer into
     /// `segment` ending after `offset`. A full walk of the tree: GC asks only when a segment
     /// has bytes it cannot read, to tell a torn tail (nothing points there) from damage.
