@@ -24,7 +24,8 @@ public struct LSMOptions: Sendable {
     public var valueLogThreshold: Int = 4096
     /// A value-log segment is sealed and a new one started once it holds this many bytes.
     public var valueLogSegmentBytes: Int = 64 << 20
-    /// Background garbage collection starts when garbage / total vLog bytes passes this.
+    /// Background garbage collection starts when garbage / total vLog bytes passes this, and
+    /// collects until it is half that (0, or more than 1, turns background GC off).
     public var gcGarbageRatio: Double = 0.5
     /// Background garbage collection moves at most this many bytes per second.
     public var gcBytesPerSecond: Int = 64 << 20
