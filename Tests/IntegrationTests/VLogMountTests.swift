@@ -5,7 +5,7 @@ import Testing
 /// reaches the daemon and frees segments without touching content, and `rm` of a large file
 /// is one range delete whose value-log bytes become collectable garbage.
 @Suite(.serialized)
-struct VLogTests {
+struct VLogMountTests {
     static let mib = 1 << 20
     /// Size of the large file (the whole integration suite must stay well under 20 minutes).
     static let bigMiB = 300
