@@ -118,7 +118,7 @@ extension Engine {
         var snap = try view()
         func move() throws(LSMError) {
             if chunk.isEmpty { return }
-            if let (bytes, position) = try moveLive(chunk) {
+            if let (bytes, position) = try moveLive(chunk, checkedIn: snap) {
                 moved += bytes
                 last = position ?? last
                 gc.bytesMoved.bump(bytes)
@@ -178,17 +178,32 @@ extension Engine {
         return p == rec.pointer
     }
 
+    /// Whether `rec`, live in `snap`, is live in the later view `v`. While none of `snap`'s
+    /// memtables has been flushed, every write since `snap` is in `v`'s memtables: a newer
+    /// entry or range tombstone for the key there is all that can have killed the record, and
+    /// the check stays in memory (it runs under the writer lock). Otherwise a full lookup.
+    func stillLive(_ rec: VLogRecord, since snap: View, now v: View) throws(LSMError) -> Bool {
+        guard let oldest = snap.mems.last, v.mems.contains(where: { $0 === oldest }) else {
+            return try isLive(rec, in: v)
+        }
+        for m in v.mems {
+            if m.maxCoveringSeq(rec.key, seq: v.sequence) > snap.sequence { return false }
+            if let (_, seq, _) = m.getWithSeq(rec.key, seq: v.sequence), seq > snap.sequence { return false }
+        }
+        return true
+    }
+
     /// Under the writer lock: re-checks `chunk`'s records, appends the live ones at the head
     /// and logs their new pointers as one batch. Returns the bytes moved and the WAL position
     /// to sync, or nil if nothing was live any more.
-    func moveLive(_ chunk: [VLogRecord]) throws(LSMError) -> (UInt64, WALPosition?)? {
+    func moveLive(_ chunk: [VLogRecord], checkedIn snap: View) throws(LSMError) -> (UInt64, WALPosition?)? {
         try waitForWriteRoom()
         return try writer.withLock { (w: inout WriterState) throws(LSMError) -> (UInt64, WALPosition?)? in
             if let f = w.failed { throw f }
             try makeRoomForWrite(&w)
             let v = try view()   // every write so far: writes are serialized by this lock
             var live: [VLogRecord] = []
-            for r in chunk where try isLive(r, in: v) { live.append(r) }
+            for r in chunk where try stillLive(r, since: snap, now: v) { live.append(r) }
             if live.isEmpty { return nil }
             let pointers = try appendValues(live.map { ($0.key, $0.value) })
             var entries: [BatchEntry] = []
