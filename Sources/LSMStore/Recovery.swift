@@ -27,7 +27,7 @@ extension Engine {
         // everything after it are dropped, so no pointer to a missing value is installed.
         let wals = kvimr.files().filter { $0.kind == .wal && $0.number >= ms.logNumber }.map(\.number).sorted()
         var deferred = false   // a flush found no room: the rest stays in memory, WALs kept
-        var check = PointerCheck(version: ms.version)
+        var check = PointerCheck(version: ms.version, kvimr: kvimr)
         replay: for wal in wals {
             let records = try LogReader.records(try kvimr.readAll(wal), name: "WAL \(wal)")
             for rec in records {
@@ -80,20 +80,37 @@ extension Engine {
         return engine
     }
 
-    /// During WAL replay: nil if every value pointer of the batch is sound (segment listed,
-    /// record inside the segment's durable size, checksum and key match), else why not.
+    /// During WAL replay: nil if every value pointer of the batch is sound, else why not. The
+    /// segment must be listed and the record inside its durable size with the entry's key and
+    /// lengths matching the pointer. Records in a segment that was still open (the head at the
+    /// crash) are read whole and their checksums checked too; a sealed segment was durable
+    /// before any WAL that points into it was, so its header and key suffice (reading every
+    /// replayed value would make a mount read gigabytes).
     func missingValue(_ entries: [BatchEntry], _ check: inout PointerCheck) throws(LSMError) -> String? {
         for e in entries where e.kind == .valuePointer {
             guard let p = ValuePointer.decode(e.value) else { return "holds a malformed value pointer" }
-            guard check.version.segments[p.segment] != nil else { return "points into unlisted segment \(p.segment)" }
-            let size = check.size(p.segment, kvimr)
+            guard check.version.segments[p.segment] != nil, let size = check.sizes[p.segment] else {
+                return "points into unlisted segment \(p.segment)"
+            }
             guard p.end <= size else {
                 return "points past the durable end of segment \(p.segment) (\(p.end) > \(size))"
             }
-            let rec = try readSpan(p.segment, at: p.offset, count: Int(p.length))
-            if case .failure(let d) = rec.withUnsafeBytes({ VLogFormat.verify($0, expectedKey: e.key) }) {
-                return "points to a damaged record in segment \(p.segment) at \(p.offset) (\(d))"
+            let whole = check.open.contains(p.segment)
+            let count = whole ? Int(p.length) : min(Int(p.length), VLogFormat.headerSize + e.key.count)
+            let bytes = try readSpan(p.segment, at: p.offset, count: count)
+            let damage: VLogFormat.Damage?
+            if whole {
+                if case .failure(let d) = bytes.withUnsafeBytes({ VLogFormat.verify($0, expectedKey: e.key) }) { damage = d } else { damage = nil }
+            } else {
+                damage = bytes.withUnsafeBytes { b in
+                    guard let h = VLogFormat.header(b), h.recordLength == Int(p.length) else { return .badLengths }
+                    guard h.keyLength == e.key.count, e.key.withUnsafeBytes({ compareBytes($0, UnsafeRawBufferPointer(rebasing: b[h.keyRange])) == 0 }) else {
+                        return .keyMismatch
+                    }
+                    return nil
+                }
             }
+            if let damage { return "points to a damaged record in segment \(p.segment) at \(p.offset) (\(damage))" }
         }
         return nil
     }
@@ -124,15 +141,17 @@ extension Engine {
     }
 }
 
-/// What WAL replay checks pointers against: the manifest's segments and their durable sizes.
+/// What WAL replay checks pointers against: the manifest's segments, their durable sizes, and
+/// which of them were still open (not sealed) when the store stopped.
 struct PointerCheck {
     let version: Version
-    private var sizes: [UInt64: UInt64] = [:]
-    init(version: Version) { self.version = version }
-    mutating func size(_ segment: UInt64, _ kvimr: KVIMR) -> UInt64 {
-        if let s = sizes[segment] { return s }
-        let s = kvimr.size(segment) ?? 0
-        sizes[segment] = s
-        return s
+    var sizes: [UInt64: UInt64] = [:]
+    var open: Set<UInt64> = []
+    init(version: Version, kvimr: KVIMR) {
+        self.version = version
+        for f in kvimr.files() where f.kind == .vlog && version.segments[f.number] != nil {
+            sizes[f.number] = f.size
+            if !f.sealed { open.insert(f.number) }
+        }
     }
 }

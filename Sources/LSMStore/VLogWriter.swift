@@ -57,22 +57,23 @@ extension Engine {
 
     /// The files a sync must make durable, vLog before WAL: sealed segments not yet synced and
     /// the head. Call with the writer lock held (no append runs meanwhile on the write path).
-    func valueLogFilesToSync() -> [FileNumber] {
-        vlog.head.withLock { h in h.unsynced + (h.segment.map { [$0] } ?? []) }
+    func valueLogFilesToSync() -> ValueLogSyncSet {
+        vlog.head.withLock { h in ValueLogSyncSet(sealed: h.unsynced, head: h.segment) }
     }
 
-    /// Forgets `files` as unsynced once a sync covering them succeeded.
-    func valueLogSynced(_ files: [FileNumber]) {
-        guard !files.isEmpty else { return }
-        vlog.head.withLock { h in h.unsynced.removeAll { files.contains($0) } }
+    /// Forgets the sealed segments of `set` once a sync covering them succeeded. (The head of
+    /// `set` may have been sealed since, with records the sync did not cover: it stays.)
+    func valueLogSynced(_ set: ValueLogSyncSet) {
+        guard !set.sealed.isEmpty else { return }
+        vlog.head.withLock { h in h.unsynced.removeAll { set.sealed.contains($0) } }
     }
 
     /// Makes every record appended so far durable (GC, before it logs pointers elsewhere).
     func syncValueLog() throws(LSMError) {
-        let files = valueLogFilesToSync()
-        guard !files.isEmpty else { return }
-        try kvimr.syncFiles(files)
-        valueLogSynced(files)
+        let set = valueLogFilesToSync()
+        guard !set.files.isEmpty else { return }
+        try kvimr.syncFiles(set.files)
+        valueLogSynced(set)
     }
 
     private func appendRecords(_ count: Int, countAsWrites: Bool,
@@ -173,4 +174,11 @@ extension Engine {
         let open = Set(kvimr.files().filter { $0.kind == .vlog && !$0.sealed }.map(\.number))
         for n in v.segments.keys where open.contains(n) { try? kvimr.sealFile(n) }
     }
+}
+
+/// The value-log files one sync covers, in the order they are synced (before the WAL).
+struct ValueLogSyncSet {
+    var sealed: [FileNumber]
+    var head: FileNumber?
+    var files: [FileNumber] { sealed + (head.map { [$0] } ?? []) }
 }

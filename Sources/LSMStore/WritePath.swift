@@ -79,7 +79,7 @@ extension Engine {
     func syncWAL(through target: WALPosition) throws(LSMError) {
         try syncState.withLock { (durable: inout WALPosition) throws(LSMError) in
             if durable.covers(target) { return }
-            let (current, vlogFiles) = try writer.withLock { (w: inout WriterState) throws(LSMError) -> (WALPosition?, [FileNumber]) in
+            let (current, vlogFiles) = try writer.withLock { (w: inout WriterState) throws(LSMError) -> (WALPosition?, ValueLogSyncSet) in
                 if let f = w.failed { throw f }
                 do throws(LSMError) { try w.log?.flush(kvimr: kvimr) } catch {
                     if error.kind != .noSpace { w.failed = error }
@@ -92,7 +92,7 @@ extension Engine {
             do throws(LSMError) {
                 // One ordered sync: the value-log records the WAL points to are written out
                 // before the WAL, and one checkpoint makes both durable (DESIGN §6).
-                try kvimr.syncFiles(vlogFiles + [current.file])
+                try kvimr.syncFiles(vlogFiles.files + [current.file])
             } catch {
                 writer.withLock { $0.failed = error }
                 throw error
@@ -176,7 +176,7 @@ extension Engine {
             // The frozen WAL's pointers must not outlive their values: the value log is synced
             // with it (a later WAL never survives a crash that an earlier one's values did not).
             let vlogFiles = valueLogFilesToSync()
-            try kvimr.syncFiles(vlogFiles + [old.file])
+            try kvimr.syncFiles(vlogFiles.files + [old.file])
             valueLogSynced(vlogFiles)
         } catch {
             try? kvimr.deleteFile(wal)

@@ -66,39 +66,8 @@ import Testing
     @Test(arguments: Array(1...10) as [UInt64])
     func powerLossAnywhere(seed: UInt64) throws {
         var rng = RNG(seed: seed &* 1_000_003)
-        let mem = try freshDevice()
-        let faulty = FaultyTrackDevice(mem, rules: [.powerLoss(afterWrites: rng.int(1...600))])
-        var model: [[UInt8]: [UInt8]] = [:]
-        var candidates: [[[UInt8]: [UInt8]]] = [model]
-        var store: LSMStore? = nil
-        do {
-            let s = try LSMStore(kvimr: try KVIMR(device: faulty), options: smallOptions())
-            store = s
-            for step in 0..<3000 {
-                let i = rng.int(0...250)
-                if rng.bool(75) {
-                    let v = value(i, version: step, size: rng.int(0...500))
-                    model[key(i)] = v
-                    candidates.append(model) // the failing op may or may not have landed
-                    try s.put(key(i), v)
-                } else {
-                    model[key(i)] = nil
-                    candidates.append(model)
-                    try s.delete(key(i))
-                }
-                if rng.bool(4) {
-                    try s.sync()
-                    candidates = [model]
-                }
-            }
-        } catch {} // power is gone
-        let after = mem.crashed(keepUnsynced: rng.int(0...mem.unsyncedWriteCount), tearLast: rng.bool())
-        let r = try openStore(after)
-        let got = try dump(r)
-        #expect(candidates.contains { same(got, sortedModel($0)) },
-                "seed \(seed): recovered \(got.count) keys, not a state since the last sync")
-        try r.close()
-        _ = store
+        try powerLossWorkload(seed: seed, rng: &rng, device: try freshDevice(), options: smallOptions(),
+                              maxWrites: 600, steps: 3000, keys: 250) { $0.int(0...500) }
     }
 
     @Test func syncedWriteSurvivesImmediateCrash() throws {

@@ -111,40 +111,11 @@ import Testing
     @Test(arguments: Array(1...8) as [UInt64])
     func powerLossAnywhere(seed: UInt64) throws {
         var rng = RNG(seed: seed &* 7_919)
-        let mem = try freshDevice(tracks: 800)
-        let faulty = FaultyTrackDevice(mem, rules: [.powerLoss(afterWrites: rng.int(1...500))])
-        let o = vlogOptions(threshold: 512, segmentBytes: 128 << 10)
-        var model: [[UInt8]: [UInt8]] = [:]
-        var candidates: [[[UInt8]: [UInt8]]] = [model]
-        var store: LSMStore? = nil
-        do {
-            let s = try LSMStore(kvimr: try KVIMR(device: faulty), options: o)
-            store = s
-            for step in 0..<2000 {
-                let i = rng.int(0...200)
-                if rng.bool(75) {
-                    let v = value(i, version: step, size: rng.bool(40) ? rng.int(512...5000) : rng.int(0...300))
-                    model[key(i)] = v
-                    candidates.append(model)
-                    try s.put(key(i), v)
-                } else {
-                    model[key(i)] = nil
-                    candidates.append(model)
-                    try s.delete(key(i))
-                }
-                if rng.bool(4) {
-                    try s.sync()
-                    candidates = [model]
-                }
-            }
-        } catch {} // power is gone
-        let after = mem.crashed(keepUnsynced: rng.int(0...mem.unsyncedWriteCount), tearLast: rng.bool())
-        let r = try openStore(after, o)
-        let got = try dump(r)
-        #expect(candidates.contains { same(got, sortedModel($0)) },
-                "seed \(seed): recovered \(got.count) keys, not a state since the last sync")
-        try r.close()
-        _ = store
+        try powerLossWorkload(seed: seed, rng: &rng, device: try freshDevice(tracks: 800),
+                              options: vlogOptions(threshold: 512, segmentBytes: 128 << 10),
+                              maxWrites: 500, steps: 2000, keys: 200) { r in
+            r.bool(40) ? r.int(512...5000) : r.int(0...300)
+        }
     }
 
     /// Concurrent synced writers of separated values (group commit): every acknowledged value
@@ -208,4 +179,43 @@ import Testing
         try r.close()
         try? s.close()
     }
+}
+
+/// Random puts (sizes from `size`), deletes and syncs on `device` until power fails after a
+/// random number (1...`maxWrites`) of device writes; the image, crashed keeping a random part
+/// of the unsynced writes, must recover to a state at or after the last completed sync.
+func powerLossWorkload(seed: UInt64, rng: inout RNG, device mem: MemoryTrackDevice, options: LSMOptions,
+                       maxWrites: Int, steps: Int, keys: Int, size: (inout RNG) -> Int) throws {
+    let faulty = FaultyTrackDevice(mem, rules: [.powerLoss(afterWrites: rng.int(1...maxWrites))])
+    var model: [[UInt8]: [UInt8]] = [:]
+    var candidates: [[[UInt8]: [UInt8]]] = [model]
+    var store: LSMStore? = nil
+    do {
+        let s = try LSMStore(kvimr: try KVIMR(device: faulty), options: options)
+        store = s
+        for step in 0..<steps {
+            let i = rng.int(0...keys)
+            if rng.bool(75) {
+                let v = value(i, version: step, size: size(&rng))
+                model[key(i)] = v
+                candidates.append(model) // the failing op may or may not have landed
+                try s.put(key(i), v)
+            } else {
+                model[key(i)] = nil
+                candidates.append(model)
+                try s.delete(key(i))
+            }
+            if rng.bool(4) {
+                try s.sync()
+                candidates = [model]
+            }
+        }
+    } catch {} // power is gone
+    let after = mem.crashed(keepUnsynced: rng.int(0...mem.unsyncedWriteCount), tearLast: rng.bool())
+    let r = try openStore(after, options)
+    let got = try dump(r)
+    #expect(candidates.contains { same(got, sortedModel($0)) },
+            "seed \(seed): recovered \(got.count) keys, not a state since the last sync")
+    try r.close()
+    _ = store
 }
