@@ -74,7 +74,9 @@ public enum GCControl {
         ///  32  u64 segments before  40 u64 total bytes before  48 u64 garbage bytes before
         ///  56  u64 segments after   64 u64 total bytes after   72 u64 garbage bytes after
         ///  80  u64 microseconds the GC took
-        ///  88  zero up to 128
+        ///  88  u64 segments GC had freed since open, before  96  u64 the same, after
+        ///      (their difference less "segments freed": background GC meanwhile)
+        /// 104  zero up to 128
         /// 128  message, UTF-8, NUL-padded to 256 (truncated to 127 bytes)
         public func encode() -> [UInt8] {
             var b: [UInt8] = []
@@ -84,7 +86,8 @@ public enum GCControl {
             let r = report
             for v in [UInt64(r.result.segmentsFreed), r.result.bytesMoved, r.result.bytesFreed,
                       UInt64(r.before.segments), r.before.totalBytes, r.before.garbageBytes,
-                      UInt64(r.after.segments), r.after.totalBytes, r.after.garbageBytes, r.micros] {
+                      UInt64(r.after.segments), r.after.totalBytes, r.after.garbageBytes, r.micros,
+                      r.before.gcSegmentsFreed, r.after.gcSegmentsFreed] {
                 b.appendLE(v)
             }
             b.append(contentsOf: repeatElement(0, count: GCControl.messageOffset - b.count))
@@ -113,6 +116,8 @@ public enum GCControl {
             r.report.after.totalBytes = u(7)
             r.report.after.garbageBytes = u(8)
             r.report.micros = u(9)
+            r.report.before.gcSegmentsFreed = u(10)
+            r.report.after.gcSegmentsFreed = u(11)
             let msg = b[GCControl.messageOffset..<GCControl.size].prefix { $0 != 0 }
             r.message = String(decoding: msg, as: UTF8.self)
             return r

@@ -112,12 +112,20 @@ func describe(_ r: GCReport) -> String {
             + " (" + fmtPercent(v.garbageRatio) + ")"
     }
     let freed = r.result.segmentsFreed
+    // Garbage reclaimed = segment bytes freed less the live records moved out of them. The
+    // "before" line shows the garbage accounted before the call: the GC's own memtable flush
+    // may account more (overwrites count when their memtable is flushed, deletes when a
+    // compaction drops the values).
+    let sinceOpen = r.after.gcSegmentsFreed &- r.before.gcSegmentsFreed
+    let background = sinceOpen > UInt64(freed) ? sinceOpen - UInt64(freed) : 0
+    let reclaimed = r.result.bytesFreed > r.result.bytesMoved ? r.result.bytesFreed - r.result.bytesMoved : 0
     return """
-        gc: freed \(freed) segment\(freed == 1 ? "" : "s") (\(formatBytes(r.result.bytesFreed))), \
-        moved \(formatBytes(r.result.bytesMoved)) of live values in \(fmtSeconds(r.micros))
+        gc: freed \(freed) segment\(freed == 1 ? "" : "s") (\(formatBytes(r.result.bytesFreed)), \
+        \(formatBytes(reclaimed)) of it garbage), moved \(formatBytes(r.result.bytesMoved)) of live values \
+        in \(fmtSeconds(r.micros))
         vlog before: \(vlog(r.before))
         vlog after:  \(vlog(r.after))
-        """
+        """ + (background > 0 ? "\nbackground GC freed \(background) more segment\(background == 1 ? "" : "s") meanwhile" : "")
 }
 
 private func fmtPercent(_ x: Double) -> String {

@@ -43,6 +43,7 @@ import Testing
         r.report.before.segments = 9; r.report.before.totalBytes = 1 << 30; r.report.before.garbageBytes = 1 << 29
         r.report.after.segments = 2; r.report.after.totalBytes = 1 << 28; r.report.after.garbageBytes = 5
         r.report.micros = 42
+        r.report.before.gcSegmentsFreed = 3; r.report.after.gcSegmentsFreed = 11
         let b = r.encode()
         #expect(b.count == GCControl.size)
         let d = try #require(b.withUnsafeBytes { GCControl.Reply.decode($0) })
@@ -54,6 +55,7 @@ import Testing
                 && d.report.before.garbageBytes == 1 << 29)
         #expect(d.report.after.segments == 2 && d.report.after.totalBytes == 1 << 28 && d.report.after.garbageBytes == 5)
         #expect(d.report.micros == 42)
+        #expect(d.report.before.gcSegmentsFreed == 3 && d.report.after.gcSegmentsFreed == 11)
     }
 
     /// A store with small memtables and segments and no background GC, so a few MiB of
