@@ -159,10 +159,9 @@ extension Engine {
             gc.state.withLock { _ = $0.skip.insert(n) }
             throw LSMError.corrupt("value-log segment \(n): unreadable record at offset \(at) that the tree still points to; GC leaves the segment alone")
         }
-        if let last {
-            try syncValueLog()            // the moved values first …
-            try syncWAL(through: last)    // … then the pointers to them
-        }
+        // One ordered sync: the moved values, then the WAL holding their pointers (a WAL
+        // rotated meanwhile was synced with the value log when it was frozen).
+        if let last { try syncWAL(through: last) }
         var free = VersionEdit()
         free.vlogRemoved = [n]
         try logAndApply(free)
