@@ -1,4 +1,6 @@
+import Glibc
 import LSMStore
+import Synchronization
 import SystemPackage
 
 /// The write-back buffer of one file: small writes into one chunk collect here and reach the
@@ -33,7 +35,35 @@ extension DirtyChunk {
     }
 }
 
+/// Whether the drive is nearly full, for the write buffer: below `thresholdBytes` of free space
+/// small writes go straight to the store, so ENOSPC reaches the write(2) that caused it (a
+/// buffered chunk reaches the store only at release, fsync or the periodic sync, where no
+/// caller can see the error). Re-measured at most every `refreshNanos`; lock-free.
+final class LowSpaceProbe: Sendable {
+    static let thresholdBytes: UInt64 = 32 << 20
+    static let refreshNanos: UInt64 = 50_000_000
+    private let checkedAt = Atomic<UInt64>(0)
+    private let low = Atomic<Bool>(true)
+
+    func isLow(freeBytes: () -> UInt64) -> Bool {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        let now = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+        let last = checkedAt.load(ordering: .relaxed)
+        if last == 0 || now &- last >= LowSpaceProbe.refreshNanos,
+           checkedAt.compareExchange(expected: last, desired: max(now, 1), ordering: .relaxed).exchanged {
+            low.store(freeBytes() < LowSpaceProbe.thresholdBytes, ordering: .relaxed)
+        }
+        return low.load(ordering: .relaxed)
+    }
+}
+
 extension FileSystem {
+    /// True while the drive has less than `LowSpaceProbe.thresholdBytes` free (see there).
+    func spaceIsLow() -> Bool {
+        lowSpace.isLow { store.kvimr.stats().freeBytes }
+    }
+
     /// The buffered chunk of `ino` (stable while the caller holds the inode's stripe lock).
     func dirtyEntry(_ ino: UInt64) -> DirtyChunk? {
         dirty.withLock { $0[ino] }

@@ -7,6 +7,11 @@ public struct OpenReply: Sendable {
     public var fh: UInt64
     /// Serve reads without the page cache (the stats pseudo-files).
     public var directIO: Bool
+    /// Regular files: the kernel may keep the file's cached pages across opens (FOPEN_KEEP_CACHE)
+    /// and need not send FLUSH at close (FOPEN_NOFLUSH; see `FileSystem.write` for where buffered
+    /// writes go instead). Safe because every change reaches the file through this kernel.
+    public var keepCache: Bool { !directIO }
+    public var noFlush: Bool { !directIO }
 }
 
 extension FileSystem {
@@ -118,11 +123,19 @@ extension FileSystem {
             let (end, overflow) = off.addingReportingOverflow(UInt64(data.count))
             if overflow || end > FSFormat.maxFileSize { throw .fBig }
             let cs = UInt64(chunkSize)
-            let pending = dirtyEntry(ino)
+            var pending = dirtyEntry(ino)
             let now = TimeSpec.now()
-            // Fast path: a write inside one chunk that stops short of its end is buffered.
+            // Fast path: a write inside one chunk that stops short of its end is buffered, unless
+            // the drive is nearly full (then the store write below reports ENOSPC to this write:
+            // close sends no FLUSH, so a buffered chunk could not report it). A buffer of another
+            // chunk goes to the store first, alone: a random writer then puts one chunk per
+            // write, not the old buffer and the new chunk both.
             let first = off / cs
-            if (end - 1) / cs == first, end - first * cs < cs, pending == nil || pending!.index == first {
+            if (end - 1) / cs == first, end - first * cs < cs, !spaceIsLow() {
+                if let p = pending, p.index != first {
+                    try flushDirtyLocked(ino)  // stores what `rec` already shows
+                    pending = nil
+                }
                 let start = first * cs
                 let lo = Int(off - start)
                 if pending != nil {
@@ -222,14 +235,12 @@ extension FileSystem {
         if case .file(let ino, _) = try handle(fh) { try flushDirty(ino) }
     }
 
-    /// fsync/fdatasync: returns once every write accepted so far is durable.
+    /// fsync/fdatasync: returns once every write accepted so far is durable — of every file:
+    /// buffered chunks of other files (closed ones included: close sends no FLUSH) go to the
+    /// store too, so an fsync also covers what other files wrote before it.
     package func fsync(_ fh: UInt64?, datasync: Bool) throws(Errno) {
+        if let fh { _ = try handle(fh) }
         if options.readOnly { return }
-        if let fh, case .file(let ino, _) = try handle(fh) {
-            try flushDirty(ino)
-            try kv("sync", { () throws(LSMError) in try store.sync() })
-        } else {
-            try syncAll()
-        }
+        try syncAll()
     }
 }

@@ -57,6 +57,8 @@ public final class FileSystem: Sendable {
     let xattrPresence = Mutex(XattrPresence())
     /// Set once at FUSE init when the kernel's writeback cache is on (see `registerOpen`).
     let writebackCache = Atomic<Bool>(false)
+    /// Nearly-full drive detection for the write buffer (see LowSpaceProbe).
+    let lowSpace = LowSpaceProbe()
     /// statfs's inode count (see InodeCountCache); leaf lock.
     let inodeCountCache = Mutex(InodeCountCache())
     let mountedAt = TimeSpec.now()

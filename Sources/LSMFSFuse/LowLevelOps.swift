@@ -145,6 +145,8 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
             let r = try fs.open(ino, flags: fi.pointee.flags)
             fi.pointee.fh = r.fh
             fi.pointee.direct_io = r.directIO ? 1 : 0
+            fi.pointee.keep_cache = r.keepCache ? 1 : 0
+            fi.pointee.noflush = r.noFlush ? 1 : 0
             if fuse_reply_open(req, fi) != 0 { try? fs.release(r.fh) }
             return 0
         }
@@ -154,6 +156,7 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
             guard let fi else { throw Errno(rawValue: EINVAL) }
             let r = try fs.create(parent, nameBytes(name), mode: mode, flags: fi.pointee.flags, caller: caller(req))
             fi.pointee.fh = r.fh
+            fi.pointee.noflush = 1  // see OpenReply.noFlush
             var e = entryParam(r.attr)
             if fuse_reply_create(req, &e, fi) != 0 {
                 fs.forget(r.attr.ino, 1)
