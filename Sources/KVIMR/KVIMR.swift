@@ -147,6 +147,15 @@ public final class KVIMR: Sendable {
     }
 
     public func stats() -> KVIMRStats { core.withLock { c in c.stats() } }
+
+    /// Bytes the write buffers of all files may hold together before the largest are written
+    /// out early (BufferBudget.swift); 0: no limit beyond the policy's per-file write-out.
+    public var bufferBudgetBytes: UInt64 {
+        get { core.withLock { c in c.bufferBudget } }
+        set { core.withLock { c in c.bufferBudget = newValue } }
+    }
+    /// The most memory the write buffers held at once since open.
+    public var peakBufferedBytes: UInt64 { core.withLock { c in c.peakBuffered } }
     /// Syncs everything and closes the device.
     public func close() throws(KVIMRError) {
         try core.withLock { c throws(KVIMRError) in try c.close() }

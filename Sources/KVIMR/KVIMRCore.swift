@@ -14,6 +14,10 @@ struct KVIMRCore: Sendable {
     var map: S2TMap
     var alloc: AllocatorState
     var buffers: [FileNumber: FileBuffer] = [:]
+    /// Bytes all write buffers may hold together before the largest are written out early
+    /// (BufferBudget.swift); 0: no limit beyond the policy's per-file write-out.
+    var bufferBudget: UInt64 = KVIMRCore.defaultBufferBudget
+    var peakBuffered: UInt64 = 0
     /// Sequence number of the newest durable checkpoint.
     var sequence: UInt64
     /// True when the map (or a track it describes) changed since the last durable checkpoint.
@@ -132,6 +136,7 @@ struct KVIMRCore: Sendable {
         if newEnd - rec.size >= UInt64(geometry.bottomSectors * geometry.sectorSize) {
             try? writeOut(n, includeTail: false)
         }
+        enforceBufferBudget()
     }
 
     mutating func seal(_ n: FileNumber) throws(KVIMRError) {

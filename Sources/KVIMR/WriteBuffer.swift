@@ -14,11 +14,20 @@ struct FileBuffer: Sendable {
 
     mutating func append(_ p: UnsafeRawBufferPointer) { bytes.append(contentsOf: p) }
 
-    /// Forgets the bytes below `offset` (no-op if `offset <= start`).
+    /// Memory the buffer holds (its allocation, not just its bytes).
+    var memoryBytes: UInt64 { UInt64(bytes.capacity) }
+
+    /// Forgets the bytes below `offset` (no-op if `offset <= start`). A buffer left mostly
+    /// empty gets a right-sized allocation, so written-out tracks do not stay resident.
     mutating func dropPrefix(upTo offset: UInt64) {
         guard offset > start else { return }
         let n = Int(min(offset, end) - start)
-        bytes.removeFirst(n)
+        let left = bytes.count - n
+        if bytes.capacity > 2 * left + (64 << 10) {
+            bytes = Array(bytes[n...])
+        } else {
+            bytes.removeFirst(n)
+        }
         start += UInt64(n)
     }
 

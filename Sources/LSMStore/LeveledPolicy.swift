@@ -17,7 +17,7 @@ package struct CompactionSpec: Sendable {
         self.level = level; self.inputs = inputs; self.next = next
         self.outputLevel = outputLevel ?? level + 1
         self.olderDataFrom = self.outputLevel + 1
-        self.isTrivialMove = inputs.count == 1 && next.isEmpty
+        self.isTrivialMove = inputs.count == 1 && next.isEmpty && self.outputLevel != level
     }
 }
 
@@ -36,6 +36,8 @@ package enum LeveledPolicy {
         guard v.levels.count >= 2 else { return s }
         s[0] = Double(v.levels[0].count) / Double(max(1, o.l0CompactionTrigger))
         for l in 1..<(v.levels.count - 1) { s[l] = Double(v.bytes(l)) / targetBytes(l, o) }
+        // A level left with overlapping runs by tiering is merged back into one run.
+        for l in 1..<v.levels.count where v.shape.overlapped[l] { s[l] = max(s[l], 1) }
         return s
     }
 
@@ -84,6 +86,9 @@ package enum LeveledPolicy {
             inputs = [files[i]]
         }
         guard !inputs.isEmpty else { return nil }
+        if best == v.levels.count - 1 { // an overlapped last level merges into itself
+            return CompactionSpec(level: best, inputs: inputs, next: [], outputLevel: best)
+        }
         let lo = inputs.map(\.smallestUser).min { compareBytes($0, $1) < 0 }!
         let hi = inputs.map(\.largestUser).max { compareBytes($0, $1) < 0 }!
         let next = v.overlapping(best + 1, lo, hi)

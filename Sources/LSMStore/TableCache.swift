@@ -37,6 +37,11 @@ package final class TableCache: Sendable {
         }
     }
 
+    /// Memory the open tables keep (index blocks, filters, tombstones), for the memory budget.
+    package var residentBytes: UInt64 {
+        tables.withLock { s in s.map.values.reduce(0) { $0 + $1.residentBytes } }
+    }
+
     package func evict(_ number: UInt64) {
         _ = tables.withLock { $0.map.removeValue(forKey: number) }
         blockCache.evict(file: number)

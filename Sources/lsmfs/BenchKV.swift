@@ -15,6 +15,7 @@ struct BenchKV: ParsableCommand {
         --level0_file_num_compaction_trigger --level0_slowdown_writes_trigger \
         --level0_stop_writes_trigger --compaction_style=0|1 (0 leveled, 1 universal: our \
         tiering, with --tiering_size_ratio=T sorted runs per level, default 4) \
+        --kvimr_buffer_budget=BYTES (KVIMR's write buffers together, default 32M; 0 unbounded) \
         --db=IMAGE_PATH --image_size=4G --policy=NAME --use_existing_db --seed. \
         Value log (WiscKey): db_bench's --enable_blob_files --min_blob_size --blob_file_size \
         --enable_blob_garbage_collection --blob_garbage_collection_age_cutoff, and ours: \
@@ -64,6 +65,8 @@ struct BenchKVConfig {
     /// db_bench's --compaction_style: 0 leveled, 1 universal (here: tiering with size ratio T).
     var compactionStyle = 0
     var tieringSizeRatio = 4
+    /// KVIMR's write-buffer budget (nil: KVIMR's default; 0: unbounded).
+    var kvimrBufferBudget: UInt64? = nil
     var db = "/tmp/lsmfs-bench-kv.img"
     var imageSize: UInt64 = 4 << 30
     var policy = Stack.policies.contains("kvimr") ? "kvimr" : (Stack.policies.first ?? "two-phase")
@@ -113,6 +116,9 @@ struct BenchKVConfig {
                     throw CLIError("--compaction_style: 0 (leveled) or 1 (universal/tiered); FIFO (2) is not supported")
                 }
             case "tiering_size_ratio": tieringSizeRatio = try int()
+            case "kvimr_buffer_budget":
+                guard let s = parseSize(value) else { throw CLIError("--kvimr_buffer_budget: '\(value)' is not a size") }
+                kvimrBufferBudget = s
             case "db": db = value
             case "image_size":
                 guard let s = parseSize(value) else { throw CLIError("--image_size: '\(value)' is not a size") }

@@ -37,6 +37,24 @@ final class BenchKVRunner {
             store = nil
         }
         print(String(format: "peak RSS: %.1f MB", Double(peakRSSBytes()) / 1048576))
+        if let b = budget { printBudget(b) }
+    }
+
+    /// The store's memory budget, as configured (largest seen over the run: the open tables
+    /// grow with the data).
+    var budget: LSMMemoryBudget?
+
+    func noteBudget() {
+        guard let b = store?.memoryBudget() else { return }
+        if budget == nil || b.total > budget!.total { budget = b }
+    }
+
+    func printBudget(_ b: LSMMemoryBudget) {
+        func mib(_ x: UInt64) -> String { String(format: "%.1f", Double(x) / 1048576) }
+        let rss = peakRSSBytes()
+        print("memory budget: memtables \(mib(b.memtables)) + block cache \(mib(b.blockCache)) + KVIMR buffers \(mib(b.kvimrBuffers))"
+              + " + open tables \(mib(b.openTables)) = \(mib(b.total)) MiB; peak RSS \(mib(rss)) MiB"
+              + String(format: " (%.0f%% of the budget)", 100 * Double(rss) / Double(max(b.total, 1))))
     }
 
     func open(fresh: Bool) throws {
@@ -52,6 +70,7 @@ final class BenchKVRunner {
             device = try Stack.wrap { () throws(DeviceError) in try ImageTrackDevice.open(path: c.db) }
         }
         let kvimr = try Stack.wrap { () throws(KVIMRError) in try KVIMR(device: device) }
+        if let b = c.kvimrBufferBudget { kvimr.bufferBudgetBytes = b }
         var options = LSMOptions()
         options.bloomBitsPerKey = c.bloomBits
         options.blockCacheBytes = c.cacheSize
@@ -101,6 +120,7 @@ final class BenchKVRunner {
         print(line)
         printAmplification(before, after)
         printValueLog(beforeAll, afterAll)
+        noteBudget()
         fflush(nil)
     }
 
