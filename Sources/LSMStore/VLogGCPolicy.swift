@@ -47,30 +47,27 @@ package enum VLogGCPolicy {
         return total == 0 ? 0 : Double(garbage) / Double(total)
     }
 
-    /// What background GC does now: nothing until garbage / total passes `trigger` (or an
-    /// interrupted pass waits); then victims, most garbage first, until the projected ratio
+    /// What background GC does now: first any segment an interrupted pass left; then, once
+    /// garbage / total passes `trigger`, victims most garbage first until the projected ratio
     /// falls to `trigger / 2` (hysteresis: the space stays within 1 / (1 - trigger / 2) of
     /// the live data once GC has run, 1.33x at the default 0.5). Segments with less than
-    /// `floorRatio` garbage are not worth their rewrite and are left alone.
+    /// `floorRatio` garbage are not worth their rewrite and are left alone. An interrupted
+    /// victim that cannot finish (no room for its live records) never hides the others.
     package static func backgroundVictims(_ segments: [SegmentUsage], active: Set<UInt64>, trigger: Double,
                                           floorRatio: Double = 0.1, maxSegments: Int = 4) -> [UInt64] {
-        let interrupted = segments.filter { $0.interrupted && !active.contains($0.number) }
-        if !interrupted.isEmpty {
-            return victims(interrupted, active: active, minRatio: 0, maxSegments: maxSegments)
-        }
-        guard trigger > 0, overallRatio(segments) >= trigger else { return [] }
-        var total = segments.reduce(UInt64(0)) { $0 + $1.totalBytes }
-        var garbage = segments.reduce(UInt64(0)) { $0 + min($1.totalBytes, $1.garbageBytes) }
-        var out: [UInt64] = []
-        let target = trigger / 2
-        let byRatio = victims(segments, active: active, minRatio: min(floorRatio, target), maxSegments: .max)
+        var out = victims(segments.filter(\.interrupted), active: active, minRatio: 0, maxSegments: maxSegments)
+        guard trigger > 0, overallRatio(segments) >= trigger else { return out }
         let usage = Dictionary(segments.map { ($0.number, $0) }, uniquingKeysWith: { a, _ in a })
-        for n in byRatio {
-            guard out.count < maxSegments, total > 0, Double(garbage) / Double(total) > target else { break }
-            let g = min(usage[n]!.totalBytes, usage[n]!.garbageBytes)
+        func garbage(_ n: UInt64) -> UInt64 { min(usage[n]!.totalBytes, usage[n]!.garbageBytes) }
+        // Removing a victim takes its garbage off both sums: its live bytes move to the head.
+        var total = segments.reduce(UInt64(0)) { $0 + $1.totalBytes } - out.reduce(0) { $0 + garbage($1) }
+        var left = segments.reduce(UInt64(0)) { $0 + min($1.totalBytes, $1.garbageBytes) } - out.reduce(0) { $0 + garbage($1) }
+        let target = trigger / 2
+        for n in victims(segments, active: active, minRatio: min(floorRatio, target), maxSegments: .max) where !out.contains(n) {
+            guard out.count < maxSegments, total > 0, Double(left) / Double(total) > target else { break }
             out.append(n)
-            total -= g        // its live bytes move to the head: only the garbage goes
-            garbage -= g
+            total -= garbage(n)
+            left -= garbage(n)
         }
         return out
     }

@@ -257,6 +257,8 @@ func expectModel(_ s: LSMStore, _ model: [[UInt8]: [UInt8]], _ what: String) thr
         let busy = segs.filter { $0.number != 6 }
         #expect(VLogGCPolicy.backgroundVictims(busy, active: [5], trigger: 0.5) == [2, 4, 1])
         #expect(VLogGCPolicy.backgroundVictims(segs, active: [5], trigger: 0.9) == [6])
+        // An interrupted victim goes first but does not hide the others past the trigger.
+        #expect(VLogGCPolicy.backgroundVictims(segs, active: [5], trigger: 0.45) == [6, 2, 4, 1])
         #expect(SegmentUsage(number: 9, totalBytes: 0, garbageBytes: 0).garbageRatio == 1)
     }
 }
