@@ -20,8 +20,9 @@ public struct LSMOptions: Sendable {
     /// Open SSTables kept (each holds its index and Bloom filter in memory).
     public var maxOpenTables: Int = 1000
     /// Values of at least this many bytes go to the value log (WiscKey); the tree keeps a
-    /// pointer. `Int.max` keeps every value in the tree.
-    public var valueLogThreshold: Int = 4096
+    /// pointer. `Int.max` keeps every value in the tree. 2048: the smallest size at which
+    /// separating won every benchmark measured (docs/format/vlog.md, "Threshold").
+    public var valueLogThreshold: Int = 2048
     /// A value-log segment is sealed and a new one started once it holds this many bytes.
     public var valueLogSegmentBytes: Int = 64 << 20
     /// Background garbage collection starts when garbage / total vLog bytes passes this, and

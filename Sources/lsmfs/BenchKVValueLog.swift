@@ -8,7 +8,7 @@ import Synchronization
 ///   --enable_blob_files=true      values of at least --min_blob_size bytes (db_bench's
 ///                                 default 0: every value) go to the value log;
 ///   --enable_blob_files absent    or false: the engine's default threshold applies
-///                                 (LSMOptions.valueLogThreshold, 4096) — our value log is
+///                                 (LSMOptions.valueLogThreshold, 2048) — our value log is
 ///                                 always on, as in WiscKey; --vlog_threshold=max turns it off;
 ///   --blob_file_size=N            value-log segment size (LSMOptions.valueLogSegmentBytes);
 ///   --enable_blob_garbage_collection=false   no background GC (true or absent: on, at

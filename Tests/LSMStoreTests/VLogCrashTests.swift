@@ -154,18 +154,24 @@ import Testing
     /// WAL replay checks every pointer: a batch whose pointer leads past a segment's durable
     /// end, into a segment the manifest does not list, or to a record of another key is where
     /// the log ends — it and every later batch are dropped, earlier ones kept.
-    @Test(arguments: ["past the end", "unlisted segment", "other key"])
+    /// ("sealed": the pointer's segment was sealed before the crash, so replay checks the
+    /// record's header and key only.)
+    @Test(arguments: ["past the end", "unlisted segment", "other key", "other key, sealed"])
     func replayStopsAtADanglingPointer(kind: String) throws {
         let dev = try freshDevice()
-        let o = vlogOptions(threshold: 200)
+        let o = vlogOptions(threshold: 200, segmentBytes: 1000)
         let s = try openStore(dev, o)
         try s.put(key(1), value(1, version: 1, size: 50), sync: true)
         try s.put(key(2), value(2, version: 1, size: 900), sync: true)
         let p2 = try #require(try s.valuePointer(key(2)))
+        try s.put(key(5), value(5, version: 1, size: 900), sync: true) // seals p2's segment
+        let p5 = try #require(try s.valuePointer(key(5)))            // in the open head
+        #expect(p5.segment != p2.segment)
         var bad = p2
         switch kind {
         case "past the end": bad.offset = p2.end + 4096
         case "unlisted segment": bad.segment = p2.segment + 1000
+        case "other key": bad = p5
         default: break // p2 itself, for another key
         }
         try s.putPointer(key(3), bad, sync: true)
@@ -173,6 +179,7 @@ import Testing
         let r = try openStore(dev.crashed(), o)
         #expect(try r.get(key(1)) == value(1, version: 1, size: 50))
         #expect(try r.get(key(2)) == value(2, version: 1, size: 900))
+        #expect(try r.get(key(5)) == value(5, version: 1, size: 900))
         #expect(try r.get(key(3)) == nil)
         #expect(try r.get(key(4)) == nil)
         #expect(r.verify().isClean)
