@@ -84,11 +84,11 @@ package struct DriveModel: Sendable {
         if mode == .deviceManaged {
             var rewritten = Set<Int>()
             for a in affected {   // read what the bottom write will damage
-                counters.top.busyNanos += latency.access(track: a.track, sector: a.range.lowerBound, count: a.range.count)
+                rmwAccess(a.track, a.range)
             }
             counters.bottom.busyNanos += latency.access(track: track, sector: range.lowerBound, count: range.count)
             for a in affected {   // and rewrite it
-                counters.top.busyNanos += latency.access(track: a.track, sector: a.range.lowerBound, count: a.range.count)
+                rmwAccess(a.track, a.range)
                 counters.top.rmwBytes += UInt64(a.range.count * geometry.sectorSize)
                 rewritten.insert(a.track)
             }
@@ -100,6 +100,17 @@ package struct DriveModel: Sendable {
         counters.bottom.bytesWritten += bytes
         validity.set(track, range, valid: true)
         return mode == .deviceManaged ? [] : affected
+    }
+
+    /// One access of the drive's own RMW (a read or a rewrite of top sectors), priced and
+    /// counted apart so reports can show what the firmware's RMW cost.
+    private mutating func rmwAccess(_ track: Int, _ range: Range<Int>) {
+        let seek = latency.totalSeekNanos, rot = latency.totalRotationNanos
+        let ns = latency.access(track: track, sector: range.lowerBound, count: range.count)
+        counters.top.busyNanos += ns
+        counters.rmwBusyNanos += ns
+        counters.rmwSeekNanos += latency.totalSeekNanos - seek
+        counters.rmwRotationNanos += latency.totalRotationNanos - rot
     }
 
     /// Accounts a meta-zone access of `bytes` at byte `offset` of the zone.
@@ -126,6 +137,9 @@ package struct DriveModel: Sendable {
         var c = counters
         c.validBottomSectors = validity.validBottom
         c.validTopSectors = validity.validTop
+        c.seekNanos = latency.totalSeekNanos
+        c.rotationNanos = latency.totalRotationNanos
+        c.transferNanos = latency.totalTransferNanos
         return c
     }
 }

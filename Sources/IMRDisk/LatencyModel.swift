@@ -20,6 +20,11 @@ public struct LatencyModel: Sendable, Equatable {
     public private(set) var headTrack = 0
     /// -1 until the first access: the first I/O always pays rotation.
     public private(set) var headSector = -1
+    /// Running totals of the time priced so far, split into its parts (for the per-operation
+    /// breakdown of `lsmfs bench imr`): seek, rotational latency, media transfer.
+    public private(set) var totalSeekNanos: UInt64 = 0
+    public private(set) var totalRotationNanos: UInt64 = 0
+    public private(set) var totalTransferNanos: UInt64 = 0
 
     public init(geometry: IMRGeometry) { self.geometry = geometry }
 
@@ -41,16 +46,16 @@ public struct LatencyModel: Sendable, Equatable {
     /// meta zone lies just inside track 0 (the model calls its position track -1) and is priced
     /// at bottom-track density; contiguous meta accesses pay no rotation.
     public mutating func accessMeta(sector: Int, count: Int) -> UInt64 {
-        var t: UInt64 = 0
+        var seek: UInt64 = 0, rotation: UInt64 = 0
         if headTrack != -1 {
-            t += settleNanos + UInt64(Double(fullStrokeNanos - settleNanos)
+            seek = settleNanos + UInt64(Double(fullStrokeNanos - settleNanos)
                 * min(Double(headTrack + 1) / Double(max(geometry.trackCount - 1, 1)), 1).squareRoot())
         }
-        if !(headTrack == -1 && sector == headSector) { t += LatencyModel.revolutionNanos / 2 }
-        t += UInt64(count) * LatencyModel.revolutionNanos / UInt64(geometry.bottomSectors)
+        if !(headTrack == -1 && sector == headSector) { rotation = LatencyModel.revolutionNanos / 2 }
+        let transfer = UInt64(count) * LatencyModel.revolutionNanos / UInt64(geometry.bottomSectors)
         headTrack = -1
         headSector = sector + count
-        return t
+        return account(seek, rotation, transfer)
     }
 
     /// Service time of an access to `count` sectors at `sector` of `track`; moves the head there.
@@ -58,11 +63,16 @@ public struct LatencyModel: Sendable, Equatable {
         let sequentialSameTrack = track == headTrack && sector == headSector
         let sequentialNextTrack = track == headTrack + 1 && sector == 0 && headTrack >= 0
             && headSector == geometry.sectors(of: headTrack)
-        var t = seekNanos(from: headTrack, to: track)
-        if !sequentialSameTrack && !sequentialNextTrack { t += LatencyModel.revolutionNanos / 2 }
-        t += transferNanos(track: track, count: count)
+        let seek = seekNanos(from: headTrack, to: track)
+        let rotation = !sequentialSameTrack && !sequentialNextTrack ? LatencyModel.revolutionNanos / 2 : 0
+        let transfer = transferNanos(track: track, count: count)
         headTrack = track
         headSector = sector + count
-        return t
+        return account(seek, rotation, transfer)
+    }
+
+    private mutating func account(_ seek: UInt64, _ rotation: UInt64, _ transfer: UInt64) -> UInt64 {
+        totalSeekNanos += seek; totalRotationNanos += rotation; totalTransferNanos += transfer
+        return seek + rotation + transfer
     }
 }

@@ -90,6 +90,16 @@ public struct DeviceCounters: Sendable, Equatable {
     /// zone lies just before track 0 and is priced like a bottom track there.
     public var metaBusyNanos: UInt64 = 0
     public var syncs: UInt64 = 0
+    /// Simulated time of the device-managed RMW alone (reading and rewriting the damaged top
+    /// sectors around bottom writes); part of `top.busyNanos`.
+    public var rmwBusyNanos: UInt64 = 0
+    /// The seek and rotational parts of `rmwBusyNanos` (the rest is transfer).
+    public var rmwSeekNanos: UInt64 = 0
+    public var rmwRotationNanos: UInt64 = 0
+    /// `totalBusyNanos` split into its parts: seek, rotational latency, media transfer.
+    public var seekNanos: UInt64 = 0
+    public var rotationNanos: UInt64 = 0
+    public var transferNanos: UInt64 = 0
     /// Sectors currently holding valid data, per kind.
     public var validBottomSectors: UInt64 = 0
     public var validTopSectors: UInt64 = 0

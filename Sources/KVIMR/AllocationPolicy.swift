@@ -1,3 +1,4 @@
+import Glibc
 import IMRDisk
 
 /// What a file asks the allocator for: one more whole track.
@@ -103,7 +104,13 @@ public enum KVIMRPolicyName: String, Sendable, CaseIterable {
         case .conventional: return ConventionalPolicy()
         case .twoPhase: return TwoPhasePolicy()
         case .threePhase: return ThreePhasePolicy()
-        case .kvimr: return KVIMRPolicy()
+        case .kvimr:
+            // IMR_KVIMR_VARIANT (experiments only): "static" = no learned lifetimes and no
+            // short-lived-on-tops rule (the first kvimr policy).
+            if let v = getenv("IMR_KVIMR_VARIANT"), String(cString: v) == "static" {
+                return KVIMRPolicy(learned: false, shortLivedOnTops: false)
+            }
+            return KVIMRPolicy()
         }
     }
 

@@ -19,6 +19,17 @@ public struct AllocatorState: Sendable, Equatable {
     /// Expected-lifetime class of the file on each used track (`KVIMRPolicy.lifetimeClass`;
     /// higher lives longer), kept by KVIMR as a hint for compaction-aware policies.
     public private(set) var lifetime: [UInt8]
+    /// The allocation clock: tracks allocated so far (since open). Lifetimes are measured in
+    /// its ticks, so they scale with the write rate rather than with wall time.
+    public private(set) var clock: UInt64 = 0
+    /// Clock value when each used track was allocated.
+    public private(set) var born: [UInt64]
+    /// Learned lifetime per lifetime class (index = class): the running mean, in clock ticks,
+    /// of the lifetimes of deleted files of that class (0 = none observed yet), and how many
+    /// were observed. Fed by KVIMR on every delete (`observeLifetime`).
+    public private(set) var learnedLifetime: [Double]
+    public private(set) var observedDeaths: [UInt32]
+    public static let lifetimeClasses = 16
 
     /// All tracks free except `used`.
     public init(geometry: IMRGeometry, used: some Sequence<Int> = []) {
@@ -28,6 +39,9 @@ public struct AllocatorState: Sendable, Equatable {
         pending = TrackSet(capacity: geometry.trackCount)
         open = TrackSet(capacity: geometry.trackCount)
         lifetime = [UInt8](repeating: 0, count: geometry.trackCount)
+        born = [UInt64](repeating: 0, count: geometry.trackCount)
+        learnedLifetime = [Double](repeating: 0, count: AllocatorState.lifetimeClasses)
+        observedDeaths = [UInt32](repeating: 0, count: AllocatorState.lifetimeClasses)
         for t in 0..<geometry.trackCount {
             if geometry.isBottom(t) { freeBottom.insert(t) } else { freeTop.insert(t) }
         }
@@ -71,8 +85,29 @@ public struct AllocatorState: Sendable, Equatable {
     @discardableResult
     public mutating func allocate(_ track: Int) -> Bool {
         guard track >= 0 && track < geometry.trackCount else { return false }
-        return geometry.isBottom(track) ? freeBottom.remove(track) : freeTop.remove(track)
+        let ok = geometry.isBottom(track) ? freeBottom.remove(track) : freeTop.remove(track)
+        if ok { born[track] = clock; clock += 1 }
+        return ok
     }
+
+    /// Records that a file of lifetime class `cls` lived `ticks` clock ticks (from its first
+    /// track to its delete). The learned value is a running mean that follows the workload:
+    /// the first observations average plainly, later ones weigh 1/16 each.
+    public mutating func observeLifetime(_ cls: Int, _ ticks: UInt64) {
+        guard cls >= 0 && cls < AllocatorState.lifetimeClasses else { return }
+        observedDeaths[cls] &+= 1
+        let w = 1.0 / Double(min(observedDeaths[cls], 16))
+        learnedLifetime[cls] += (Double(ticks) - learnedLifetime[cls]) * w
+    }
+
+    /// The learned lifetime of class `cls` in clock ticks, nil before any file of it died.
+    public func expectedLifetime(_ cls: Int) -> Double? {
+        guard cls >= 0 && cls < AllocatorState.lifetimeClasses, observedDeaths[cls] > 0 else { return nil }
+        return learnedLifetime[cls]
+    }
+
+    /// Age of the data on used track `track`, in clock ticks.
+    public func age(_ track: Int) -> UInt64 { clock &- born[track] }
 
     /// A used track becomes pending; false (and no change) if it was not used.
     @discardableResult

@@ -62,6 +62,12 @@ public struct KVIMRStats: Sendable {
     public var device: DeviceCounters
     /// Tracks kept for WAL and manifest files (`TrackReserve`).
     public var reservedTracks: Int = 0
+    /// Simulated drive time per kind of operation since open.
+    public var io = IOBreakdown()
+    /// Read-only open after a crash inside a merged RMW: top-track runs of the pending journal
+    /// that reads are served from (the drive may hold damaged sectors there until a read-write
+    /// open replays the journal).
+    public var journalRunsOverlaid: Int = 0
 }
 
 /// The KVIMR middleware: a file API for the engine whose bytes KVIMR places on IMR tracks.
@@ -127,7 +133,13 @@ public final class KVIMR: Sendable {
     }
     /// Reads up to `buffer.count` bytes at `offset`; returns the count read (short only at EOF).
     public func read(_ file: FileNumber, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int {
-        try core.withLock { c throws(KVIMRError) in try c.read(file, at: offset, into: buffer) }
+        try core.withLock { c throws(KVIMRError) in
+            guard let rec = c.map.files[file] else { return try c.read(file, at: offset, into: buffer) }
+            let category = IOBreakdown.category("read", kind: rec.kind, level: rec.level)
+            return try c.charged(category, bytes: buffer.count) { (c: inout KVIMRCore) throws(KVIMRError) in
+                try c.read(file, at: offset, into: buffer)
+            }
+        }
     }
     public func delete(_ file: FileNumber) throws(KVIMRError) {
         try core.withLock { c throws(KVIMRError) in try c.delete(file) }

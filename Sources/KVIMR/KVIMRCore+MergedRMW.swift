@@ -25,6 +25,7 @@ struct PendingWrite: Sendable {
 extension KVIMRCore {
     mutating func flushBatch(_ batch: [PendingWrite], file n: FileNumber, before: FileRecord?) throws(KVIMRError) {
         if batch.isEmpty { return }
+        if let rec = map.files[n] { ioCategory = IOBreakdown.category("write", kind: rec.kind, level: rec.level) }
         guard policy.writeMode == .hostManaged, let journal else {
             for w in batch { try write(w, mode: .deviceManaged) }
             return
@@ -109,6 +110,7 @@ extension KVIMRCore {
         for t in runs.keys.sorted() {
             for r in runs[t]! { entries.append(JournalEntry(track: t, firstSector: r.lowerBound, sectorCount: r.count)) }
         }
+        var before = device.counters()
         // 1. read the affected runs once.
         var data: [UInt8] = []
         for e in entries {
@@ -122,9 +124,11 @@ extension KVIMRCore {
         journalSequence += 1
         try journal.write(entries, data: data, sequence: journalSequence, to: device)
         try syncDevice()
+        io.charge("RMW merged", bytes: data.count, before: before, after: device.counters())
         // 3.-4. bottoms, then the tops once; then sync.
         do throws(KVIMRError) {
             for w in group { try write(w, mode: .hostManaged) }
+            before = device.counters()
             try rewrite(entries, data)
             try syncDevice()
         } catch {
@@ -138,6 +142,8 @@ extension KVIMRCore {
         }
         // 5. the journal is obsolete; the next sync makes that durable.
         try journal.clear(on: device)
+        io.charge("RMW merged", bytes: data.count, before: before, after: device.counters())
+        io.entries["RMW merged"]?.ops -= 1   // one merged RMW, charged in two parts
         mergedRmwOps += 1
         hostRmwTracks += UInt64(runs.count)
         hostRmwBytes += UInt64(data.count)
@@ -158,7 +164,9 @@ extension KVIMRCore {
         }
     }
 
-    func write(_ w: PendingWrite, mode: WriteMode) throws(KVIMRError) {
+    mutating func write(_ w: PendingWrite, mode: WriteMode) throws(KVIMRError) {
+        let before = device.counters()
+        defer { io.charge(ioCategory, bytes: w.bytes.count, before: before, after: device.counters()) }
         do {
             try w.bytes.withBytes { p throws(DeviceError) in
                 try device.writeTrack(w.track, sector: w.sector, from: p, mode: mode)

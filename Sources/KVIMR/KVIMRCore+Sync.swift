@@ -81,6 +81,17 @@ extension KVIMRCore {
                     throw KVIMRError(.noSpace, "no free track for file \(n) (policy \(policy.name), \(alloc.freeCount) tracks free, \(reservedTracks) reserved for WAL/manifest)")
                 }
                 if !includeTail && remaining < UInt64(geometry.capacity(of: track)) { return }
+                if geometry.isBottom(track), geometry.neighbours(ofBottom: track).contains(where: { alloc.isPending($0) }) {
+                    // A neighbouring top was freed but the durable map still names it, so a
+                    // bottom write would have to preserve dead data (an RMW of a whole track).
+                    // A checkpoint first releases and trims it (cheaper than any RMW); same for
+                    // every policy. The chunks so far go first: the checkpoint names them.
+                    try flushBatch(batch, file: n, before: before)
+                    batch.removeAll()
+                    try checkpoint()
+                    before = map.files[n]; savedBuf = buffers[n]; newTracks.removeAll()
+                    continue
+                }
                 alloc.allocate(track)
                 if let last = rec.extents.last { alloc.setOpen(last.track, false) }
                 if !rec.sealed { alloc.setOpen(track, true) }
@@ -134,10 +145,12 @@ extension KVIMRCore {
 
     /// device sync → checkpoint → device sync, then release the pending tracks.
     mutating func checkpoint() throws(KVIMRError) {
-        try syncDevice()
         let next = sequence + 1
-        try store.write(map, sequence: next, to: device)
-        try syncDevice()
+        try charged("checkpoint") { (c: inout KVIMRCore) throws(KVIMRError) in
+            try c.syncDevice()
+            try c.store.write(c.map, sequence: next, to: c.device)
+            try c.syncDevice()
+        }
         sequence = next
         checkpoints += 1
         dirty = false

@@ -35,13 +35,18 @@ struct KVIMRCore: Sendable {
     var hostRmwBytes: UInt64 = 0
     /// Journal runs replayed at open (a merged RMW interrupted by a crash).
     var replayedJournalRuns = 0
+    /// Read-only open over a pending journal: the journaled runs reads are served from.
+    var overlayJournalRuns = 0
     /// Tracks only WAL and manifest files may take (`TrackReserve`): a full
     /// drive still has room for the engine to open (a new WAL and manifest) and log edits.
     let reservedTracks: Int
+    /// Simulated drive time per kind of operation (`KVIMRStats.io`).
+    var io = IOBreakdown()
+    /// The category the next track writes are charged to (set per file by `flushBatch`).
+    var ioCategory = "write ?"
 
     init(device: any TrackDevice, policy: any TrackAllocationPolicy, policyName: String,
          readOnly: Bool) throws(KVIMRError) {
-        self.device = device
         self.geometry = device.geometry
         self.policy = policy
         self.policyName = policyName
@@ -49,10 +54,19 @@ struct KVIMRCore: Sendable {
         reservedTracks = TrackReserve.tracks(trackCount: device.geometry.trackCount)
         store = try CheckpointStore(device: device)
         journal = RMWJournal(device: device)
-        if !readOnly, let journal {
-            // First repair any top track a crash caught inside a merged RMW.
-            replayedJournalRuns = try journal.replay(on: device)
+        var reader: any TrackDevice = device
+        if let journal {
+            if !readOnly {
+                // First repair any top track a crash caught inside a merged RMW.
+                replayedJournalRuns = try journal.replay(on: device)
+            } else if let (entries, data) = try journal.load(from: device), !entries.isEmpty {
+                // Read-only: no replay (it writes); reads see the journaled top runs instead.
+                let overlay = JournalOverlayDevice(base: device, entries: entries, data: data)
+                overlayJournalRuns = overlay.runCount
+                reader = overlay
+            }
         }
+        self.device = reader
         let loaded = try store.load(from: device)
         map = loaded.map
         sequence = loaded.sequence
@@ -157,6 +171,10 @@ struct KVIMRCore: Sendable {
         try checkWritable()
         guard let rec = map.files.removeValue(forKey: n) else { throw KVIMRError(.notFound, "no file \(n)") }
         buffers[n] = nil
+        if let first = rec.extents.first, alloc.isUsed(first.track) {
+            // Teach the allocator how long files of this kind and level live.
+            alloc.observeLifetime(KVIMRPolicy.lifetimeClass(kind: rec.kind, level: rec.level), alloc.age(first.track))
+        }
         for e in rec.extents { alloc.free(e.track) }
         dirty = true
     }
@@ -194,6 +212,14 @@ struct KVIMRCore: Sendable {
 
     // MARK: - stats
 
+    /// Runs `body` and charges the drive time it took to `category`.
+    mutating func charged<T>(_ category: String, bytes: Int = 0,
+                             _ body: (inout KVIMRCore) throws(KVIMRError) -> T) throws(KVIMRError) -> T {
+        let before = device.counters()
+        defer { io.charge(category, bytes: bytes, before: before, after: device.counters()) }
+        return try body(&self)
+    }
+
     func stats() -> KVIMRStats {
         let counters = device.counters()
         var buffered: UInt64 = 0, stored: UInt64 = 0
@@ -209,7 +235,8 @@ struct KVIMRCore: Sendable {
             freeBytes: alloc.freeCapacityBytes - min(alloc.freeCapacityBytes, reservedBytes(leftBy: .sstable)),
             rmwOps: counters.bottom.rmwOps + counters.top.rmwOps + hostRmwTracks, mergedRmwOps: mergedRmwOps,
             rmwBytes: counters.bottom.rmwBytes + counters.top.rmwBytes + hostRmwBytes,
-            checkpoints: checkpoints, device: counters, reservedTracks: reservedTracks)
+            checkpoints: checkpoints, device: counters, reservedTracks: reservedTracks, io: io,
+            journalRunsOverlaid: overlayJournalRuns)
     }
 
     func fileInfos() -> [KVIMRFileInfo] {

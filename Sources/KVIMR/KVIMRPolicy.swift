@@ -17,7 +17,15 @@ import IMRDisk
 /// 4. only when no top is left, a bottom with valid neighbours is taken, the one with the
 ///    fewest; KVIMR merges and journals its RMW.
 public struct KVIMRPolicy: TrackAllocationPolicy {
-    public init() {}
+    /// Use lifetimes learned from deletes (else only the static classes).
+    public var learned: Bool
+    /// Put short-lived files (WAL, L0, L1 — or whatever the learned lifetimes say) on safe tops
+    /// before clean bottoms, keeping clean bottoms for long-lived data.
+    public var shortLivedOnTops: Bool
+    public init(learned: Bool = true, shortLivedOnTops: Bool = true) {
+        self.learned = learned
+        self.shortLivedOnTops = shortLivedOnTops
+    }
     public var name: String { KVIMRPolicyName.kvimr.rawValue }
     public var writeMode: WriteMode { .hostManaged }
     public var writeOutTracks: Int { 4 }
@@ -32,14 +40,21 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
         for b in ownBottoms where own.contains(b + 2) && state.freeTop.contains(b + 1) {
             return b + 1
         }
-        // 3. a clean bottom (dense, and no valid data to preserve), lowest first.
-        if let b = firstBottom(state, where: { isClean(state, $0) }) { return b }
-        // 4.-5. no clean bottom: score every free track by the RMW it costs now or later.
         let mine = KVIMRPolicy.lifetimeClass(kind: request.kind, level: request.level)
+        let life = expectedLife(state, mine)
+        // 3. short-lived data goes on top of bottoms that outlive it (no RMW ever: the top is
+        //    gone before they are rewritten), keeping clean bottoms for long-lived data.
+        let short = shortLivedOnTops && cleanBottomsScarce(state) && isShortLived(state, mine, life: life)
+        if short, let t = safeTop(state, life: life) { return t }
+        // 4. a clean bottom (dense, and no valid data to preserve), lowest first.
+        if let b = firstBottom(state, where: { isClean(state, $0) }) { return b }
+        // 5. a safe top for anyone.
+        if shortLivedOnTops, let t = safeTop(state, life: life) { return t }
+        // 6. score every free track by the RMW it costs now or later.
         var best: (track: Int, score: Int)? = nil
         var t = state.freeTop.first()
         while let x = t {
-            let sc = topScore(state, x, lifetime: mine)
+            let sc = topScore(state, x, lifetime: mine, life: life)
             if best == nil || sc < best!.score { best = (x, sc) }
             t = state.freeTop.first(from: x + 1)
         }
@@ -52,6 +67,70 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
         return best?.track
     }
 
+    // MARK: - lifetimes
+
+    /// Expected lifetime of a file of class `cls`, in allocation-clock ticks: learned from the
+    /// files of that class deleted so far; before any died, a static guess ordered by class
+    /// (a WAL dies first, deeper levels later) scaled to the drive.
+    func expectedLife(_ s: AllocatorState, _ cls: Int) -> Double {
+        if learned, let l = s.expectedLifetime(cls) { return max(l, 1) }
+        return Double(cls + 1) * Double(max(s.geometry.trackCount, 8)) / 8
+    }
+
+    /// Expected remaining life of the data on used track `t`: its class's lifetime less its age,
+    /// at least a quarter of the lifetime (an overdue file may still live a while).
+    func remainingLife(_ s: AllocatorState, _ t: Int) -> Double {
+        let l = expectedLife(s, Int(s.lifetime[t]))
+        return max(l - Double(s.age(t)), l / 4)
+    }
+
+    /// Short-lived: at most half as long-lived as the longest-lived class seen dying (learned);
+    /// before anything died, WAL, manifest, L0 and L1.
+    func isShortLived(_ s: AllocatorState, _ cls: Int, life: Double) -> Bool {
+        if learned {
+            var longest = 0.0
+            for c in 0..<AllocatorState.lifetimeClasses {
+                if let l = s.expectedLifetime(c) { longest = max(longest, l) }
+            }
+            if longest > 0, s.expectedLifetime(cls) != nil { return life * 2 <= longest }
+        }
+        return cls <= KVIMRPolicy.lifetimeClass(kind: .sstable, level: 1)
+    }
+
+    /// Clean bottoms are scarce when fewer than an eighth of the bottoms (at least 4) are left:
+    /// below that, short-lived data leaves them to long-lived data. With plenty left, tops
+    /// only cost density (a top holds 20% less), so kvimr fills clean bottoms like two-phase.
+    func cleanBottomsScarce(_ s: AllocatorState) -> Bool {
+        let want = max(4, (s.geometry.trackCount + 1) / 2 / 8)
+        var n = 0
+        var b = s.freeBottom.first()
+        while let x = b {
+            if isClean(s, x) { n += 1; if n >= want { return false } }
+            b = s.freeBottom.first(from: x + 1)
+        }
+        return true
+    }
+
+    /// A free top whose neighbouring bottoms both hold sealed data expected to outlive `life`
+    /// (or lie off the drive): writing it never forces an RMW later. Among them the tightest
+    /// fit (neighbours dying soonest after it), so data that dies together sits together.
+    func safeTop(_ s: AllocatorState, life: Double) -> Int? {
+        var best: (track: Int, slack: Double)? = nil
+        var t = s.freeTop.first()
+        while let x = t {
+            var slack = 0.0, ok = true
+            for n in [x - 1, x + 1] where n >= 0 && n < s.geometry.trackCount {
+                guard s.isUsed(n), !s.open.contains(n) else { ok = false; break }
+                let r = remainingLife(s, n)
+                if r < life { ok = false; break }
+                slack += r - life
+            }
+            if ok && (best == nil || slack < best!.slack) { best = (x, slack) }
+            t = s.freeTop.first(from: x + 1)
+        }
+        return best?.track
+    }
+
     /// Scores, in quarters of a top-track RMW. A bottom with valid neighbours costs a journaled
     /// RMW per neighbour now; a top costs nothing now, but each neighbouring bottom that will
     /// likely be rewritten while it lives costs one later (growing end of an unsealed file:
@@ -59,12 +138,12 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
     static let rmwNow = 12
     static let densityPenalty = 1
 
-    func topScore(_ s: AllocatorState, _ t: Int, lifetime mine: Int) -> Int {
+    func topScore(_ s: AllocatorState, _ t: Int, lifetime mine: Int, life: Double) -> Int {
         var score = KVIMRPolicy.densityPenalty
         for n in [t - 1, t + 1] where n >= 0 && n < s.geometry.trackCount {
             if s.open.contains(n) { score += 8 }
             else if s.freeBottom.contains(n) || s.isPending(n) { score += 2 }
-            else if Int(s.lifetime[n]) < mine { score += 4 }
+            else if learned ? remainingLife(s, n) < life : Int(s.lifetime[n]) < mine { score += 4 }
         }
         return score
     }

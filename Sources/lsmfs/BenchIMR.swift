@@ -32,6 +32,8 @@ struct BenchIMR: ParsableCommand {
     var tableBytes: Int = 7 << 18
     @Option(help: "Memtable size in bytes.")
     var memtableBytes: Int = 4 << 20
+    @Option(help: "Values of at least this many bytes go to the value log (default: none, every value in the tree, as LevelDB in the KVIMR paper).")
+    var vlogThreshold: Int = Int.max
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
     @Flag(help: "Print CSV instead of the table.")
@@ -55,7 +57,8 @@ struct BenchIMR: ParsableCommand {
                 for p in names {
                     let config = BenchIMRConfig(imageBytes: bytes, policy: p, valueSize: v, usage: usageName,
                                                 datasetFraction: fraction, readFraction: reads,
-                                                tableBytes: tableBytes, memtableBytes: memtableBytes, seed: seed)
+                                                tableBytes: tableBytes, memtableBytes: memtableBytes, seed: seed,
+                                                valueLogThreshold: vlogThreshold)
                     do {
                         let r = try BenchIMRRunner(config).run()
                         if !csv { printError(r.progressLine) }
@@ -70,6 +73,10 @@ struct BenchIMR: ParsableCommand {
         }
         let report = BenchIMRReport(results: results)
         print(csv ? report.csv() : report.table())
+        print("")
+        if !csv { print("Simulated time of the headline phase by operation (share of the phase's busy time):\n") }
+        print(csv ? report.breakdownCSV() : report.breakdownTable())
+        print("")
         if !svg.isEmpty {
             try imrWriteTextFile(svg, report.svg())
             if !csv { print("chart: \(svg)") }

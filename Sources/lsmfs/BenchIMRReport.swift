@@ -7,7 +7,7 @@ struct BenchIMRReport {
 
     static let columns = ["usage", "dataset_fraction", "value", "policy", "fill_ops_per_sim_s", "overwrite_ops_per_sim_s",
                           "write_ops_per_sim_s", "read_ops_per_sim_s", "rmw_ops", "merged_rmw", "rmw_mib",
-                          "dev_bytes_per_user_byte", "usage_peak_pct", "usage_mean_pct"]
+                          "dev_bytes_per_user_byte", "usage_peak_pct", "usage_mean_pct", "top_usage_peak_pct", "top_usage_mean_pct"]
 
     func row(_ r: BenchIMRResult) -> [String] {
         [r.config.usage, imrFmt(r.config.datasetFraction, 2), String(r.config.valueSize), r.config.policy.rawValue,
@@ -15,7 +15,8 @@ struct BenchIMRReport {
          imrFmt(r.writes.opsPerSimSecond, 0), imrFmt(r.read.opsPerSimSecond, 0),
          String(r.driveRmwOps + r.hostRmwOps), String(r.mergedRmwOps),
          imrFmt(Double(r.rmwBytes) / 1048576, 1), imrFmt(r.writeAmp, 2),
-         imrFmt(r.peakUsage * 100, 0), imrFmt(r.meanUsage * 100, 0)]
+         imrFmt(r.peakUsage * 100, 0), imrFmt(r.meanUsage * 100, 0),
+         imrFmt(r.peakTopUsage * 100, 0), imrFmt(r.meanTopUsage * 100, 0)]
     }
 
     func csv() -> String {
@@ -23,15 +24,80 @@ struct BenchIMRReport {
             .joined(separator: "\n")
     }
 
+    static let breakdownColumns = ["usage", "value", "policy", "category", "ops", "mib", "busy_ms", "share_pct",
+                                   "seek_ms", "rotation_ms", "transfer_ms"]
+
+    /// Per run, where the headline phase's simulated time went (one row per category, then
+    /// "unattributed" when the categories do not add up to the phase's busy time).
+    func breakdownRows() -> [[String]] {
+        var rows: [[String]] = []
+        for r in results {
+            let total = Double(max(r.headline.simNanos, 1))
+            let b = r.breakdown
+            func ms(_ ns: UInt64) -> String { imrFmt(Double(ns) / 1e6, 0) }
+            for cat in b.sortedCategories {
+                let e = b.entries[cat]!
+                rows.append([r.config.usage, String(r.config.valueSize), r.config.policy.rawValue, cat,
+                             String(e.ops), imrFmt(Double(e.bytes) / 1048576, 1), ms(e.busyNanos),
+                             imrFmt(Double(e.busyNanos) / total * 100, 1),
+                             ms(e.seekNanos), ms(e.rotationNanos), ms(e.transferNanos)])
+            }
+            let rest = Int64(r.headline.simNanos) - Int64(b.totalBusyNanos)
+            if abs(Double(rest)) / total > 0.001 {
+                rows.append([r.config.usage, String(r.config.valueSize), r.config.policy.rawValue, "unattributed",
+                             "", "", imrFmt(Double(rest) / 1e6, 0), imrFmt(Double(rest) / total * 100, 1), "", "", ""])
+            }
+        }
+        return rows
+    }
+
+    func breakdownCSV() -> String {
+        ([BenchIMRReport.breakdownColumns.joined(separator: ",")] + breakdownRows().map { $0.joined(separator: ",") })
+            .joined(separator: "\n")
+    }
+
+    /// The breakdown as a compact Markdown table: one row per run, one column per category
+    /// group, each cell "share% (simulated seconds)".
+    func breakdownTable() -> String {
+        let groups = ["write WAL", "write L0", "write L1", "write L2+", "write other", "RMW drive", "RMW merged",
+                      "read", "checkpoint"]
+        func group(_ cat: String) -> String {
+            if groups.contains(cat) { return cat }
+            if cat.hasPrefix("write L") { return "write L2+" }
+            if cat.hasPrefix("write") { return "write other" }
+            if cat.hasPrefix("read") { return "read" }
+            return cat
+        }
+        let head = ["usage", "value", "policy", "phase sim-s"] + groups + ["seek", "rotation", "transfer"]
+        var lines = ["| " + head.joined(separator: " | ") + " |", "|" + String(repeating: " --- |", count: head.count)]
+        for r in results {
+            let total = Double(max(r.headline.simNanos, 1))
+            var sums: [String: UInt64] = [:]
+            var seek: UInt64 = 0, rot: UInt64 = 0, xfer: UInt64 = 0
+            for (cat, e) in r.breakdown.entries {
+                sums[group(cat), default: 0] += e.busyNanos
+                seek += e.seekNanos; rot += e.rotationNanos; xfer += e.transferNanos
+            }
+            func pct(_ ns: UInt64) -> String { imrFmt(Double(ns) / total * 100, 1) + "%" }
+            var cells = [r.config.usage, String(r.config.valueSize), r.config.policy.rawValue,
+                         imrFmt(Double(r.headline.simNanos) / 1e9, 1)]
+            cells += groups.map { pct(sums[$0] ?? 0) }
+            cells += [pct(seek), pct(rot), pct(xfer)]
+            lines.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// A Markdown table (also readable on a terminal).
     func table() -> String {
         let head = ["usage", "dataset", "value", "policy", "fillrandom", "overwrite", "fill+overwrite", "readrandom",
-                    "RMW tracks", "merged RMW", "RMW MiB", "dev B / user B", "peak use", "mean use"]
+                    "RMW tracks", "merged RMW", "RMW MiB", "dev B / user B", "peak use", "mean use",
+                    "peak top use", "mean top use"]
         var lines = ["| " + head.joined(separator: " | ") + " |",
                      "|" + String(repeating: " --- |", count: head.count)]
         for r in results {
             var cells = row(r)
-            cells[12] += "%"; cells[13] += "%"
+            for i in 12...15 { cells[i] += "%" }
             lines.append("| " + cells.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n")

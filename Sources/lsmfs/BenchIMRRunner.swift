@@ -14,6 +14,8 @@ struct BenchIMRConfig {
     var tableBytes: Int
     var memtableBytes: Int
     var seed: UInt64
+    /// Values of this many bytes or more go to the value log (Int.max: none, LevelDB-like).
+    var valueLogThreshold: Int = Int.max
 }
 
 /// One phase's figures: operations and the drive's simulated busy time they took.
@@ -38,6 +40,10 @@ struct BenchIMRResult {
     var rmwBytes: UInt64
     var peakUsage: Double          // fraction of tracks allocated, peak during overwrite
     var meanUsage: Double          // ... mean during overwrite
+    var peakTopUsage: Double       // fraction of top tracks allocated, peak during overwrite
+    var meanTopUsage: Double
+    /// Where the headline phase's simulated time went (KVIMRStats.io over that phase).
+    var breakdown: IOBreakdown
     var wallSeconds: Double
 
     /// The figure the ratio line compares: fillrandom+overwrite at low usage (write-intensive),
@@ -77,26 +83,40 @@ struct BenchIMRRunner {
         var o = LSMOptions()
         o.targetFileBytes = c.tableBytes
         o.memtableBytes = c.memtableBytes
+        o.valueLogThreshold = c.valueLogThreshold
         let store = try Stack.wrap { () throws(LSMError) in try LSMStore(kvimr: kvimr, options: o) }
 
         let keySize = 16
         let keys = max(1, Int(c.datasetFraction * Double(g.trackBytes)) / (keySize + c.valueSize))
         var rng = SplitMix64(seed: c.seed &+ UInt64(c.valueSize))
-        var usageSum = 0.0, usageSamples = 0, peak = 0.0
+        var usageSum = 0.0, usageSamples = 0, peak = 0.0, topSum = 0.0, topPeak = 0.0
         func sample() {
             let s = kvimr.stats()
             let used = Double(s.bottomTracksUsed + s.topTracksUsed) / Double(max(s.tracksTotal, 1))
+            let tops = Double(s.topTracksUsed) / Double(max(s.tracksTotal / 2, 1))
             usageSum += used; usageSamples += 1; peak = max(peak, used)
+            topSum += tops; topPeak = max(topPeak, tops)
+            if trace { traceSpace(kvimr, store, used) }
         }
         // Puts go in write batches of about 64 KiB (db_bench --batch_size): the drive sees the
         // same WAL and table bytes; the engine's per-call overhead stays out of the wall time.
         let batchOps = max(1, 65536 / (keySize + c.valueSize))
         var batch = WriteBatch()
+        // Compaction keeps up with the writes: after each memtable flush the bench waits until
+        // no compaction is due. The drive is simulated, so without this the backlog of L0 and
+        // L1 would depend on how fast the machine's CPU merges, not on the drive — and it would
+        // eat the free space the high-usage run needs. Every policy runs the same schedule.
+        var flushesSeen: UInt64 = 0
         func flushBatch() throws {
             if batch.isEmpty { return }
             let b = batch
             try Stack.wrap { () throws(LSMError) in try store.write(b) }
             batch = WriteBatch()
+            let flushes = store.stats().flushes
+            if flushes != flushesSeen {
+                store.waitForBackgroundWork()
+                flushesSeen = store.stats().flushes
+            }
         }
         func put(_ k: Int) throws {
             var value = [UInt8](repeating: 0, count: c.valueSize)
@@ -113,11 +133,13 @@ struct BenchIMRRunner {
         var order = Array(0..<keys)
         for i in stride(from: keys - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         let t0 = device.counters().totalBusyNanos
+        let io0 = kvimr.stats().io
         for k in order { try put(k) }
         try flushBatch()
         try Stack.wrap { () throws(LSMError) in try store.sync() }
         store.waitForBackgroundWork()
         let t1 = device.counters().totalBusyNanos
+        let io1 = kvimr.stats().io
         // overwrite: as many random keys again.
         for i in 0..<keys {
             try put(Int(rng.next() % UInt64(keys)))
@@ -128,6 +150,7 @@ struct BenchIMRRunner {
         store.waitForBackgroundWork()
         sample()
         let t2 = device.counters().totalBusyNanos
+        let io2 = kvimr.stats().io
         // readrandom.
         let readOps = max(1, Int(Double(keys) * c.readFraction))
         for _ in 0..<readOps {
@@ -148,9 +171,36 @@ struct BenchIMRRunner {
             driveRmwOps: counters.rmwOps, hostRmwOps: s.rmwOps - counters.rmwOps,
             mergedRmwOps: s.mergedRmwOps, rmwBytes: s.rmwBytes,
             peakUsage: peak, meanUsage: usageSamples == 0 ? 0 : usageSum / Double(usageSamples),
+            peakTopUsage: topPeak, meanTopUsage: usageSamples == 0 ? 0 : topSum / Double(usageSamples),
+            breakdown: io2.since(c.usage == "high" ? io1 : io0),
             wallSeconds: imrMonotonicSeconds() - started)
         try Stack.wrap { () throws(LSMError) in try store.close() }
         return result
+    }
+
+    /// IMR_TRACE=1: where the tracks go (per file kind and level, track fill, pending).
+    var trace: Bool { getenv("IMR_TRACE") != nil }
+
+    func traceSpace(_ kvimr: KVIMR, _ store: LSMStore, _ used: Double) {
+        var tracks: [String: (files: Int, tracks: Int, bytes: UInt64)] = [:]
+        var capacity: UInt64 = 0
+        let g = kvimr.device.geometry
+        for f in kvimr.files() {
+            let key = f.kind == .sstable ? "L\(f.level)" : "\(f.kind)"
+            let ex = kvimr.extents(f.number) ?? []
+            var cur = tracks[key] ?? (0, 0, 0)
+            cur.files += 1; cur.tracks += ex.count; cur.bytes += f.size
+            tracks[key] = cur
+            for e in ex { capacity += UInt64(g.sectors(of: e.track) * g.sectorSize) }
+        }
+        let s = kvimr.stats()
+        var line = "trace used \(imrFmt(used * 100, 1))% free \(s.freeBytes >> 20) MiB "
+        for (k, v) in tracks.sorted(by: { $0.key < $1.key }) {
+            line += "\(k): \(v.files)f/\(v.tracks)t/\(v.bytes >> 20)MiB "
+        }
+        let st = store.stats()
+        line += "| imm \(st.immutableMemtables) levels " + st.levels.map { "\($0.files)/\($0.bytes >> 20)" }.joined(separator: " ")
+        printError(line)
     }
 
     static func key(_ k: Int, _ size: Int) -> [UInt8] {
