@@ -20,7 +20,7 @@ struct BenchKV: ParsableCommand {
         Value log (WiscKey): db_bench's --enable_blob_files --min_blob_size --blob_file_size \
         --enable_blob_garbage_collection --blob_garbage_collection_age_cutoff, and ours: \
         --vlog_threshold=N (values of at least N bytes go to the value log; without it and \
-        without --enable_blob_files the engine's default, 4096, applies) --gc_garbage_ratio \
+        without --enable_blob_files the engine's default, LSMOptions.valueLogThreshold, applies) --gc_garbage_ratio \
         --gc_bytes_per_second; the pseudo-benchmark `gc` collects value-log garbage by hand and \
         prints the space used over the live data. \
         Unknown db_bench flags are ignored with a warning.
