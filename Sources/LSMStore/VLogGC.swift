@@ -26,8 +26,13 @@ extension Engine {
         return try withCollector { () throws(LSMError) -> GCResult in
             let (usage, active) = segmentUsage()
             let skip = gc.state.withLock { $0.skip }
-            let victims = VLogGCPolicy.victims(usage.filter { !skip.contains($0.number) }, active: active,
+            var victims = VLogGCPolicy.victims(usage.filter { !skip.contains($0.number) }, active: active,
                                                minRatio: minGarbageRatio, maxSegments: maxSegments)
+            if victims.count < maxSegments {
+                let taken = Set(victims).union(active).union(skip)
+                victims += try probeVictims(usage.map(\.number).filter { !taken.contains($0) },
+                                            minRatio: minGarbageRatio, budget: maxSegments - victims.count)
+            }
             var pacer: GCPacer? = nil
             return try collect(victims, pacer: &pacer)
         }
@@ -267,6 +272,9 @@ enum GCTuning {
     /// Live bytes moved per writer-lock hold (writers wait at most this long's worth).
     static let chunkBytes = 1 << 20
     static let chunkRecords = 256
+    /// A manual pass collects a segment the counts did not pick when at least this share of it
+    /// is measured to be garbage (`probeVictims`).
+    static let probeFloor = 0.25
 }
 
 extension LSMStore {
