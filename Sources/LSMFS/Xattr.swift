@@ -76,22 +76,28 @@ extension FileSystem {
 
     /// getxattr(2): the value; ENODATA if absent. The caller applies the size rules
     /// (`size == 0` asks for the length; a smaller buffer is ERANGE).
+    /// A name outside the stored namespaces is EOPNOTSUPP, as setxattr says (POSIX ACLs:
+    /// `system.posix_acl_access`, as on ext4 mounted `noacl`), and so is an absent
+    /// `security.selinux`: lsmfs keeps no security-module labels (a host whose SELinux is on
+    /// answers that name in the kernel and never asks), only values stored explicitly.
+    /// "Unsupported" rather than "absent" matters for speed: `ls -l` (coreutils) then stops
+    /// asking for that device, instead of two round trips per listed file.
     package func getxattr(_ ino: UInt64, _ name: [UInt8]) throws(Errno) -> [UInt8] {
         if FileSystem.isPseudo(ino) { throw Errno(rawValue: ENODATA) }
         if name.isEmpty || name.count > FSFormat.xattrNameMax { throw Errno(rawValue: name.isEmpty ? EINVAL : ERANGE) }
+        guard FileSystem.xattrNamespaces.contains(where: { name.starts(with: $0) && name.count > $0.count }) else {
+            throw Errno(rawValue: EOPNOTSUPP)
+        }
+        let absent = Errno(rawValue: name == FileSystem.selinuxName ? EOPNOTSUPP : ENODATA)
         // Fast path: an inode known to hold no xattrs (the per-write security.capability probe).
-        if xattrPresence.withLock({ $0.known[ino] }) == false { return try noXattr(ino) }
+        if xattrPresence.withLock({ $0.known[ino] }) == false { throw absent }
         let has = try withInodeLock(ino) { () throws(Errno) -> Bool in try hasXattrsLocked(ino) }
-        if !has { return try noXattr(ino) }
+        if !has { throw absent }
         guard let v = try kv("getxattr", { () throws(LSMError) in try store.get(Keys.xattr(ino, name)) }) else {
             _ = try loadInode(ino)
-            throw Errno(rawValue: ENODATA)
+            throw absent
         }
         return v
-    }
-
-    private func noXattr(_ ino: UInt64) throws(Errno) -> [UInt8] {
-        throw Errno(rawValue: ENODATA)
     }
 
     /// listxattr(2): every name, each followed by a NUL. `trusted.*` names are listed only to
@@ -146,4 +152,5 @@ extension FileSystem {
     }
 
     static let capabilityName: [UInt8] = Array("security.capability".utf8)
+    static let selinuxName: [UInt8] = Array("security.selinux".utf8)
 }

@@ -14,6 +14,20 @@ import Testing
         try fs.setxattr(ino, n(name), UnsafeRawBufferPointer(rebasing: p[0..<bytes.count]), flags: flags)
     }
 
+    /// Names lsmfs does not store are "unsupported", not "absent": POSIX ACLs always, and
+    /// security.selinux until a value is set (ls -l then stops asking for the device).
+    @Test func unsupportedNamesSayEOPNOTSUPP() throws {
+        let r = try Rig.fresh()
+        let f = try r.fs.createFile(root, "f", Array("x".utf8))
+        #expect(throws: errno(EOPNOTSUPP)) { try r.fs.getxattr(f, n("system.posix_acl_access")) }
+        #expect(throws: errno(EOPNOTSUPP)) { try r.fs.getxattr(f, n("security.selinux")) }
+        try set(r.fs, f, "user.a", "1")  // the slow path (inode holds xattrs) says the same
+        #expect(throws: errno(EOPNOTSUPP)) { try r.fs.getxattr(f, n("security.selinux")) }
+        #expect(throws: errno(ENODATA)) { try r.fs.getxattr(f, n("security.capability")) }
+        try set(r.fs, f, "security.selinux", "unconfined_u:object_r:user_home_t:s0")
+        #expect(try r.fs.getxattr(f, n("security.selinux")) == Array("unconfined_u:object_r:user_home_t:s0".utf8))
+    }
+
     @Test func setGetListRemove() throws {
         let r = try Rig.fresh()
         let f = try r.fs.createFile(root, "f", Array("x".utf8))
