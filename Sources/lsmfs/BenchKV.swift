@@ -156,6 +156,19 @@ struct BenchKVConfig {
 }
 
 /// Peak resident set of this process (VmHWM), in bytes.
+/// The process's resident set now (/proc/self/statm), 0 if unknown.
+func currentRSSBytes() -> UInt64 {
+    let fd = open("/proc/self/statm", O_RDONLY)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var buf = [UInt8](repeating: 0, count: 128)
+    let n = read(fd, &buf, buf.count)
+    guard n > 0 else { return 0 }
+    let fields = String(decoding: buf[0..<n], as: UTF8.self).split(separator: " ")
+    guard fields.count > 1, let pages = UInt64(fields[1]) else { return 0 }
+    return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+}
+
 func peakRSSBytes() -> UInt64 {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)

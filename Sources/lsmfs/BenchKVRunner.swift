@@ -15,6 +15,7 @@ final class BenchKVRunner {
     init(_ config: BenchKVConfig) { self.config = config; live = BenchKVLiveKeys(num: config.num) }
 
     func run() throws {
+        baselineRSS = currentRSSBytes()
         for w in config.warnings { printError("lsmfs bench kv: \(w)") }
         let c = config
         print("Keys:       \(c.keySize) bytes each")
@@ -43,6 +44,8 @@ final class BenchKVRunner {
     /// The store's memory budget, as configured (largest seen over the run: the open tables
     /// grow with the data).
     var budget: LSMMemoryBudget?
+    /// The process before the store opened (runtime, binary, libraries).
+    var baselineRSS: UInt64 = 0
 
     func noteBudget() {
         guard let b = store?.memoryBudget() else { return }
@@ -51,10 +54,11 @@ final class BenchKVRunner {
 
     func printBudget(_ b: LSMMemoryBudget) {
         func mib(_ x: UInt64) -> String { String(format: "%.1f", Double(x) / 1048576) }
-        let rss = peakRSSBytes()
+        let rss = peakRSSBytes(), store = rss - min(rss, baselineRSS)
         print("memory budget: memtables \(mib(b.memtables)) + block cache \(mib(b.blockCache)) + KVIMR buffers \(mib(b.kvimrBuffers))"
-              + " + open tables \(mib(b.openTables)) = \(mib(b.total)) MiB; peak RSS \(mib(rss)) MiB"
-              + String(format: " (%.0f%% of the budget)", 100 * Double(rss) / Double(max(b.total, 1))))
+              + " + open tables \(mib(b.openTables)) = \(mib(b.total)) MiB; peak RSS \(mib(rss)) MiB = process before"
+              + " opening \(mib(baselineRSS)) + store \(mib(store))"
+              + String(format: " (%.0f%% of the budget)", 100 * Double(store) / Double(max(b.total, 1))))
     }
 
     func open(fresh: Bool) throws {
