@@ -3,7 +3,7 @@
 # example (over a directory on the same disk) and natively, in alternating rounds.
 #
 #   bench/fs-compare.sh [--rounds 3] [--files 20000] [--small 5000] [--big-mib 1024]
-#                       [--rand-ops 20000] [--dir /var/tmp/lsmfs-fsbench] [--lsmfs-opts writeback_cache]
+#                       [--rand-ops 20000] [--dir /var/tmp/lsmfs-fsbench] [--lsmfs-opts OPTS]
 #                       [--only create,stat,lsR,unlink] [--targets passthrough_ll,lsmfs]
 #
 # --only runs a subset of the workloads (later ones use what earlier ones left: stat, lsR and
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 ROUNDS=3 FILES=20000 SMALL=5000 BIG_MIB=1024 RAND_OPS=20000
-DIR=/var/tmp/lsmfs-fsbench LSMFS_OPTS="writeback_cache" ONLY="" TARGETS="native,passthrough_ll,lsmfs"
+DIR=/var/tmp/lsmfs-fsbench LSMFS_OPTS="" ONLY="" TARGETS="native,passthrough_ll,lsmfs"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -65,7 +65,7 @@ cleanup
 rm -f "$DIR/lsmfs.img" "$DIR/lsmfs.img.log"
 "$LSMFS" mkfs "$DIR/lsmfs.img" --size $(( BIG_MIB * 3 / 1024 + 4 ))G >/dev/null
 "$LSMFS" mount "$DIR/lsmfs.img" "$DIR/mnt-lsmfs" ${LSMFS_OPTS:+-o "$LSMFS_OPTS"}
-LSMFS_PID=$(pgrep -f -- "[m]ount $DIR/lsmfs.img " | head -n1)
+LSMFS_PID=$(pgrep -f -- "[m]ount $DIR/lsmfs.img $DIR/mnt-lsmfs" | head -n1)
 declare -A TARGET=([native]="$DIR/native" [passthrough_ll]="$DIR/mnt-pt" [lsmfs]="$DIR/mnt-lsmfs")
 
 # A source tree to untar: /usr/include (tens of thousands of small files), tarred once.
@@ -147,6 +147,7 @@ for round in $(seq 1 "$ROUNDS"); do
             t0=$(now); "wl_$w" "${TARGET[$t]}"; t1=$(now)
             TIMES[$t.$w]+="$(echo "$t1 - $t0" | bc) "
         done
+        [ -n "$LSMFS_PID" ] || LSMFS_PID=$(pgrep -f -- "lsmfs.img $DIR/mnt-lsmfs" | head -n1)
         if [ -n "$LSMFS_PID" ] && [ -r /proc/$LSMFS_PID/status ]; then
             rss=$(awk '/VmHWM/ {print $2}' /proc/$LSMFS_PID/status)
             (( rss > PEAK_RSS )) && PEAK_RSS=$rss
