@@ -30,15 +30,14 @@ extension Engine {
         if let raw { entries = raw } else { entries = try resolve(batch) }
         var user: UInt64 = 0
         for e in entries { user += UInt64(e.key.count + e.value.count) }
-        // Large values go to the value log first, before the writer lock: one writer's value
-        // I/O overlaps another's WAL and memtable work. The WAL and memtable get pointers. (A
-        // write failing after this leaves its records as garbage; the log stays a prefix in
-        // order: a pointer is logged only after its value was appended.)
-        if raw == nil { try separateValues(&entries) }
         let position = try writer.withLock { (w: inout WriterState) throws(LSMError) -> WALPosition? in
             if let f = w.failed { throw f }
             try makeRoomForWrite(&w)
             guard !entries.isEmpty else { return w.log.map { WALPosition(file: $0.file, offset: $0.bytesWritten) } }
+            // Large values go to the value log first; the WAL and memtable get pointers. Under
+            // the writer lock: a segment then gets pointers only in WALs created while it is
+            // the head or later, which GC relies on (`segmentUsage`).
+            if raw == nil { try separateValues(&entries) }
             let position = try logEntries(entries, &w)
             counters.userBytesWritten.bump(user)
             return position
