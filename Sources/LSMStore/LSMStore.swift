@@ -28,7 +28,7 @@ public struct LSMOptions: Sendable {
     /// Background garbage collection starts when garbage / total vLog bytes passes this, and
     /// collects until it is half that (0, or more than 1, turns background GC off).
     public var gcGarbageRatio: Double = 0.5
-    /// Background garbage collection moves at most this many bytes per second.
+    /// Background garbage collection moves at most this many bytes per second (0: no limit).
     public var gcBytesPerSecond: Int = 64 << 20
     public init() {}
 }

@@ -30,7 +30,7 @@ final class VLogCollector: Sendable {
     static let maxRetryMicros: UInt64 = 30_000_000
 }
 
-/// Keeps a pass under `bytesPerSecond` moved: after each chunk, sleeps until the bytes moved
+/// Keeps a background pass under `bytesPerSecond` moved (0 or less: no limit): after each chunk, sleeps until the bytes moved
 /// so far are due (at most `maxSleepMicros` at once, so close never waits long; the rest is
 /// owed by the next chunk).
 struct GCPacer {
@@ -81,7 +81,7 @@ extension Engine {
         do throws(LSMError) {
             try withCollector { () throws(LSMError) in
                 gc.state.withLock { $0.scheduled = false }
-                var pacer: GCPacer? = GCPacer(bytesPerSecond: options.gcBytesPerSecond)
+                var pacer: GCPacer? = options.gcBytesPerSecond > 0 ? GCPacer(bytesPerSecond: options.gcBytesPerSecond) : nil
                 freedAny = try collect(backgroundVictims(), pacer: &pacer).segmentsFreed > 0
             }
             gc.state.withLock { $0.failuresInARow = 0 }
