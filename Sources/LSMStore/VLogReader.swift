@@ -58,9 +58,15 @@ extension Engine {
                 for x in order[i..<j] {
                     let (p, key) = pointers[x]!
                     let from = Int(p.offset - first.offset)
-                    let rec = Array(span[from..<(from + Int(p.length))])
-                    let h = try checkRecord(rec, p, key: key)
-                    values[x] = Array(rec[h.valueRange])
+                    // Checked in place in the span; only the value is copied out.
+                    let r = span.withUnsafeBytes { raw -> Result<[UInt8], VLogFormat.Damage> in
+                        let rec = UnsafeRawBufferPointer(rebasing: raw[from..<(from + Int(p.length))])
+                        return VLogFormat.verify(rec, expectedKey: key).map { Array(rec[$0.valueRange]) }
+                    }
+                    switch r {
+                    case .success(let v): values[x] = v
+                    case .failure(let d): throw damaged(p, key: key, VLogReadPlan.describe(d))
+                    }
                 }
             }
             i = j
@@ -103,14 +109,7 @@ extension Engine {
         let r = rec.withUnsafeBytes { VLogFormat.verify($0, expectedKey: key) }
         switch r {
         case .success(let h): return h
-        case .failure(let d):
-            let why: String
-            switch d {
-            case .truncated, .badLengths: why = "record lengths do not match the pointer"
-            case .checksumMismatch: why = "checksum mismatch"
-            case .keyMismatch: why = "record belongs to another key"
-            }
-            throw damaged(p, key: key, why)
+        case .failure(let d): throw damaged(p, key: key, VLogReadPlan.describe(d))
         }
     }
 
@@ -142,4 +141,13 @@ enum VLogReadPlan {
     static let maxEntries = 64
     /// A scan batch is resolved once its pointers add up to this many bytes.
     static let maxBytes = 4 << 20
+
+    /// A damaged record, in words for the error and the log line.
+    static func describe(_ d: VLogFormat.Damage) -> String {
+        switch d {
+        case .truncated, .badLengths: return "record lengths do not match the pointer"
+        case .checksumMismatch: return "checksum mismatch"
+        case .keyMismatch: return "record belongs to another key"
+        }
+    }
 }

@@ -173,6 +173,34 @@ func flipBit(_ closed: MemoryTrackDevice, file: UInt64, at offset: UInt64) throw
         try s.close()
     }
 
+    /// Values written one after another lie together in the log and a scan reads them in
+    /// spans: every value comes back; a flipped bit in one record of a span fails the scan.
+    @Test func adjacentRecordsScanTogether() throws {
+        let dev = try freshDevice()
+        let o = vlogOptions(threshold: 200, segmentBytes: 1 << 20)
+        var s = try openStore(dev, o)
+        var batch = WriteBatch()
+        for i in 0..<120 { batch.put(key(i), value(i, version: 1, size: 300 + i * 7)) }
+        try s.write(batch)
+        let got = try dump(s)
+        #expect(got.count == 120)
+        for (i, kv) in got.enumerated() { #expect(kv.0 == key(i) && kv.1 == value(i, version: 1, size: 300 + i * 7)) }
+        var seen = 0
+        try s.scan(from: key(30), to: key(90)) { k, v in
+            #expect(v == value(30 + seen, version: 1, size: 300 + (30 + seen) * 7), "key \(k)")
+            seen += 1
+            return true
+        }
+        #expect(seen == 60)
+        let p = try #require(try s.valuePointer(key(61)))
+        try s.close()
+        let damaged = try flipBit(dev, file: p.segment, at: p.offset + 40)
+        s = try openStore(damaged, o)
+        #expect(lsmError { _ = try dump(s, from: key(50), to: key(70)) }?.kind == .corrupt)
+        #expect(try dump(s, from: key(0), to: key(40)).count == 40)
+        try s.close()
+    }
+
     /// A header bit (the key length) flipped: lengths no longer match the pointer → `.corrupt`.
     @Test func flippedHeaderBitIsAnError() throws {
         let dev = try freshDevice()
