@@ -190,30 +190,7 @@ import Testing
     /// Concurrent synced writes (group commit): every acknowledged write survives a crash that
     /// keeps nothing unsynced.
     @Test func concurrentSyncedWritesSurviveCrash() throws {
-        let dev = try freshDevice()
-        let s = try openStore(dev)
-        let group = DispatchGroup()
-        let failures = Failures()
-        for w in 0..<4 {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                do {
-                    for n in 0..<150 {
-                        let i = w * 1000 + n
-                        try s.put(key(i), value(i, version: 2, size: 300), sync: true)
-                    }
-                } catch { failures.add("writer \(w): \(error)") }
-            }
-        }
-        group.wait()
-        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
-        let r = try openStore(dev.crashed())
-        for w in 0..<4 {
-            for n in 0..<150 { #expect(try r.get(key(w * 1000 + n)) == value(w * 1000 + n, version: 2, size: 300)) }
-        }
-        try r.close()
-        try? s.close()
+        try concurrentSyncedWritesSurviveACrash(device: try freshDevice(), options: smallOptions(), perWriter: 150) { _ in 300 }
     }
 }
 

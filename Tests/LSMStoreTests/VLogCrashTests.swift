@@ -121,34 +121,9 @@ import Testing
     /// Concurrent synced writers of separated values (group commit): every acknowledged value
     /// survives a crash that keeps nothing unsynced.
     @Test func groupCommitWithSeparatedValues() throws {
-        let dev = try freshDevice(tracks: 800)
-        let o = vlogOptions(threshold: 512, segmentBytes: 128 << 10)
-        let s = try openStore(dev, o)
-        let group = DispatchGroup()
-        let failures = Failures()
-        for w in 0..<4 {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                do {
-                    for n in 0..<60 {
-                        let i = w * 1000 + n
-                        try s.put(key(i), value(i, version: 2, size: n % 3 == 0 ? 100 : 3000), sync: true)
-                    }
-                } catch { failures.add("writer \(w): \(error)") }
-            }
-        }
-        group.wait()
-        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
-        let r = try openStore(dev.crashed(), o)
-        for w in 0..<4 {
-            for n in 0..<60 {
-                let i = w * 1000 + n
-                #expect(try r.get(key(i)) == value(i, version: 2, size: n % 3 == 0 ? 100 : 3000))
-            }
-        }
-        try r.close()
-        try? s.close()
+        try concurrentSyncedWritesSurviveACrash(device: try freshDevice(tracks: 800),
+                                                options: vlogOptions(threshold: 512, segmentBytes: 128 << 10),
+                                                perWriter: 60) { n in n % 3 == 0 ? 100 : 3000 }
     }
 
     /// WAL replay checks every pointer: a batch whose pointer leads past a segment's durable
@@ -225,4 +200,36 @@ func powerLossWorkload(seed: UInt64, rng: inout RNG, device mem: MemoryTrackDevi
             "seed \(seed): recovered \(got.count) keys, not a state since the last sync")
     try r.close()
     _ = store
+}
+
+/// Four threads each write `perWriter` keys with `sync: true` (group commit); a crash that
+/// keeps nothing unsynced must keep every one of them.
+func concurrentSyncedWritesSurviveACrash(device dev: MemoryTrackDevice, options: LSMOptions, perWriter: Int,
+                                         size: @escaping @Sendable (Int) -> Int) throws {
+    let s = try openStore(dev, options)
+    let group = DispatchGroup()
+    let failures = Failures()
+    for w in 0..<4 {
+        group.enter()
+        Thread.detachNewThread {
+            defer { group.leave() }
+            do {
+                for n in 0..<perWriter {
+                    let i = w * 1000 + n
+                    try s.put(key(i), value(i, version: 2, size: size(n)), sync: true)
+                }
+            } catch { failures.add("writer \(w): \(error)") }
+        }
+    }
+    group.wait()
+    #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+    let r = try openStore(dev.crashed(), options)
+    for w in 0..<4 {
+        for n in 0..<perWriter {
+            let i = w * 1000 + n
+            #expect(try r.get(key(i)) == value(i, version: 2, size: size(n)), "writer \(w) key \(n)")
+        }
+    }
+    try r.close()
+    try? s.close()
 }
