@@ -177,6 +177,24 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         state.withLock { $0.model.read(track: track, range: sector..<(sector + count)) }
     }
 
+    /// Reads `buffer.count` bytes starting `skip` bytes into sector `sector` of `track`
+    /// straight into `buffer` (byte-granular: no whole-sector bounce buffer for a read that
+    /// starts or ends inside a sector). Checked, priced and counted like `readTrack` of the
+    /// sectors it touches.
+    public func readTrackBytes(_ track: Int, sector: Int, skip: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
+        let ss = sb.geometry.sectorSize
+        guard skip >= 0, skip < ss else {
+            throw DeviceError(.outOfRange, errno: 22, "byte offset \(skip) is not inside a \(ss)-byte sector")
+        }
+        let covering = (skip + buffer.count + ss - 1) / ss * ss
+        let count = try TrackIOCheck.sectors(sb.geometry, track: track, sector: sector, byteCount: covering)
+        let fd = try liveFD(writing: false)
+        if buffer.count > 0 {
+            try FileIO.preadFully(fd, buffer, at: offset(track, sector) + UInt64(skip), "track \(track) sectors \(sector)..<\(sector + count) of \(path)")
+        }
+        state.withLock { $0.model.read(track: track, range: sector..<(sector + count)) }
+    }
+
     public func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
         let count = try TrackIOCheck.sectors(sb.geometry, track: track, sector: sector, byteCount: buffer.count)
         let fd = try liveFD(writing: true)

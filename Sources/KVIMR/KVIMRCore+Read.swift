@@ -42,6 +42,7 @@ extension KVIMRCore {
             throw KVIMRError(.corrupt, "file \(rec.number): read of \(dst.count) at \(offset) passes its stored size \(rec.size)")
         }
         let ss = UInt64(geometry.sectorSize)
+        let image = device as? ImageTrackDevice
         var extentStart: UInt64 = 0
         var pos = offset
         var out = 0
@@ -56,8 +57,17 @@ extension KVIMRCore {
             let target = UnsafeMutableRawBufferPointer(rebasing: dst[out..<(out + want)])
             if inExtent % ss == 0 && want % Int(ss) == 0 {
                 try readTrack(e.track, sector: e.firstSector + firstSector, into: target)
+            } else if let image {
+                // Unaligned on an image file: read exactly the bytes wanted, no bounce buffer.
+                do {
+                    try image.readTrackBytes(e.track, sector: e.firstSector + firstSector, skip: Int(inExtent % ss), into: target)
+                } catch {
+                    throw KVIMRError(.io, "reading track \(e.track) at sector \(e.firstSector + firstSector): \(error.message)")
+                }
             } else {
-                var scratch = [UInt8](repeating: 0, count: (endSector - firstSector) * Int(ss))
+                var scratch = [UInt8](unsafeUninitializedCapacity: (endSector - firstSector) * Int(ss)) { _, n in
+                    n = (endSector - firstSector) * Int(ss)   // filled by the track read below
+                }
                 var failure: KVIMRError?
                 scratch.withUnsafeMutableBytes { p in
                     do throws(KVIMRError) { try readTrack(e.track, sector: e.firstSector + firstSector, into: p) } catch { failure = error }

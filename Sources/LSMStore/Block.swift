@@ -1,35 +1,66 @@
 import LSMCommon
 
 /// A decoded, checksum-verified block (contents without the trailer). Immutable.
-package final class Block: Sendable {
-    package let data: [UInt8]
+/// The contents live in memory the block owns, so iterators read them in place through a
+/// raw pointer (no array retain or bounds check per access).
+package final class Block: @unchecked Sendable {
+    /// The contents (`count` bytes; the allocation may be longer: a trailer read with them).
+    let bytes: UnsafeRawBufferPointer
     let restartsOffset: Int
     let numRestarts: Int
 
+    package var count: Int { bytes.count }
+    /// A copy of the contents.
+    package var data: [UInt8] { Array(bytes) }
+
     /// Validates the restart array; nil if the block is malformed.
-    package init?(_ data: [UInt8]) {
-        guard data.count >= 4 else { return nil }
-        let n = Int(data.readLE(UInt32.self, at: data.count - 4))
-        guard n >= 1, n <= (data.count - 4) / 4 else { return nil }
-        let ro = data.count - 4 - 4 * n
-        for i in 0..<n where Int(data.readLE(UInt32.self, at: ro + 4 * i)) > ro { return nil }
-        self.data = data; self.restartsOffset = ro; self.numRestarts = n
+    package convenience init?(_ data: [UInt8]) {
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, data.count), alignment: 8)
+        data.withUnsafeBytes { if let b = $0.baseAddress { p.baseAddress!.copyMemory(from: b, byteCount: $0.count) } }
+        self.init(owning: p, count: data.count)
     }
 
-    func restart(_ i: Int) -> Int { Int(data.readLE(UInt32.self, at: restartsOffset + 4 * i)) }
+    /// Takes ownership of `memory` (deallocated with the block, or here when malformed);
+    /// the contents are its first `count` bytes.
+    init?(owning memory: UnsafeMutableRawBufferPointer, count: Int) {
+        let d = UnsafeRawBufferPointer(start: memory.baseAddress, count: count)
+        guard count >= 4 else { memory.deallocate(); return nil }
+        let n = Int(d.readLE(UInt32.self, at: count - 4))
+        guard n >= 1, n <= (count - 4) / 4 else { memory.deallocate(); return nil }
+        let ro = count - 4 - 4 * n
+        for i in 0..<n where Int(d.readLE(UInt32.self, at: ro + 4 * i)) > ro { memory.deallocate(); return nil }
+        bytes = d; restartsOffset = ro; numRestarts = n
+    }
+
+    deinit { UnsafeMutableRawPointer(mutating: bytes.baseAddress)?.deallocate() }
+
+    @inline(__always)
+    func restart(_ i: Int) -> Int { Int(bytes.readLE(UInt32.self, at: restartsOffset + 4 * i)) }
 
     /// Wraps raw block bytes + trailer read from a file: verifies the CRC and decodes.
     /// Byte layout of the trailer: [compression type: 1][masked crc32c(contents ++ type): 4 LE]
     package static func verified(_ raw: [UInt8], what: @autoclosure () -> String) throws(LSMError) -> Block {
+        let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, raw.count), alignment: 8)
+        raw.withUnsafeBytes { if let b = $0.baseAddress { p.baseAddress!.copyMemory(from: b, byteCount: $0.count) } }
+        return try verified(owning: p, count: raw.count, what: what())
+    }
+
+    /// Like `verified(_:what:)` on `count` bytes (contents + trailer) in `memory`, which the
+    /// block takes over (deallocated here on failure).
+    static func verified(owning memory: UnsafeMutableRawBufferPointer, count: Int,
+                         what: @autoclosure () -> String) throws(LSMError) -> Block {
         let t = LSMFormat.blockTrailerSize
-        guard raw.count >= t else { throw LSMError.corrupt("\(what()): block too short") }
-        let stored = raw.readLE(UInt32.self, at: raw.count - 4)
-        let crc = raw.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<(raw.count - 4)])) }
-        guard CRC32C.mask(crc) == stored else { throw LSMError.corrupt("\(what()): block checksum mismatch") }
-        guard raw[raw.count - t] == LSMFormat.compressionNone else {
-            throw LSMError.corrupt("\(what()): unknown compression type \(raw[raw.count - t])")
+        let raw = UnsafeRawBufferPointer(start: memory.baseAddress, count: count)
+        guard count >= t else { memory.deallocate(); throw LSMError.corrupt("\(what()): block too short") }
+        let stored = raw.readLE(UInt32.self, at: count - 4)
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(count - 4)]))
+        guard CRC32C.mask(crc) == stored else { memory.deallocate(); throw LSMError.corrupt("\(what()): block checksum mismatch") }
+        guard raw[count - t] == LSMFormat.compressionNone else {
+            let type = raw[count - t]
+            memory.deallocate()
+            throw LSMError.corrupt("\(what()): unknown compression type \(type)")
         }
-        guard let b = Block(Array(raw[0..<(raw.count - t)])) else { throw LSMError.corrupt("\(what()): malformed block") }
+        guard let b = Block(owning: memory, count: count - t) else { throw LSMError.corrupt("\(what()): malformed block") }
         return b
     }
 
@@ -43,30 +74,38 @@ package final class Block: Sendable {
     }
 }
 
-/// Iterates the entries of a block in order; keys are compared with `compare` (and its raw
-/// form `rawCompare`, which seeks use to compare restart keys in place).
+/// Iterates the entries of a block in both directions; keys are compared in place (internal
+/// key order unless `rawCompare` is given). Can be pointed at another block (`reset`) so table iterators reuse one.
 package final class BlockIterator {
     package typealias RawCompare = (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Int
-    let block: Block
-    let compare: ([UInt8], [UInt8]) -> Int
-    let rawCompare: RawCompare
+    private(set) var block: Block
+    /// A custom order (nil: internal keys, compared by a direct call the optimizer inlines).
+    let rawCompare: RawCompare?
     /// Names the block in error messages (built only on error).
     let table: UInt64
-    let blockOffset: UInt64?
+    private(set) var blockOffset: UInt64?
     var name: String { blockOffset.map { "table \(table) block at \($0)" } ?? "table \(table) index" }
     package private(set) var key: [UInt8] = []
     /// The current value (copied out of the block on each access).
-    package var value: [UInt8] { Array(block.data[valueOffset..<(valueOffset + valueLength)]) }
+    package var value: [UInt8] { Array(UnsafeRawBufferPointer(rebasing: block.bytes[valueOffset..<(valueOffset + valueLength)])) }
     private var valueOffset = 0
     private var valueLength = 0
     private var current: Int       // offset of the current entry; == restartsOffset when invalid
     private var nextOffset: Int
 
-    /// `blockOffset` nil: the table's index block.
-    package init(_ block: Block, table: UInt64, blockOffset: UInt64?, compare: @escaping ([UInt8], [UInt8]) -> Int,
-                 rawCompare: @escaping RawCompare = InternalKey.compare) {
-        self.block = block; self.compare = compare; self.rawCompare = rawCompare
+    /// `blockOffset` nil: the table's index block. (`compare` is kept for callers; seeks use
+    /// `rawCompare`.)
+    package init(_ block: Block, table: UInt64, blockOffset: UInt64?, compare: (([UInt8], [UInt8]) -> Int)? = nil,
+                 rawCompare: RawCompare? = nil) {
+        self.block = block; self.rawCompare = rawCompare
         self.table = table; self.blockOffset = blockOffset
+        current = block.restartsOffset; nextOffset = block.restartsOffset
+        key.reserveCapacity(32)
+    }
+
+    /// Points the iterator at another block (invalid until positioned).
+    package func reset(_ block: Block, blockOffset: UInt64?) {
+        self.block = block; self.blockOffset = blockOffset
         current = block.restartsOffset; nextOffset = block.restartsOffset
     }
 
@@ -74,7 +113,11 @@ package final class BlockIterator {
 
     /// Calls `body` with the value bytes in place (no copy).
     package func withValue<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        block.data.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[valueOffset..<(valueOffset + valueLength)])) }
+        body(UnsafeRawBufferPointer(rebasing: block.bytes[valueOffset..<(valueOffset + valueLength)]))
+    }
+    /// Calls `body` with the current key in place.
+    package func withKey<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        key.withUnsafeBytes(body)
     }
 
     /// Decodes the three varint lengths of the entry at `offset`: (shared, unshared, value
@@ -106,16 +149,16 @@ package final class BlockIterator {
 
     /// Decodes the entry at `offset` given the previous key.
     private func parse(at offset: Int) throws(LSMError) {
+        let d = block.bytes
         let end = block.restartsOffset
-        guard let (shared, unshared, vlen, p) = block.data.withUnsafeBytes({ Self.header($0, at: offset, end: end) }),
-              shared <= key.count else {
-            current = block.restartsOffset
+        guard let (shared, unshared, vlen, p) = Self.header(d, at: offset, end: end), shared <= key.count else {
+            current = end
             throw LSMError.corrupt("\(name): malformed entry at \(offset)")
         }
-        key.removeSubrange(shared...)
-        key.append(contentsOf: block.data[p..<(p + unshared)])
+        if shared < key.count { key.removeSubrange(shared...) }
+        key.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[p..<(p + unshared)]))
         guard key.count >= LSMFormat.internalKeyTrailerSize else { // every block key is an internal key
-            current = block.restartsOffset
+            current = end
             throw LSMError.corrupt("\(name): short key at \(offset)")
         }
         valueOffset = p + unshared
@@ -130,41 +173,70 @@ package final class BlockIterator {
         try parse(at: block.restart(0))
     }
 
+    /// Positions at the last entry.
+    package func seekToLast() throws(LSMError) {
+        key.removeAll(keepingCapacity: true)
+        if block.restartsOffset == 0 { current = 0; return }
+        try parse(at: block.restart(block.numRestarts - 1))
+        while nextOffset < block.restartsOffset { try parse(at: nextOffset) }
+    }
+
     package func next() throws(LSMError) {
         guard isValid else { return }
         if nextOffset >= block.restartsOffset { current = block.restartsOffset; return }
         try parse(at: nextOffset)
     }
 
-    /// Positions at the first entry with key >= target.
-    package func seek(_ target: [UInt8]) throws(LSMError) {
-        if block.restartsOffset == 0 { current = 0; return }
-        let end = block.restartsOffset
-        // Binary search over the restart points, comparing their (unshared) keys in place.
-        var lo = 0, hi = block.numRestarts - 1
-        var bad = -1
-        target.withUnsafeBytes { t in
-            block.data.withUnsafeBytes { d in
-                while lo < hi { // last restart whose key < target
-                    let mid = (lo + hi + 1) / 2
-                    let off = block.restart(mid)
-                    guard let (shared, unshared, _, p) = Self.header(d, at: off, end: end), shared == 0,
-                          unshared >= LSMFormat.internalKeyTrailerSize else { bad = off; return }
-                    if rawCompare(UnsafeRawBufferPointer(rebasing: d[p..<(p + unshared)]), t) < 0 { lo = mid } else { hi = mid - 1 }
-                }
-            }
-        }
-        if bad >= 0 {
-            current = block.restartsOffset
-            throw LSMError.corrupt("\(name): malformed entry at \(bad)")
+    /// Moves to the previous entry: back to the last restart point before the current entry,
+    /// then forward to the entry just before it (prefix compression decodes only forward).
+    package func prev() throws(LSMError) {
+        guard isValid else { return }
+        let original = current
+        if block.restart(0) >= original { current = block.restartsOffset; return }
+        var lo = 0, hi = block.numRestarts - 1   // last restart < original
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if block.restart(mid) < original { lo = mid } else { hi = mid - 1 }
         }
         key.removeAll(keepingCapacity: true)
         try parse(at: block.restart(lo))
-        while isValid && keyCompare(target) < 0 { try next() }
+        while nextOffset < original { try parse(at: nextOffset) }
     }
 
-    /// `rawCompare(key, target)` without copying either.
-    private func keyCompare(_ target: [UInt8]) -> Int {
-        key.withUnsafeBytes { k in target.withUnsafeBytes { t in rawCompare(k, t) } }
+    /// Positions at the first entry with key >= target.
+    package func seek(_ target: [UInt8]) throws(LSMError) {
+        var failure: LSMError?
+        target.withUnsafeBytes { t in
+            do throws(LSMError) { try seek(raw: t) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// `seek` with the target given in place.
+    package func seek(raw t: UnsafeRawBufferPointer) throws(LSMError) {
+        let end = block.restartsOffset
+        if end == 0 { current = 0; return }
+        let d = block.bytes
+        // Binary search over the restart points, comparing their (unshared) keys in place.
+        var lo = 0, hi = block.numRestarts - 1
+        while lo < hi { // last restart whose key < target
+            let mid = (lo + hi + 1) / 2
+            let off = block.restart(mid)
+            guard let (shared, unshared, _, p) = Self.header(d, at: off, end: end), shared == 0,
+                  unshared >= LSMFormat.internalKeyTrailerSize else {
+                current = end
+                throw LSMError.corrupt("\(name): malformed entry at \(off)")
+            }
+            if compare(UnsafeRawBufferPointer(rebasing: d[p..<(p + unshared)]), t) < 0 { lo = mid } else { hi = mid - 1 }
+        }
+        key.removeAll(keepingCapacity: true)
+        try parse(at: block.restart(lo))
+        while isValid && key.withUnsafeBytes({ compare($0, t) }) < 0 { try next() }
+    }
+
+    @inline(__always)
+    private func compare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        if let rawCompare { return rawCompare(a, b) }
+        return InternalKey.compare(a, b)
     }
 }

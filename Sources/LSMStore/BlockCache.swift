@@ -29,13 +29,13 @@ package final class BlockCache: Sendable {
     }
 
     package func insert(file: UInt64, offset: UInt64, _ block: Block) {
-        guard capacity > 0, block.data.count <= capacity / 4 else { return }
+        guard capacity > 0, block.count <= capacity / 4 else { return }
         state.withLock { s in
             let k = Key(file: file, offset: offset)
             if s.map[k] != nil { return }
             s.map[k] = Slot(block: block, referenced: false)
             s.clock.append(k)
-            s.bytes += block.data.count
+            s.bytes += block.count
             while s.bytes > capacity && !s.clock.isEmpty {
                 if s.hand >= s.clock.count { s.hand = 0 }
                 let victim = s.clock[s.hand]
@@ -44,7 +44,7 @@ package final class BlockCache: Sendable {
                     slot.referenced = false; s.map[victim] = slot; s.hand += 1
                 } else {
                     s.map[victim] = nil
-                    s.bytes -= slot.block.data.count
+                    s.bytes -= slot.block.count
                     s.clock.swapAt(s.hand, s.clock.count - 1)
                     s.clock.removeLast()
                 }
@@ -59,7 +59,7 @@ package final class BlockCache: Sendable {
             kept.reserveCapacity(s.clock.count)
             for k in s.clock {
                 if k.file == file {
-                    if let slot = s.map.removeValue(forKey: k) { s.bytes -= slot.block.data.count }
+                    if let slot = s.map.removeValue(forKey: k) { s.bytes -= slot.block.count }
                 } else {
                     kept.append(k)
                 }

@@ -20,24 +20,29 @@ extension KVIMR {
     /// Reads exactly `count` bytes at `offset` of `file`, or fails (short read = corrupt).
     func readExact(_ file: FileNumber, at offset: UInt64, count: Int) throws(LSMError) -> [UInt8] {
         if count == 0 { return [] }
-        var out = [UInt8](repeating: 0, count: count)
-        var failure: KVIMRError?
-        var got = 0
-        out.withUnsafeMutableBytes { p in
-            do throws(KVIMRError) {
-                while got < count {
-                    let n = try read(file, at: offset + UInt64(got),
-                                     into: UnsafeMutableRawBufferPointer(rebasing: p[got...]))
-                    if n <= 0 { break }
-                    got += n
-                }
-            } catch { failure = error }
+        var failure: LSMError?
+        let out = [UInt8](unsafeUninitializedCapacity: count) { p, n in
+            do throws(LSMError) { try readExact(file, at: offset, into: UnsafeMutableRawBufferPointer(p)) } catch { failure = error }
+            n = count  // zero-filled below on failure
+            if failure != nil { UnsafeMutableRawBufferPointer(p).initializeMemory(as: UInt8.self, repeating: 0) }
         }
-        if let failure { throw LSMError(failure, "read file \(file) at \(offset)") }
-        guard got == count else {
-            throw LSMError.corrupt("file \(file): short read at \(offset) (\(got) of \(count) bytes)")
-        }
+        if let failure { throw failure }
         return out
+    }
+
+    /// Fills `buffer` with the bytes at `offset` of `file`, or fails (short read = corrupt).
+    func readExact(_ file: FileNumber, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(LSMError) {
+        var got = 0
+        do throws(KVIMRError) {
+            while got < buffer.count {
+                let n = try read(file, at: offset + UInt64(got), into: UnsafeMutableRawBufferPointer(rebasing: buffer[got...]))
+                if n <= 0 { break }
+                got += n
+            }
+        } catch { throw LSMError(error, "read file \(file) at \(offset)") }
+        guard got == buffer.count else {
+            throw LSMError.corrupt("file \(file): short read at \(offset) (\(got) of \(buffer.count) bytes)")
+        }
     }
 
     /// Reads the whole file.

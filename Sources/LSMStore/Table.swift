@@ -5,6 +5,8 @@ import Synchronization
 /// the block cache with their checksums verified. Immutable and thread-safe.
 package final class Table: Sendable {
     package typealias Reader = @Sendable (_ offset: UInt64, _ count: Int) throws(LSMError) -> [UInt8]
+    /// Fills `buffer` with the bytes at `offset` (exactly; a short file is an error).
+    package typealias ReaderInto = @Sendable (_ offset: UInt64, _ buffer: UnsafeMutableRawBufferPointer) throws(LSMError) -> Void
     package let number: UInt64
     package let size: UInt64
     let index: Block
@@ -12,12 +14,31 @@ package final class Table: Sendable {
     /// Range tombstones, sorted by (start, newest first).
     package let tombstones: [RangeTombstone]
     let tombstoneIndex: TombstoneIndex
-    let read: Reader
+    let readInto: ReaderInto
     let cache: BlockCache?
 
     /// Opens the table of `size` bytes, verifying footer, index and filter.
-    package init(number: UInt64, size: UInt64, cache: BlockCache?, read: @escaping Reader) throws(LSMError) {
-        self.number = number; self.size = size; self.read = read; self.cache = cache
+    package convenience init(number: UInt64, size: UInt64, cache: BlockCache?, read: @escaping Reader) throws(LSMError) {
+        try self.init(number: number, size: size, cache: cache) { (offset: UInt64, buffer: UnsafeMutableRawBufferPointer) throws(LSMError) in
+            let bytes = try read(offset, buffer.count)
+            guard bytes.count == buffer.count else { throw LSMError.corrupt("table \(number): short read at \(offset)") }
+            bytes.withUnsafeBytes { if let b = $0.baseAddress { buffer.baseAddress!.copyMemory(from: b, byteCount: $0.count) } }
+        }
+    }
+
+    /// Opens the table, reading through `readInto` (data blocks are read straight into the
+    /// memory the block keeps).
+    package init(number: UInt64, size: UInt64, cache: BlockCache?, readInto: @escaping ReaderInto) throws(LSMError) {
+        self.number = number; self.size = size; self.readInto = readInto; self.cache = cache
+        func read(_ offset: UInt64, _ count: Int) throws(LSMError) -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: count)
+            var failure: LSMError?
+            out.withUnsafeMutableBytes { p in
+                do throws(LSMError) { try readInto(offset, p) } catch { failure = error }
+            }
+            if let failure { throw failure }
+            return out
+        }
         let name = "table \(number)"
         guard size >= UInt64(LSMFormat.footerSize) else { throw LSMError.corrupt("\(name): too small (\(size) bytes)") }
         let footer = try read(size - UInt64(LSMFormat.footerSize), LSMFormat.footerSize)
@@ -78,7 +99,10 @@ package final class Table: Sendable {
         guard h.size < UInt64(Int32.max), h.offset <= limit, h.size + t <= limit - h.offset else {
             throw LSMError.corrupt("table \(number): data block handle out of range")
         }
-        let b = try Block.verified(try read(h.offset, Int(h.size + t)), what: "table \(number) block at \(h.offset)")
+        let count = Int(h.size + t)
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 8)
+        do { try readInto(h.offset, memory) } catch { memory.deallocate(); throw error }
+        let b = try Block.verified(owning: memory, count: count, what: "table \(number) block at \(h.offset)")
         if fillCache { cache?.insert(file: number, offset: h.offset, b) }
         return b
     }
@@ -90,11 +114,11 @@ package final class Table: Sendable {
     /// (The index's fence for a block is its last key, so the block it names holds an entry
     /// >= `target`.)
     package func get(_ target: [UInt8], userKey: [UInt8]) throws(LSMError) -> (key: [UInt8], value: [UInt8])? {
-        let idx = BlockIterator(index, table: number, blockOffset: nil, compare: InternalKey.compare)
+        let idx = BlockIterator(index, table: number, blockOffset: nil)
         try idx.seek(target)
         guard idx.isValid else { return nil }
         let h = try handle(at: idx)
-        let it = BlockIterator(try dataBlock(h), table: number, blockOffset: h.offset, compare: InternalKey.compare)
+        let it = BlockIterator(try dataBlock(h), table: number, blockOffset: h.offset)
         try it.seek(target)
         guard it.isValid, InternalKey.compareUser(it.key, userKey) == 0 else { return nil }
         return (it.key, it.value)
@@ -124,54 +148,81 @@ extension Block {
     }
 }
 
-/// Two-level iterator: index block → data blocks.
+/// Two-level iterator: index block → data blocks, both directions. One data-block iterator
+/// is reused across blocks.
 package final class TableIterator: InternalIterator {
     let table: Table
     let indexIter: BlockIterator
     private var dataIter: BlockIterator?
+    /// Whether `dataIter` holds the block the index iterator names.
+    private var loaded = false
 
     let fillCache: Bool
 
     init(_ table: Table, fillCache: Bool = true) {
         self.table = table
         self.fillCache = fillCache
-        indexIter = BlockIterator(table.index, table: table.number, blockOffset: nil, compare: InternalKey.compare)
+        indexIter = BlockIterator(table.index, table: table.number, blockOffset: nil)
     }
 
-    package var isValid: Bool { dataIter?.isValid ?? false }
+    package var isValid: Bool { loaded && dataIter!.isValid }
     package var key: [UInt8] { dataIter!.key }
     package var value: [UInt8] { dataIter!.value }
+    /// Calls `body` with the current value in place.
+    package func withValue<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { dataIter!.withValue(body) }
 
     private func loadBlock() throws(LSMError) {
-        dataIter = nil
+        loaded = false
         guard indexIter.isValid else { return }
         let h = try table.handle(at: indexIter)
         let b = try table.dataBlock(h, fillCache: fillCache)
-        dataIter = BlockIterator(b, table: table.number, blockOffset: h.offset, compare: InternalKey.compare)
+        if let d = dataIter { d.reset(b, blockOffset: h.offset) } else {
+            dataIter = BlockIterator(b, table: table.number, blockOffset: h.offset)
+        }
+        loaded = true
     }
     /// Skips forward over exhausted (or empty) data blocks.
-    private func skipEmpty() throws(LSMError) {
-        while let d = dataIter, !d.isValid {
+    private func skipEmptyForward() throws(LSMError) {
+        while loaded && !dataIter!.isValid {
             try indexIter.next()
             try loadBlock()
-            try dataIter?.seekToFirst()
+            if loaded { try dataIter!.seekToFirst() }
+        }
+    }
+    /// Skips backward over exhausted (or empty) data blocks.
+    private func skipEmptyBackward() throws(LSMError) {
+        while loaded && !dataIter!.isValid {
+            try indexIter.prev()
+            try loadBlock()
+            if loaded { try dataIter!.seekToLast() }
         }
     }
     package func seekToFirst() throws(LSMError) {
         try indexIter.seekToFirst()
         try loadBlock()
-        try dataIter?.seekToFirst()
-        try skipEmpty()
+        if loaded { try dataIter!.seekToFirst() }
+        try skipEmptyForward()
+    }
+    package func seekToLast() throws(LSMError) {
+        try indexIter.seekToLast()
+        try loadBlock()
+        if loaded { try dataIter!.seekToLast() }
+        try skipEmptyBackward()
     }
     package func seek(_ target: [UInt8]) throws(LSMError) {
         try indexIter.seek(target)   // first block whose last key >= target
         try loadBlock()
-        try dataIter?.seek(target)
-        try skipEmpty()
+        if loaded { try dataIter!.seek(target) }
+        try skipEmptyForward()
     }
     package func next() throws(LSMError) {
-        guard let d = dataIter, d.isValid else { return }
-        try d.next()
-        try skipEmpty()
+        guard isValid else { return }
+        try dataIter!.next()
+        try skipEmptyForward()
+    }
+    package func prev() throws(LSMError) {
+        guard isValid else { return }
+        try dataIter!.prev()
+        try skipEmptyBackward()
     }
 }

@@ -22,8 +22,9 @@ package final class TableCache: Sendable {
         if let t = tables.withLock({ $0.map[f.number] }) { return t }
         let kvimr = self.kvimr
         let number = f.number
-        let t = try Table(number: number, size: f.size, cache: blockCache) { (offset, count) throws(LSMError) -> [UInt8] in
-            try kvimr.readExact(number, at: offset, count: count)
+        let t = try Table(number: number, size: f.size, cache: blockCache) {
+            (offset: UInt64, buffer: UnsafeMutableRawBufferPointer) throws(LSMError) in
+            try kvimr.readExact(number, at: offset, into: buffer)
         }
         return tables.withLock { s in
             if let existing = s.map[number] { return existing }
@@ -41,6 +42,15 @@ package final class TableCache: Sendable {
     package var residentBytes: UInt64 {
         tables.withLock { s in s.map.values.reduce(0) { $0 + $1.residentBytes } }
     }
+
+    /// The newest version seen whose tables all hold no range tombstones (weak: a version that
+    /// is gone never matches, so a new one at the same address is not taken for it).
+    private struct CleanVersion: ~Copyable { weak var version: Version? }
+    private let clean = Mutex(CleanVersion())
+
+    /// Whether `v` is known to have no table with range tombstones (scans skip the search).
+    package func isKnownClean(_ v: Version) -> Bool { clean.withLock { $0.version === v } }
+    package func markClean(_ v: Version) { clean.withLock { $0.version = v } }
 
     package func evict(_ number: UInt64) {
         _ = tables.withLock { $0.map.removeValue(forKey: number) }

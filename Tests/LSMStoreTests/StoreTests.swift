@@ -157,6 +157,13 @@ import Testing
                 let j = i + rng.int(0...80)
                 let got = try dump(s, from: key(i), to: key(j))
                 #expect(same(got, sortedModel(model, from: key(i), to: key(j))), "seed \(seed) step \(step) scan")
+                // The same range descending (sometimes open-ended), sometimes stopped early.
+                let end = rng.bool(15) ? nil : key(j)
+                let limit = rng.bool(30) ? rng.int(1...5) : Int.max
+                var back: [([UInt8], [UInt8])] = []
+                try s.scan(from: key(i), to: end, reverse: true) { k, v in back.append((k, v)); return back.count < limit }
+                let want = Array(sortedModel(model, from: key(i), to: end).reversed().prefix(limit))
+                #expect(same(back, want), "seed \(seed) step \(step) reverse scan")
             } else {
                 flushes += s.stats().flushes; compactions += s.stats().compactions
                 try s.close()
