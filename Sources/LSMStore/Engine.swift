@@ -172,33 +172,13 @@ final class Engine: Sendable {
     /// value log are fetched in batches (`ScanBatch`), read in log order, visited in key order.
     func scan(_ v: View, from start: [UInt8], to end: [UInt8]?,
               _ visit: (_ key: [UInt8], _ value: [UInt8]) -> Bool) throws(LSMError) {
-        let frags = TombstoneFragments(try tombstones(v, from: start, to: end), snapshot: v.sequence)
-        let it = try iterator(v)
-        try it.seek(InternalKey.make(start, v.sequence, LSMFormat.seekKind))
-        var last: [UInt8]? = nil
         var batch = ScanBatch()
-        while it.isValid {
-            let k = it.key
-            let trailer = InternalKey.trailer(k)
-            if trailer >> 8 > v.sequence { try it.next(); continue } // written after the view
-            if let l = last, InternalKey.sameUser(k, l) { try it.next(); continue } // older version
-            if let end, InternalKey.compareUser(k, end) >= 0 { break }
-            last = k
-            let kind = UInt8(truncatingIfNeeded: trailer)
-            if kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue {
-                let user = InternalKey.userKey(k)
-                if frags.isEmpty || frags.coveringSeq(user) < trailer >> 8 {
-                    if kind == ValueKind.put.rawValue && batch.isEmpty {
-                        if !visit(user, it.value) { return }
-                    } else {
-                        let p = kind == ValueKind.put.rawValue ? nil : try pointer(it.value, key: user, in: v)
-                        if batch.add(user, it.value, p), !(try batch.drain(self, visit)) { return }
-                    }
-                }
-            }
-            try it.next()
+        let completed = try forEachLiveEntry(v, from: start, to: end) { (user, kind, stored) throws(LSMError) -> Bool in
+            if kind == ValueKind.put.rawValue && batch.isEmpty { return visit(user, stored) }
+            let p = kind == ValueKind.put.rawValue ? nil : try pointer(stored, key: user, in: v)
+            return batch.add(user, stored, p) ? try batch.drain(self, visit) : true
         }
-        _ = try batch.drain(self, visit)
+        if completed { _ = try batch.drain(self, visit) }
     }
 }
 

@@ -22,8 +22,8 @@ extension Engine {
         do throws(LSMError) {
             let view = try self.view()
             var bad = 0, first = ""
-            try forEachLiveEntry(view) { (user, kind, stored) in
-                guard kind == ValueKind.valuePointer.rawValue else { return }
+            _ = try forEachLiveEntry(view, from: [], to: nil) { (user, kind, stored) -> Bool in
+                guard kind == ValueKind.valuePointer.rawValue else { return true }
                 let why: String?
                 if let p = ValuePointer.decode(stored) {
                     // A segment started since the walk above: its size now.
@@ -36,32 +36,11 @@ extension Engine {
                     why = "holds a malformed value pointer"
                 }
                 if let why { bad += 1; if first.isEmpty { first = "key \(user.map { String($0, radix: 16) }.joined()) \(why)" } }
+                return true
             }
             if bad > 0 { r.problems.append("value pointers: \(bad) live entries are dangling (first: \(first))") }
         } catch {
             r.problems.append("value pointers: \(error.message)")
-        }
-    }
-
-    /// Visits the newest visible entry of each user key of `v` that is not deleted (by a point
-    /// or range tombstone), as the tree stores it: (user key, kind, stored value).
-    func forEachLiveEntry(_ v: View, _ body: (_ user: [UInt8], _ kind: UInt8, _ stored: [UInt8]) -> Void) throws(LSMError) {
-        let frags = TombstoneFragments(try tombstones(v, from: [], to: nil), snapshot: v.sequence)
-        let it = try iterator(v)
-        try it.seekToFirst()
-        var last: [UInt8]? = nil
-        while it.isValid {
-            let k = it.key
-            let trailer = InternalKey.trailer(k)
-            if trailer >> 8 > v.sequence { try it.next(); continue } // written after the view
-            if let l = last, InternalKey.sameUser(k, l) { try it.next(); continue } // older version
-            last = k
-            let kind = UInt8(truncatingIfNeeded: trailer)
-            if kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue {
-                let user = InternalKey.userKey(k)
-                if frags.isEmpty || frags.coveringSeq(user) < trailer >> 8 { body(user, kind, it.value) }
-            }
-            try it.next()
         }
     }
 }
