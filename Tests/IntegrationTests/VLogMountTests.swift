@@ -7,8 +7,11 @@ import Testing
 @Suite(.serialized)
 struct VLogMountTests {
     static let mib = 1 << 20
-    /// Size of the large file (the whole integration suite must stay well under 20 minutes).
-    static let bigMiB = 300
+    /// Size of the large file: 300 MiB keeps the whole integration suite well under 20
+    /// minutes; LSMFS_VLOG_TEST_MIB=2048 (say) runs the multi-GiB version.
+    static let bigMiB = Int(ProcessInfo.processInfo.environment["LSMFS_VLOG_TEST_MIB"] ?? "") ?? 300
+    /// A sparse image with room for the file, its overwrites and the GC's moves.
+    static var imageSize: String { "\(max(4, bigMiB * 6 / 1024 + 2))G" }
 
     /// One section of `/.lsmfs-stats.json` as numbers.
     static func stats(_ m: MountedImage, _ section: String) throws -> [String: Double] {
@@ -45,7 +48,7 @@ struct VLogMountTests {
     }
 
     @Test func largeFileStreamsThroughTheValueLogAndReadsBackAfterRemount() throws {
-        let m = try MountedImage(size: "4G")
+        let m = try MountedImage(size: Self.imageSize)
         defer { m.close() }
         try #require(m.sh("head -c \(Self.bigMiB)M /dev/urandom > '\(m.host)/big'").ok)
         let v0 = try Self.stats(m, "vlog")
@@ -65,7 +68,7 @@ struct VLogMountTests {
     }
 
     @Test func overwritesThenGcFreeSegmentsAndKeepContent() throws {
-        let m = try MountedImage(size: "4G")
+        let m = try MountedImage(size: Self.imageSize)
         defer { m.close() }
         let size = Self.bigMiB
         try #require(m.sh("head -c \(size)M /dev/urandom > '\(m.host)/a' && head -c \(size)M /dev/urandom > '\(m.host)/b'").ok)
@@ -95,7 +98,7 @@ struct VLogMountTests {
     }
 
     @Test func rmOfALargeFileIsOneRangeDeleteAndItsValuesBecomeGarbage() throws {
-        let m = try MountedImage(size: "4G")
+        let m = try MountedImage(size: Self.imageSize)
         defer { m.close() }
         let size = 200
         try #require(m.sh("head -c \(size)M /dev/urandom > big && sync", timeout: 600).ok)
