@@ -74,11 +74,12 @@ package enum LogReader {
     }
 
     /// Whether the (unreadable) fragment at `pos` is one a crash cut short: its header or its
-    /// data runs past the end of the file, and nothing after it is a record. If the bytes the
-    /// file does hold check out against the stored checksum, or an intact fragment starts
-    /// anywhere after the header, the record was whole and its length field is what was
-    /// damaged. (The price: a torn record whose unfinished payload happens to hold a
-    /// well-formed log fragment is reported as corrupt instead of dropped — never the reverse.)
+    /// data runs past the end of the file. If the bytes the file does hold check out against
+    /// the stored checksum, or intact fragments run from somewhere after its header exactly to
+    /// the end of the file, the record was whole and its length field is what was damaged.
+    /// (The price: a torn record whose unfinished payload happens to end in well-formed log
+    /// fragments reaching exactly to the cut — a log stored as data, cut at a record
+    /// boundary of its own — is reported as corrupt instead of dropped; never the reverse.)
     static func isCutShort(_ data: [UInt8], at pos: Int) -> Bool {
         let header = LSMFormat.logHeaderSize
         if pos + header > data.count { return true }
@@ -87,10 +88,22 @@ package enum LogReader {
         guard pos + header + length > data.count, header + length <= blockLeft else { return false }
         let crc = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(pos + 6)...])) }
         if CRC32C.mask(crc) == data.readLE(UInt32.self, at: pos) { return false }
-        for c in (pos + header)..<data.count {
-            if let f = fragment(data, at: c), f.type != .zero { return false }
-        }
+        for c in (pos + header)..<data.count where chainsToEnd(data, from: c) { return false }
         return true
+    }
+
+    /// Whether intact non-ZERO fragments start at `c` and follow one another (across block
+    /// tails) exactly to the end of `data`.
+    static func chainsToEnd(_ data: [UInt8], from c: Int) -> Bool {
+        let blockSize = LSMFormat.logBlockSize, header = LSMFormat.logHeaderSize
+        var p = c
+        while p < data.count {
+            let left = blockSize - p % blockSize
+            if left < header { p += left; continue }
+            guard let f = fragment(data, at: p), f.type != .zero else { return false }
+            p += header + f.length
+        }
+        return p == data.count
     }
 
     /// Whether an intact non-zero fragment starts at `candidate` or at any later block boundary.

@@ -149,6 +149,17 @@ import Testing
         #expect(checked > 800)
     }
 
+    /// A record cut short whose payload holds a log record of its own (a log stored as data)
+    /// is still a torn tail when the cut is not at that inner record's end.
+    @Test func tornRecordHoldingALogIsStillTorn() throws {
+        var inner = LogWriter(file: 9)
+        let embedded = inner.frame(Array(repeating: 3, count: 40)) + Array(repeating: 0xEE, count: 300)
+        var w = LogWriter(file: 1)
+        let data = w.frame([1, 2, 3]) + w.frame(Array(repeating: 5, count: 100) + embedded + Array(repeating: 6, count: 500))
+        let cut = Array(data[0..<(data.count - 400)]) // inside the trailing 6s, after the inner record
+        #expect(try LogReader.records(cut, name: "t") == [[1, 2, 3]])
+    }
+
     @Test func everyFlippedBitIsDetected() throws {
         let (image, model, o) = try Self.buildImage()
         let keys = (0..<330).map { key($0) }
