@@ -1,4 +1,3 @@
-import Glibc
 import IMRDisk
 
 /// What a file asks the allocator for: one more whole track.
@@ -33,11 +32,16 @@ public protocol TrackAllocationPolicy: Sendable {
     /// early (at least 1). Larger batches let a host-managed policy merge the RMW of a whole
     /// multi-track file.
     var writeOutTracks: Int { get }
+    /// For host-managed writes: whether a batch whose bottom writes meet `tops` valid top
+    /// tracks in `pairs` (bottom, top) adjacencies should use KVIMR's merged, journaled RMW
+    /// (true) or leave that batch to the drive's RMW (false).
+    func prefersMergedRMW(pairs: Int, tops: Int) -> Bool
 }
 
 extension TrackAllocationPolicy {
     public var writeMode: WriteMode { .deviceManaged }
     public var writeOutTracks: Int { 1 }
+    public func prefersMergedRMW(pairs: Int, tops: Int) -> Bool { true }
 }
 
 /// Conventional (IMR-unaware) allocation: first fit over all tracks in index order, as a file
@@ -105,11 +109,6 @@ public enum KVIMRPolicyName: String, Sendable, CaseIterable {
         case .twoPhase: return TwoPhasePolicy()
         case .threePhase: return ThreePhasePolicy()
         case .kvimr:
-            // IMR_KVIMR_VARIANT (experiments only): "static" = no learned lifetimes and no
-            // short-lived-on-tops rule (the first kvimr policy).
-            if let v = getenv("IMR_KVIMR_VARIANT"), String(cString: v) == "static" {
-                return KVIMRPolicy(learned: false, shortLivedOnTops: false)
-            }
             return KVIMRPolicy()
         }
     }

@@ -30,6 +30,12 @@ public struct AllocatorState: Sendable, Equatable {
     public private(set) var learnedLifetime: [Double]
     public private(set) var observedDeaths: [UInt32]
     public static let lifetimeClasses = 16
+    /// Per lifetime class, the last tracks (at most `groupMemory`, oldest first) allocated to
+    /// files of that class: a compaction writes its outputs one after another, files next to
+    /// each other in key order that a later compaction tends to delete together, so a policy
+    /// can keep them side by side.
+    public private(set) var recent: [[Int]]
+    public static let groupMemory = 8
 
     /// All tracks free except `used`.
     public init(geometry: IMRGeometry, used: some Sequence<Int> = []) {
@@ -42,6 +48,7 @@ public struct AllocatorState: Sendable, Equatable {
         born = [UInt64](repeating: 0, count: geometry.trackCount)
         learnedLifetime = [Double](repeating: 0, count: AllocatorState.lifetimeClasses)
         observedDeaths = [UInt32](repeating: 0, count: AllocatorState.lifetimeClasses)
+        recent = [[Int]](repeating: [], count: AllocatorState.lifetimeClasses)
         for t in 0..<geometry.trackCount {
             if geometry.isBottom(t) { freeBottom.insert(t) } else { freeTop.insert(t) }
         }
@@ -88,6 +95,13 @@ public struct AllocatorState: Sendable, Equatable {
         let ok = geometry.isBottom(track) ? freeBottom.remove(track) : freeTop.remove(track)
         if ok { born[track] = clock; clock += 1 }
         return ok
+    }
+
+    /// Records that `track` was just allocated to a file of lifetime class `cls` (`recent`).
+    public mutating func noteAllocation(_ track: Int, lifetimeClass cls: Int) {
+        guard cls >= 0 && cls < AllocatorState.lifetimeClasses else { return }
+        recent[cls].append(track)
+        if recent[cls].count > AllocatorState.groupMemory { recent[cls].removeFirst() }
     }
 
     /// Records that a file of lifetime class `cls` lived `ticks` clock ticks (from its first

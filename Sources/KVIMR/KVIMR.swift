@@ -108,6 +108,14 @@ public final class KVIMR: Sendable {
         core = Mutex(try KVIMRCore(device: device, policy: chosen, policyName: chosen.name, readOnly: readOnly))
     }
 
+    /// Opens with a policy object instead of a name (tests and experiments: e.g. a `KVIMRPolicy`
+    /// with non-default options); the image's own policy name is ignored.
+    public init(device: TrackDevice, allocationPolicy: any TrackAllocationPolicy, readOnly: Bool = false) throws(KVIMRError) {
+        dev = device
+        self.policy = allocationPolicy.name
+        core = Mutex(try KVIMRCore(device: device, policy: allocationPolicy, policyName: allocationPolicy.name, readOnly: readOnly))
+    }
+
     public var device: TrackDevice { dev }
     public var policyName: String { policy }
 

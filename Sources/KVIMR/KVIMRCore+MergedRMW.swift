@@ -33,25 +33,26 @@ extension KVIMRCore {
         let owners = map.trackOwners()
         var group: [PendingWrite] = []
         var runs: [Int: [Range<Int>]] = [:]
+        var pairs = 0
         for w in batch where geometry.isBottom(w.track) {
             let mine = affected(by: w, file: n, before: before, owners: owners)
             var merged = runs
             for (t, rs) in mine { merged[t, default: []].append(contentsOf: rs) }
             merged = merged.mapValues(Self.union)
             if fits(merged, journal) {
-                group.append(w); runs = merged
+                group.append(w); runs = merged; pairs += mine.count
                 continue
             }
-            try mergedWrite(group, runs: runs, journal: journal)
-            group = []; runs = [:]
+            try mergedWrite(group, runs: runs, pairs: pairs, journal: journal)
+            group = []; runs = [:]; pairs = 0
             let alone = mine.mapValues(Self.union)
             if fits(alone, journal) {
-                group = [w]; runs = alone
+                group = [w]; runs = alone; pairs = mine.count
             } else {
                 try write(w, mode: .deviceManaged)
             }
         }
-        try mergedWrite(group, runs: runs, journal: journal)
+        try mergedWrite(group, runs: runs, pairs: pairs, journal: journal)
         for w in batch where !geometry.isBottom(w.track) { try write(w, mode: .hostManaged) }
     }
 
@@ -96,10 +97,16 @@ extension KVIMRCore {
         return out
     }
 
-    private mutating func mergedWrite(_ group: [PendingWrite], runs: [Int: [Range<Int>]], journal: RMWJournal) throws(KVIMRError) {
+    private mutating func mergedWrite(_ group: [PendingWrite], runs: [Int: [Range<Int>]], pairs: Int,
+                                      journal: RMWJournal) throws(KVIMRError) {
         if group.isEmpty { return }
         if runs.isEmpty {
             for w in group { try write(w, mode: .hostManaged) }
+            return
+        }
+        if !policy.prefersMergedRMW(pairs: pairs, tops: runs.count) {
+            // The drive's own RMW is cheaper here (and atomic): let it do it.
+            for w in group { try write(w, mode: .deviceManaged) }
             return
         }
         if journalStuck {

@@ -95,7 +95,9 @@ extension KVIMRCore {
                 alloc.allocate(track)
                 if let last = rec.extents.last { alloc.setOpen(last.track, false) }
                 if !rec.sealed { alloc.setOpen(track, true) }
-                alloc.setLifetime(track, KVIMRPolicy.lifetimeClass(kind: rec.kind, level: rec.level))
+                let cls = KVIMRPolicy.lifetimeClass(kind: rec.kind, level: rec.level)
+                alloc.setLifetime(track, cls)
+                alloc.noteAllocation(track, lifetimeClass: cls)
                 newTracks.append(track)
                 map.files[n]!.extents.append(TrackExtent(track: track, firstSector: 0, sectorCount: 0))
                 dirty = true

@@ -22,10 +22,34 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
     /// Put short-lived files (WAL, L0, L1 — or whatever the learned lifetimes say) on safe tops
     /// before clean bottoms, keeping clean bottoms for long-lived data.
     public var shortLivedOnTops: Bool
-    public init(learned: Bool = true, shortLivedOnTops: Bool = true) {
+    /// Keep the files of one class written one after another side by side (`groupTrack`).
+    public var grouping: Bool
+    /// Merge (journal) a batch's RMW only when that is cheaper than the drive's own RMW
+    /// (`KVIMRCore.mergingPays`); false: always merge (as the first kvimr did).
+    public var mergeOnlyWhenCheaper: Bool
+    /// Defaults: what measured best in `lsmfs bench imr` (docs/bench/imr.md). The short-lived-
+    /// on-tops rule measured worse (more RMW at high usage) and is off by default.
+    public init(learned: Bool = true, shortLivedOnTops: Bool = false, grouping: Bool = true,
+                mergeOnlyWhenCheaper: Bool = true) {
         self.learned = learned
         self.shortLivedOnTops = shortLivedOnTops
+        self.grouping = grouping
+        self.mergeOnlyWhenCheaper = mergeOnlyWhenCheaper
     }
+
+    public func prefersMergedRMW(pairs: Int, tops: Int) -> Bool {
+        !mergeOnlyWhenCheaper || KVIMRPolicy.mergingPays(pairs: pairs, tops: tops)
+    }
+
+    /// Whether merging pays for the journal: the drive's RMW reads and rewrites each (bottom,
+    /// valid top) pair once per bottom write (`pairs`); a merged RMW reads and rewrites each
+    /// affected top once (`tops`) but also writes the saved runs to the journal and clears it
+    /// (two trips to the meta zone). Priced on full tracks with the latency model's averages
+    /// (a top read or rewrite ~13.5 ms; journal ~6.7 ms per top plus ~32 ms of seeks and
+    /// rotation), merging wins when 27·pairs > 33.7·tops + 32, i.e. 4·pairs > 5·tops + 5:
+    /// a single bottom (2 pairs, 2 tops) or a short run of adjacent bottoms is cheaper left to
+    /// the drive; four or more adjacent bottoms sharing their tops are cheaper merged.
+    public static func mergingPays(pairs: Int, tops: Int) -> Bool { 4 * pairs > 5 * tops + 5 }
     public var name: String { KVIMRPolicyName.kvimr.rawValue }
     public var writeMode: WriteMode { .hostManaged }
     public var writeOutTracks: Int { 4 }
@@ -42,6 +66,11 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
         }
         let mine = KVIMRPolicy.lifetimeClass(kind: request.kind, level: request.level)
         let life = expectedLife(state, mine)
+        // 2b. the same two rules for the file's group — the tracks just allocated to files of
+        //     its class (a compaction's consecutive outputs, neighbours in key order that a
+        //     later compaction deletes together): the top between two sealed group bottoms,
+        //     then the next clean bottom after the group's last one.
+        if grouping, let t = groupTrack(state, cls: mine) { return t }
         // 3. short-lived data goes on top of bottoms that outlive it (no RMW ever: the top is
         //    gone before they are rewritten), keeping clean bottoms for long-lived data.
         let short = shortLivedOnTops && cleanBottomsScarce(state) && isShortLived(state, mine, life: life)
@@ -65,6 +94,20 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
             b = state.freeBottom.first(from: x + 1)
         }
         return best?.track
+    }
+
+    /// Group placement (rule 2b): among the class's recent tracks still holding sealed data of
+    /// that class, a free top between two of its bottoms (written after both, dies with them);
+    /// else the clean bottom after the most recent such bottom.
+    func groupTrack(_ s: AllocatorState, cls: Int) -> Int? {
+        let g = s.geometry
+        let members = s.recent[cls].filter { s.isUsed($0) && Int(s.lifetime[$0]) == cls }
+        let sealed = Set(members.filter { g.isBottom($0) && !s.open.contains($0) })
+        for b in members where sealed.contains(b) && sealed.contains(b + 2) && s.freeTop.contains(b + 1) {
+            return b + 1
+        }
+        if let last = members.last(where: { g.isBottom($0) }), isClean(s, last + 2) { return last + 2 }
+        return nil
     }
 
     // MARK: - lifetimes

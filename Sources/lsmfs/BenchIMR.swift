@@ -1,4 +1,6 @@
 import ArgumentParser
+import Dispatch
+import Synchronization
 import KVIMR
 
 /// `lsmfs bench imr`: the KVIMR paper's comparison on the simulated drive. Every policy runs the
@@ -24,8 +26,8 @@ struct BenchIMR: ParsableCommand {
     var values: String = "100,4096"
     @Option(help: "Dataset (keys x (key+value)) as a fraction of the drive's track capacity, for the low-usage run.")
     var low: Double = 0.1
-    @Option(help: "Dataset fraction for the high-usage run (the drive's tracks are then >= 80% allocated during overwrite).")
-    var high: Double = 0.34
+    @Option(help: "Dataset fraction for the high-usage run (tracks then ~77% allocated on average during overwrite, ~86% at peak; more runs out of space).")
+    var high: Double = 0.51
     @Option(help: "readrandom operations as a fraction of the key count.")
     var reads: Double = 0.1
     @Option(help: "SSTable target size in bytes (default 1.75 MiB: one track of either kind).")
@@ -36,6 +38,8 @@ struct BenchIMR: ParsableCommand {
     var vlogThreshold: Int = Int.max
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
+    @Option(help: "Runs to do at once (each is a drive and a store of its own).")
+    var jobs: Int = 1
     @Flag(help: "Print CSV instead of the table.")
     var csv = false
     @Option(help: "Write an SVG bar chart of the throughput to this path ('' for none).")
@@ -50,25 +54,50 @@ struct BenchIMR: ParsableCommand {
         }
         let valueSizes = values.split(separator: ",").compactMap { Int($0) }
         guard !valueSizes.isEmpty, !names.isEmpty else { throw CLIError("nothing to run") }
-        var results: [BenchIMRResult] = []
-        var failures: [String] = []
+        var configs: [BenchIMRConfig] = []
         for (usageName, fraction) in [("low", low), ("high", high)] {
             for v in valueSizes {
                 for p in names {
-                    let config = BenchIMRConfig(imageBytes: bytes, policy: p, valueSize: v, usage: usageName,
-                                                datasetFraction: fraction, readFraction: reads,
-                                                tableBytes: tableBytes, memtableBytes: memtableBytes, seed: seed,
-                                                valueLogThreshold: vlogThreshold)
-                    do {
-                        let r = try BenchIMRRunner(config).run()
-                        if !csv { printError(r.progressLine) }
-                        results.append(r)
-                    } catch {
-                        // A policy that runs out of space (or fails) is reported, not compared.
-                        printError("  \(usageName) v=\(v) \(p.rawValue): FAILED: \(Stack.describe(error))")
-                        failures.append("\(usageName) v=\(v) \(p.rawValue): \(Stack.describe(error))")
-                    }
+                    configs.append(BenchIMRConfig(imageBytes: bytes, policy: p, valueSize: v, usage: usageName,
+                                                  datasetFraction: fraction, readFraction: reads,
+                                                  tableBytes: tableBytes, memtableBytes: memtableBytes, seed: seed,
+                                                  valueLogThreshold: vlogThreshold))
                 }
+            }
+        }
+        // Runs are independent (a drive and a store each): up to --jobs at once, results kept
+        // in the order above. Simulated time does not depend on how many run together.
+        let runs = configs
+        let outcomes = Mutex([Result<BenchIMRResult, any Error>?](repeating: nil, count: configs.count))
+        let next = Mutex(0)
+        let group = DispatchGroup()
+        let quiet = csv
+        for _ in 0..<max(1, min(jobs, configs.count)) {
+            DispatchQueue.global().async(group: group) {
+                while true {
+                    let i = next.withLock { n -> Int in defer { n += 1 }; return n }
+                    guard i < runs.count else { return }
+                    let c = runs[i]
+                    let r = Result { try BenchIMRRunner(c).run() }
+                    switch r {
+                    case .success(let res): if !quiet { printError(res.progressLine) }
+                    case .failure(let e): printError("  \(c.usage) v=\(c.valueSize) \(c.policy.rawValue): FAILED: \(Stack.describe(e))")
+                    }
+                    outcomes.withLock { $0[i] = r }
+                }
+            }
+        }
+        group.wait()
+        var results: [BenchIMRResult] = []
+        var failures: [String] = []
+        for (i, o) in outcomes.withLock({ $0 }).enumerated() {
+            switch o {
+            case .success(let r)?: results.append(r)
+            case .failure(let e)?:
+                // A policy that runs out of space (or fails) is reported, not compared.
+                let c = configs[i]
+                failures.append("\(c.usage) v=\(c.valueSize) \(c.policy.rawValue): \(Stack.describe(e))")
+            case nil: break
             }
         }
         let report = BenchIMRReport(results: results)

@@ -8,7 +8,7 @@ import Testing
     /// B0 T1 B2 T3 B4 filled, B2 freed and rewritten under valid tops: device-managed RMW.
     func run(policy: String) throws -> (IOBreakdown, DeviceCounters) {
         let g = smallGeometry(tracks: 5)
-        let (dev, k) = try makeKVIMR(g, policy: policy)
+        let (dev, k) = policy == "kvimr-merge-always" ? try makeMergingKVIMR(g) : try makeKVIMR(g, policy: policy)
         let opened = dev.counters()   // format and open (checkpoint load) are not attributed
         let others = try MergedRMWTests().scene(k, g)
         let w = try k.create(kind: .sstable, level: 3)
@@ -22,7 +22,7 @@ import Testing
         return (k.stats().io, c)
     }
 
-    @Test(arguments: ["two-phase", "kvimr"])
+    @Test(arguments: ["two-phase", "kvimr", "kvimr-merge-always"])
     func categoriesAddUpToBusyTime(policy: String) throws {
         let (io, c) = try run(policy: policy)
         #expect(io.totalBusyNanos == c.totalBusyNanos)
@@ -34,7 +34,7 @@ import Testing
         #expect((io.entries["write L3"]?.ops ?? 0) >= 1)
         #expect((io.entries["checkpoint"]?.busyNanos ?? 0) > 0)
         #expect(io.entries.keys.contains { $0.hasPrefix("read L") })
-        if policy == "kvimr" {
+        if policy == "kvimr-merge-always" {
             #expect(io.entries["RMW drive"] == nil)
             #expect((io.entries["RMW merged"]?.ops ?? 0) == 1)
         } else {

@@ -33,7 +33,7 @@ import Testing
 
     @Test func mergedRMWPreservesTopsAndCountsThem() throws {
         let g = smallGeometry(tracks: 5)
-        let (dev, k) = try makeKVIMR(g, policy: "kvimr")
+        let (dev, k) = try makeMergingKVIMR(g)
         let others = try scene(k, g)
         let before = k.stats()
         let w = try k.create(kind: .sstable, level: 2)
@@ -59,7 +59,7 @@ import Testing
             let mem = MemoryTrackDevice(geometry: g, policy: "kvimr")
             try KVIMR.format(device: mem)
             let dev = CrashingDevice(mem)
-            let k = try KVIMR(device: dev)
+            let k = try KVIMR(device: dev, allocationPolicy: mergingKVIMR)
             let others = try scene(k, g)
             let w = try k.create(kind: .sstable, level: 2)
             try k.syncAll()
@@ -96,7 +96,7 @@ import Testing
         let mem = MemoryTrackDevice(geometry: g, policy: "kvimr")
         try KVIMR.format(device: mem)
         let faulty = FaultyTrackDevice(mem)
-        let k = try KVIMR(device: faulty)
+        let k = try KVIMR(device: faulty, allocationPolicy: mergingKVIMR)
         let others = try scene(k, g)
         let w = try k.create(kind: .sstable, level: 2)
         try k.syncAll()
@@ -113,5 +113,31 @@ import Testing
         let k2 = try KVIMR(device: mem.crashed(keepUnsynced: mem.unsyncedWriteCount))
         for (n, bytes) in others { #expect(try readAll(k2, n) == bytes) }
         #expect(try readAll(k2, w) == wBefore)
+    }
+}
+
+/// The cost-based default: a single bottom under two valid tops is cheaper left to the drive's
+/// RMW than journaled; the data is preserved either way.
+@Suite struct MergeChoiceTests {
+    @Test func singleBottomGoesToTheDrive() throws {
+        let g = smallGeometry(tracks: 5)
+        let (dev, k) = try makeKVIMR(g, policy: "kvimr")
+        let others = try MergedRMWTests().scene(k, g)
+        let before = dev.counters()
+        let w = try k.create(kind: .sstable, level: 2)
+        try k.append(w, pattern(g.bottomSectors * g.sectorSize, seed: 5))
+        try k.sync([w])
+        #expect(k.stats().mergedRmwOps == 0)
+        #expect(dev.counters().top.rmwOps - before.top.rmwOps == 2)
+        for (n, bytes) in others { #expect(try readAll(k, n) == bytes) }
+    }
+
+    @Test func mergingPaysForLongRunsOnly() {
+        #expect(!KVIMRPolicy.mergingPays(pairs: 2, tops: 2))     // one bottom
+        #expect(!KVIMRPolicy.mergingPays(pairs: 4, tops: 3))     // two adjacent bottoms
+        #expect(KVIMRPolicy.mergingPays(pairs: 8, tops: 5))      // four adjacent bottoms
+        #expect(!KVIMRPolicy().prefersMergedRMW(pairs: 2, tops: 2))
+        #expect(mergingKVIMR.prefersMergedRMW(pairs: 2, tops: 2))
+        #expect(TwoPhasePolicy().prefersMergedRMW(pairs: 2, tops: 2))
     }
 }

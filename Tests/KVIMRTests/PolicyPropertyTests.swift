@@ -7,13 +7,14 @@ import Testing
 /// checkpoint made the delete durable, everything written reads back (host-managed writes
 /// never damage valid data), and the RMW accounting matches the drive's physics.
 @Suite struct PolicyPropertyTests {
-    static let policies = KVIMRPolicyName.allCases.map(\.rawValue)
+    /// Every named policy, and kvimr journaling every RMW (the merged path under the same load).
+    static let policies = KVIMRPolicyName.allCases.map(\.rawValue) + ["kvimr-merge-always"]
 
     @Test(arguments: policies, 0..<6)
     func randomWorkloadKeepsInvariants(policy: String, seed: Int) throws {
         var rng = TestRNG(seed: UInt64(seed * 31 + policy.count))
         let g = smallGeometry(tracks: rng.int(6...40))
-        let (dev, k) = try makeKVIMR(g, policy: policy)
+        let (dev, k) = policy == "kvimr-merge-always" ? try makeMergingKVIMR(g) : try makeKVIMR(g, policy: policy)
         var model: [FileNumber: [UInt8]] = [:]
         var freedSinceCheckpoint = Set<Int>()
         var checkpoints = k.stats().checkpoints
@@ -60,7 +61,8 @@ import Testing
             #expect(got == bytes, "\(policy): file \(n) reads back wrong")
         }
         let c = dev.counters()
-        if KVIMRPolicyName(rawValue: policy)!.policy.writeMode == .hostManaged {
+        let chosen = KVIMRPolicyName(rawValue: policy)?.policy ?? mergingKVIMR
+        if chosen.writeMode == .hostManaged && chosen.prefersMergedRMW(pairs: 2, tops: 2) {
             #expect(c.top.rmwOps == 0 && c.top.rmwBytes == 0, "a host-managed policy let the drive do RMW")
         }
     }

@@ -13,7 +13,7 @@ import Testing
             let mem = MemoryTrackDevice(geometry: g, policy: "kvimr")
             try KVIMR.format(device: mem)
             let dev = CrashingDevice(mem)
-            let k = try KVIMR(device: dev)
+            let k = try KVIMR(device: dev, allocationPolicy: mergingKVIMR)
             let others = try MergedRMWTests().scene(k, g)
             let w = try k.create(kind: .sstable, level: 2)
             try k.syncAll()

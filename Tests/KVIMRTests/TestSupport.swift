@@ -15,6 +15,17 @@ func makeKVIMR(_ g: IMRGeometry = smallGeometry(), policy: String = "two-phase")
     return (dev, try KVIMR(device: dev))
 }
 
+/// kvimr that always merges its RMW (journaled), whatever it costs: the merged-RMW and crash
+/// tests need the journal path even for a single bottom write.
+let mergingKVIMR = KVIMRPolicy(mergeOnlyWhenCheaper: false)
+
+/// A formatted in-memory drive and a KVIMR open on it with `mergingKVIMR`.
+func makeMergingKVIMR(_ g: IMRGeometry) throws -> (MemoryTrackDevice, KVIMR) {
+    let dev = MemoryTrackDevice(geometry: g, policy: "kvimr")
+    try KVIMR.format(device: dev)
+    return (dev, try KVIMR(device: dev, allocationPolicy: mergingKVIMR))
+}
+
 /// Deterministic bytes for offset `offset` on: a test can check content without a model copy.
 func pattern(_ count: Int, seed: UInt64, from offset: Int = 0) -> [UInt8] {
     (0..<count).map { i in
