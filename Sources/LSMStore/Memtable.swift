@@ -31,7 +31,13 @@ package final class Memtable: Sendable {
         }
         let ikey = InternalKey.make(key, seq, kind.rawValue)
         list.insert(ikey, value)
-        bytes.add(ikey.count + value.count + Memtable.entryOverhead, ordering: .relaxed)
+        var charge = ikey.count + value.count + Memtable.entryOverhead
+        // A separated value also charges a share of its record (`ValueLog.memtableShare`): a
+        // memtable of pointers alone would otherwise stand for gigabytes of values, whose
+        // overwrites count as garbage (and become collectable) only once it is flushed, and
+        // whose pointers recovery would have to check.
+        if kind == .valuePointer, let p = ValuePointer.decode(value) { charge += Int(p.length) / ValueLog.memtableShare }
+        bytes.add(charge, ordering: .relaxed)
     }
 
     /// The newest entry for `key` with sequence <= `seq`: (kind, value), or nil if none.

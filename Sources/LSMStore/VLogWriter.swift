@@ -25,6 +25,9 @@ final class ValueLog: Sendable {
     let checksumErrors = Atomic<UInt64>(0)
     /// Records are handed to KVIMR once this many bytes are pending.
     static let handOverBytes = 1 << 20
+    /// A separated value charges its memtable 1/`memtableShare` of its record besides the
+    /// pointer entry: a memtable then stands for at most about 16 × `memtableBytes` of values.
+    static let memtableShare = 16
     /// A value at least this large is handed to KVIMR straight from the caller's array (after
     /// its header and key), not copied into the scratch buffer first.
     static let directValueBytes = 8 << 10
