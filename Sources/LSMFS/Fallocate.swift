@@ -65,28 +65,30 @@ extension FileSystem {
         guard lo < hi else { return }
         let cs = UInt64(chunkSize)
         let firstIdx = lo / cs, lastIdx = (hi - 1) / cs
-        var stored: [(index: UInt64, bytes: [UInt8])] = []
+        // Sizes first (no value-log reads); only chunks the range cuts partly are read.
+        var stored: [(index: UInt64, length: Int)] = []
         try kv("scan chunks", { () throws(LSMError) in
-            try store.scan(from: Keys.chunk(ino, firstIdx), to: Keys.chunk(ino, lastIdx + 1)) { key, value in
-                if key.count == 17 { stored.append((key.readBE(UInt64.self, at: 9), value)) }
+            try store.scanSizes(from: Keys.chunk(ino, firstIdx), to: Keys.chunk(ino, lastIdx + 1)) { key, length in
+                if key.count == 17 { stored.append((key.readBE(UInt64.self, at: 9), length)) }
                 return true
             }
         })
-        for (idx, bytes) in stored {
+        for (idx, old) in stored {
             let start = idx * cs
             let a = Int(max(lo, start) - start), b = Int(min(hi, start + cs) - start)
-            let old = bytes.count
-            var new = bytes
-            if a == 0 && b >= old {
-                new = []                       // the whole stored chunk lies in the range
-            } else if b >= old {
-                new.removeSubrange(min(a, old)..<old)   // the range reaches the stored end: shorten
-            } else if a < old {
-                _ = new.withUnsafeMutableBytes { p in
-                    (p.baseAddress! + a).initializeMemory(as: UInt8.self, repeating: 0, count: b - a)
+            var new: [UInt8] = []
+            if a >= old { continue }                   // the range starts past the stored end
+            if !(a == 0 && b >= old) {                 // not the whole stored chunk: read it
+                guard let bytes = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) else { continue }
+                new = bytes
+                if b >= new.count {
+                    new.removeSubrange(min(a, new.count)..<new.count)   // the range reaches the stored end: shorten
+                } else {
+                    _ = new.withUnsafeMutableBytes { p in
+                        (p.baseAddress! + a).initializeMemory(as: UInt8.self, repeating: 0, count: b - a)
+                    }
                 }
             }
-            if new.count == old && a >= old { continue }
             rec.blocks = InodeRecord.adjust(rec.blocks, from: old, to: new.count)
             if new.isEmpty { batch.delete(Keys.chunk(ino, idx)) } else { batch.put(Keys.chunk(ino, idx), new) }
         }
@@ -104,10 +106,10 @@ extension FileSystem {
         var result: UInt64?
         var pos = offset
         try kv("seek", { () throws(LSMError) in
-            try store.scan(from: Keys.chunk(ino, offset / cs), to: Keys.chunksEnd(ino)) { key, value in
+            try store.scanSizes(from: Keys.chunk(ino, offset / cs), to: Keys.chunksEnd(ino)) { key, length in
                 guard key.count == 17 else { return true }
                 let start = key.readBE(UInt64.self, at: 9) * cs
-                let dataEnd = start + UInt64(value.count)
+                let dataEnd = start + UInt64(length)
                 if whence == SeekWhence.data {
                     if dataEnd > pos { result = max(start, pos); return false }
                     return true
@@ -115,7 +117,7 @@ extension FileSystem {
                 // SEEK_HOLE: the first byte at or after pos no stored byte covers.
                 if start > pos { result = pos; return false }
                 if dataEnd > pos { pos = dataEnd }
-                if value.count < Int(cs) { result = pos; return false }
+                if length < Int(cs) { result = pos; return false }
                 return true
             }
         })

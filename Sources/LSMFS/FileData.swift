@@ -205,19 +205,16 @@ extension FileSystem {
             if size == 0 {
                 rec.blocks = 0
             } else {
-                // The chunks that shrink or go, with their lengths (for blocks).
+                // The chunks that go, with their lengths (for blocks): sizes only, so chunks
+                // in the value log are not read back; the one chunk that shrinks is read.
                 var freed: UInt64 = 0
                 var cutChunk: [UInt8]?
                 try kv("scan chunks", { () throws(LSMError) in
-                    try store.scan(from: Keys.chunk(ino, cut), to: Keys.chunksEnd(ino)) { key, value in
-                        guard key.count == 17 else { return true }
-                        if rem != 0 && key.readBE(UInt64.self, at: 9) == cut {
-                            cutChunk = value
-                        } else {
-                            freed += InodeRecord.blocks(ofChunkLength: value.count)
-                        }
+                    try store.scanSizes(from: Keys.chunk(ino, firstDropped), to: Keys.chunksEnd(ino)) { key, size in
+                        if key.count == 17 { freed += InodeRecord.blocks(ofChunkLength: size) }
                         return true
                     }
+                    if rem != 0 { cutChunk = try store.get(Keys.chunk(ino, cut)) }
                 })
                 if let c = cutChunk, c.count > rem {
                     batch.put(Keys.chunk(ino, cut), Array(c[0..<rem]))
