@@ -144,14 +144,18 @@ final class Engine: Sendable {
     func tombstones(_ v: View, from start: [UInt8], to end: [UInt8]?) throws(LSMError) -> [RangeTombstone] {
         var out: [RangeTombstone] = []
         for m in v.mems { out += m.rangeTombstones(from: start, to: end) }
+        if tableCache.isKnownClean(v.version) { return out } // no table of it has any
+        var clean = true
         for level in 0..<v.version.levels.count {
-            for f in v.version.levels[level] where f.overlaps(start, end) {
-                if f.rangeTombstones.load(ordering: .relaxed) == 1 { continue } // known to have none
+            for f in v.version.levels[level] where f.rangeTombstones.load(ordering: .relaxed) != 1 { // 1: known to have none
+                guard f.overlaps(start, end) else { clean = false; continue }
                 let t = try tableCache.table(f)
                 f.rangeTombstones.store(t.tombstones.isEmpty ? 1 : 2, ordering: .relaxed)
+                if !t.tombstones.isEmpty { clean = false }
                 out += t.tombstones(from: start, to: end)
             }
         }
+        if clean { tableCache.markClean(v.version) }
         return out
     }
 
