@@ -96,7 +96,18 @@ final class SkipList: Sendable {
     /// The first node whose key is >= `key`; records the predecessor at each level in `prev`
     /// when it is not empty.
     func seek(_ key: [UInt8], prev: inout [SkipNode]) -> SkipNode? {
-        descend(key, prev: &prev)._withUnsafeGuaranteedRef { $0.next(0) }
+        let x = descend(key, prev: &prev)
+        // A writer may have linked nodes after `x` since the descent compared its successor:
+        // they can still sort before `key` (a newer version of the same user key does), so
+        // walk past them. Returning one would hand a reader a version newer than its sequence.
+        return key.withUnsafeBytes { target -> SkipNode? in
+            let tp = SkipNode.prefix(of: target)
+            var n = x._withUnsafeGuaranteedRef { $0.nextUnmanaged(0) }
+            while let m = n, m._withUnsafeGuaranteedRef({ $0.isBefore(target, tp) }) {
+                n = m._withUnsafeGuaranteedRef { $0.nextUnmanaged(0) }
+            }
+            return n?.takeUnretainedValue()
+        }
     }
 
     /// The last node whose key is < `key` (nil if none).
