@@ -60,6 +60,25 @@ public struct IOBreakdown: Sendable, Equatable {
 
     /// The category of a file's track I/O.
     public static func category(_ verb: String, kind: FileKind, level: Int) -> String {
+        // Every read and write asks: the common names are made once, not per call.
+        if level >= 0 && level < cachedLevels {
+            if verb == "read" { return readNames[Int(kind.rawValue)][level] }
+            if verb == "write" { return writeNames[Int(kind.rawValue)][level] }
+        }
+        return name(verb, kind: kind, level: level)
+    }
+
+    private static let cachedLevels = 8
+    private static let readNames = names("read")
+    private static let writeNames = names("write")
+    /// [kind raw value][level] → category (index 0 unused: kinds start at 1).
+    private static func names(_ verb: String) -> [[String]] {
+        var t = [[String]](repeating: [], count: Int(FileKind.allCases.map(\.rawValue).max()!) + 1)
+        for k in FileKind.allCases { t[Int(k.rawValue)] = (0..<cachedLevels).map { name(verb, kind: k, level: $0) } }
+        return t
+    }
+
+    private static func name(_ verb: String, kind: FileKind, level: Int) -> String {
         switch kind {
         case .wal: return "\(verb) WAL"
         case .manifest: return "\(verb) manifest"

@@ -31,6 +31,6 @@ extension LSMStore {
 extension Table {
     /// Memory this open table keeps: its index block, filter and tombstones.
     var residentBytes: UInt64 {
-        UInt64(index.data.count + filter.count) + tombstones.reduce(0) { $0 + UInt64($1.start.count + $1.end.count + 24) }
+        UInt64(index.count + filter.count) + tombstones.reduce(0) { $0 + UInt64($1.start.count + $1.end.count + 24) }
     }
 }
