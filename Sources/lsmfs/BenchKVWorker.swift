@@ -1,3 +1,4 @@
+import LSMCommon
 import LSMStore
 
 /// One benchmark thread: db_bench's workloads on the shared store. Keys are db_bench's
@@ -15,10 +16,9 @@ struct BenchKVWorker {
 
     init(config: BenchKVConfig, store: LSMStore, live: BenchKVLiveKeys, thread: Int, stream: Int) {
         self.config = config; self.store = store; self.live = live; self.thread = thread
-        var z = config.seed &+ UInt64(stream &* 64 &+ thread) &* 0x9E37_79B9_7F4A_7C15   // splitmix64
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        rng = (z ^ (z >> 31)) | 1
+        // SplitMix64's output for state seed + k·γ, k = this thread's stream index.
+        var g = SplitMix64(seed: config.seed &+ (UInt64(stream &* 64 &+ thread) &- 1) &* 0x9E37_79B9_7F4A_7C15)
+        rng = g.next() | 1
         var r = rng ^ 0xDEAD_BEEF
         valueSource = (0..<(1 << 20)).map { _ in
             r ^= r << 13; r ^= r >> 7; r ^= r << 17
