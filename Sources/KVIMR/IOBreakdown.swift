@@ -30,6 +30,11 @@ public struct IOBreakdown: Sendable, Equatable {
             e.transferNanos = a.transferNanos &- b.transferNanos
             return e
         }
+
+        mutating func add(_ e: Entry) {
+            ops += e.ops; bytes += e.bytes; busyNanos += e.busyNanos
+            seekNanos += e.seekNanos; rotationNanos += e.rotationNanos; transferNanos += e.transferNanos
+        }
     }
 
     public var entries: [String: Entry] = [:]
@@ -114,9 +119,7 @@ public struct IOBreakdown: Sendable, Equatable {
     }
 
     mutating func add(_ category: String, _ e: Entry) {
-        var cur = entries[category] ?? Entry()
-        cur.ops += e.ops; cur.bytes += e.bytes; cur.busyNanos += e.busyNanos
-        cur.seekNanos += e.seekNanos; cur.rotationNanos += e.rotationNanos; cur.transferNanos += e.transferNanos
-        entries[category] = cur
+        // In place: one hash of `category` per charge (a read charges one), not a get and a set.
+        entries[category, default: Entry()].add(e)
     }
 }
