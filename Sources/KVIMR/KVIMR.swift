@@ -145,7 +145,7 @@ public final class KVIMR: Sendable {
             guard let rec = c.map.files[file] else { return try c.read(file, at: offset, into: buffer) }
             let category = IOBreakdown.category("read", kind: rec.kind, level: rec.level)
             return try c.charged(category, bytes: buffer.count) { (c: inout KVIMRCore) throws(KVIMRError) in
-                try c.read(file, at: offset, into: buffer)
+                try c.read(rec, at: offset, into: buffer)
             }
         }
     }

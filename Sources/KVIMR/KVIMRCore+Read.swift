@@ -5,7 +5,14 @@ import IMRDisk
 extension KVIMRCore {
     func read(_ n: FileNumber, at offset: UInt64, into dst: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int {
         try checkOpen()
-        let rec = try record(n)
+        return try read(record(n), at: offset, into: dst)
+    }
+
+    /// `read` of a file whose record the caller already looked up (`KVIMR.read` needs it for
+    /// the I/O category): one map lookup per read, not two.
+    func read(_ rec: FileRecord, at offset: UInt64, into dst: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int {
+        try checkOpen()
+        let n = rec.number
         let buf = buffers[n]
         let size = buf?.end ?? rec.size
         guard offset <= size else {
