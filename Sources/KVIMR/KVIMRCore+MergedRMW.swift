@@ -136,12 +136,12 @@ extension KVIMRCore {
         do throws(KVIMRError) {
             for w in group { try write(w, mode: .hostManaged) }
             before = device.counters()
-            try rewrite(entries, data)
+            try rewrite(entries, data, journal)
             try syncDevice()
         } catch {
             // Best effort to put the tops back now; else the journal stays for the next open.
             do throws(KVIMRError) {
-                try rewrite(entries, data)
+                try rewrite(entries, data, journal)
                 try syncDevice()
                 try journal.clear(on: device)
             } catch { journalStuck = true }
@@ -156,19 +156,8 @@ extension KVIMRCore {
         hostRmwBytes += UInt64(data.count)
     }
 
-    private func rewrite(_ entries: [JournalEntry], _ data: [UInt8]) throws(KVIMRError) {
-        let ss = geometry.sectorSize
-        var at = 0
-        for e in entries {
-            let len = e.sectorCount * ss
-            do {
-                try data.withBytes { p throws(DeviceError) in
-                    try device.writeTrack(e.track, sector: e.firstSector,
-                                          from: UnsafeRawBufferPointer(rebasing: p[at..<(at + len)]), mode: .hostManaged)
-                }
-            } catch { throw KVIMRError(.io, "merged RMW: rewriting top track \(e.track): \(error.message)") }
-            at += len
-        }
+    private func rewrite(_ entries: [JournalEntry], _ data: [UInt8], _ journal: RMWJournal) throws(KVIMRError) {
+        try journal.writeRuns(entries, data, on: device) { "merged RMW: rewriting top track \($0)" }
     }
 
     mutating func write(_ w: PendingWrite, mode: WriteMode) throws(KVIMRError) {

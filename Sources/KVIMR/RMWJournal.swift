@@ -133,11 +133,11 @@ struct RMWJournal: Sendable {
         }
     }
 
-    /// Rewrites every journaled run onto its top track, syncs, clears the journal and syncs.
-    /// Returns the number of runs replayed (0: no journal).
-    @discardableResult
-    func replay(on device: TrackDevice) throws(KVIMRError) -> Int {
-        guard let (entries, data) = try load(from: device) else { return 0 }
+    /// Writes each run of `entries` (their bytes back to back in `data`) onto its top track,
+    /// host-managed: the replay at open and the rewrite step of a merged RMW. `failing` names
+    /// the step in an I/O error, given the track.
+    func writeRuns(_ entries: [JournalEntry], _ data: [UInt8], on device: TrackDevice,
+                   failing: (Int) -> String) throws(KVIMRError) {
         let g = device.geometry
         var at = 0
         for e in entries {
@@ -151,9 +151,17 @@ struct RMWJournal: Sendable {
                     try device.writeTrack(e.track, sector: e.firstSector,
                                           from: UnsafeRawBufferPointer(rebasing: p[at..<(at + len)]), mode: .hostManaged)
                 }
-            } catch { throw KVIMRError(.io, "replaying the merged-RMW journal onto track \(e.track): \(error.message)") }
+            } catch { throw KVIMRError(.io, "\(failing(e.track)): \(error.message)") }
             at += len
         }
+    }
+
+    /// Rewrites every journaled run onto its top track, syncs, clears the journal and syncs.
+    /// Returns the number of runs replayed (0: no journal).
+    @discardableResult
+    func replay(on device: TrackDevice) throws(KVIMRError) -> Int {
+        guard let (entries, data) = try load(from: device) else { return 0 }
+        try writeRuns(entries, data, on: device) { "replaying the merged-RMW journal onto track \($0)" }
         do { try device.sync() } catch { throw KVIMRError(.io, "device sync: \(error.message)") }
         try clear(on: device)
         do { try device.sync() } catch { throw KVIMRError(.io, "device sync: \(error.message)") }
