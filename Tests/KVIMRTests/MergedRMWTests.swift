@@ -56,13 +56,7 @@ import Testing
         let g = smallGeometry(tracks: 5, bottom: 16 + 4 * variant, top: 12 + 3 * variant)
         var states = 0
         for budget in 1...30 {
-            let mem = MemoryTrackDevice(geometry: g, policy: "kvimr")
-            try KVIMR.format(device: mem)
-            let dev = CrashingDevice(mem)
-            let k = try KVIMR(device: dev, allocationPolicy: mergingKVIMR)
-            let others = try scene(k, g)
-            let w = try k.create(kind: .sstable, level: 2)
-            try k.syncAll()
+            let (mem, dev, k, others, w) = try mergedRMWScene(g) { CrashingDevice($0) }
             let wBefore = [UInt8]()
             let extra = pattern(g.bottomSectors * g.sectorSize, seed: 5)
             dev.setBudget(budget)
@@ -93,13 +87,7 @@ import Testing
     @Test(arguments: [1, 1000])
     func eioInMergedRMW(failures: Int) throws {
         let g = smallGeometry(tracks: 5)
-        let mem = MemoryTrackDevice(geometry: g, policy: "kvimr")
-        try KVIMR.format(device: mem)
-        let faulty = FaultyTrackDevice(mem)
-        let k = try KVIMR(device: faulty, allocationPolicy: mergingKVIMR)
-        let others = try scene(k, g)
-        let w = try k.create(kind: .sstable, level: 2)
-        try k.syncAll()
+        let (mem, faulty, k, others, w) = try mergedRMWScene(g) { FaultyTrackDevice($0) }
         let wBefore = [UInt8]()
         faulty.inject(FaultRule([.writeTrack], track: 3, times: failures, effect: .fail(errno: 5)))
         let e = kvimrError { try k.append(w, pattern(g.bottomSectors * g.sectorSize, seed: 5)); try k.sync([w]) }

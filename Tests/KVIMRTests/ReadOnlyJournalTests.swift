@@ -10,13 +10,7 @@ import Testing
         let g = smallGeometry(tracks: 5)
         var overlaid = 0
         for budget in 1...30 {
-            let mem = MemoryTrackDevice(geometry: g, policy: "kvimr")
-            try KVIMR.format(device: mem)
-            let dev = CrashingDevice(mem)
-            let k = try KVIMR(device: dev, allocationPolicy: mergingKVIMR)
-            let others = try MergedRMWTests().scene(k, g)
-            let w = try k.create(kind: .sstable, level: 2)
-            try k.syncAll()
+            let (mem, dev, k, others, w) = try mergedRMWScene(g) { CrashingDevice($0) }
             dev.setBudget(budget)
             _ = kvimrError { try k.append(w, pattern(g.bottomSectors * g.sectorSize, seed: 5)); try k.sync([w]) }
             // Every unsynced write survives: the bottom write that damaged the tops included.

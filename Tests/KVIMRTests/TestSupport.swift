@@ -26,6 +26,22 @@ func makeMergingKVIMR(_ g: IMRGeometry) throws -> (MemoryTrackDevice, KVIMR) {
     return (dev, try KVIMR(device: dev, allocationPolicy: mergingKVIMR))
 }
 
+/// The merged-RMW crash/fault set-up: a formatted in-memory kvimr drive seen through `wrap` (a
+/// crashing or faulty device), a KVIMR with `mergingKVIMR` on it, `MergedRMWTests.scene` built
+/// (`others`: the files left and their bytes) and an empty L2 sstable `w` made durable — its
+/// first bottom write lands on B2 under valid tops and merges.
+func mergedRMWScene<D: TrackDevice>(_ g: IMRGeometry, wrap: (MemoryTrackDevice) -> D) throws
+    -> (mem: MemoryTrackDevice, dev: D, k: KVIMR, others: [FileNumber: [UInt8]], w: FileNumber) {
+    let mem = MemoryTrackDevice(geometry: g, policy: "kvimr")
+    try KVIMR.format(device: mem)
+    let dev = wrap(mem)
+    let k = try KVIMR(device: dev, allocationPolicy: mergingKVIMR)
+    let others = try MergedRMWTests().scene(k, g)
+    let w = try k.create(kind: .sstable, level: 2)
+    try k.syncAll()
+    return (mem, dev, k, others, w)
+}
+
 /// Deterministic bytes for offset `offset` on: a test can check content without a model copy.
 func pattern(_ count: Int, seed: UInt64, from offset: Int = 0) -> [UInt8] {
     (0..<count).map { i in
