@@ -75,7 +75,7 @@ struct BenchIMRRunner {
     init(_ c: BenchIMRConfig) { self.c = c }
 
     func run() throws -> BenchIMRResult {
-        let started = imrMonotonicSeconds()
+        let started = nowSeconds()
         guard let g = IMRGeometry.fitting(imageBytes: c.imageBytes) else { throw CLIError("drive of \(c.imageBytes) bytes is too small") }
         let device = MemoryTrackDevice(geometry: g, policy: c.policy.rawValue)
         try Stack.wrap { () throws(KVIMRError) in try KVIMR.format(device: device) }
@@ -173,7 +173,7 @@ struct BenchIMRRunner {
             peakUsage: peak, meanUsage: usageSamples == 0 ? 0 : usageSum / Double(usageSamples),
             peakTopUsage: topPeak, meanTopUsage: usageSamples == 0 ? 0 : topSum / Double(usageSamples),
             breakdown: io2.since(c.usage == "high" ? io1 : io0),
-            wallSeconds: imrMonotonicSeconds() - started)
+            wallSeconds: nowSeconds() - started)
         try Stack.wrap { () throws(LSMError) in try store.close() }
         return result
     }
@@ -209,10 +209,4 @@ struct BenchIMRRunner {
         while x > 0 && i >= 0 { out[i] = UInt8(0x30 + x % 10); x /= 10; i -= 1 }
         return out
     }
-}
-
-func imrMonotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
