@@ -26,21 +26,15 @@ package enum VLogFormat {
     /// Appends one record to `out`. Byte layout:
     ///   [masked crc32c(bytes 4..<end): 4 LE][key length: 4 LE][value length: 4 LE][key][value]
     package static func appendRecord(key: [UInt8], value: [UInt8], to out: inout [UInt8]) {
-        let start = out.count
-        out.appendLE(UInt32(0)) // checksum, filled in below
-        out.appendLE(UInt32(key.count))
-        out.appendLE(UInt32(value.count))
-        out.append(contentsOf: key)
+        appendHeader(key: key, value: value, to: &out)
         out.append(contentsOf: value)
-        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(start + 4)...])) }
-        out.withUnsafeMutableBytes { $0.storeBytes(of: CRC32C.mask(crc).littleEndian, toByteOffset: start, as: UInt32.self) }
     }
 
     /// Appends a record's header and key only (layout as in `appendRecord`; the checksum
     /// covers `value` too): the caller appends `value` right after them.
     package static func appendHeader(key: [UInt8], value: [UInt8], to out: inout [UInt8]) {
         let start = out.count
-        out.appendLE(UInt32(0))
+        out.appendLE(UInt32(0)) // checksum, filled in below
         out.appendLE(UInt32(key.count))
         out.appendLE(UInt32(value.count))
         out.append(contentsOf: key)
