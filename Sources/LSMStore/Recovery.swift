@@ -98,19 +98,13 @@ extension Engine {
             let whole = check.open.contains(p.segment)
             let count = whole ? Int(p.length) : min(Int(p.length), VLogFormat.headerSize + e.key.count)
             let bytes = try readSpan(p.segment, at: p.offset, count: count)
-            let damage: VLogFormat.Damage?
-            if whole {
-                if case .failure(let d) = bytes.withUnsafeBytes({ VLogFormat.verify($0, expectedKey: e.key) }) { damage = d } else { damage = nil }
-            } else {
-                damage = bytes.withUnsafeBytes { b in
-                    guard let h = VLogFormat.header(b), h.recordLength == Int(p.length) else { return .badLengths }
-                    guard h.keyLength == e.key.count, e.key.withUnsafeBytes({ compareBytes($0, UnsafeRawBufferPointer(rebasing: b[h.keyRange])) == 0 }) else {
-                        return .keyMismatch
-                    }
-                    return nil
-                }
+            let checked = bytes.withUnsafeBytes { b in
+                whole ? VLogFormat.verify(b, expectedKey: e.key)
+                      : VLogFormat.verifyPrefix(b, recordLength: Int(p.length), expectedKey: e.key)
             }
-            if let damage { return "points to a damaged record in segment \(p.segment) at \(p.offset) (\(damage))" }
+            if case .failure(let damage) = checked {
+                return "points to a damaged record in segment \(p.segment) at \(p.offset) (\(damage))"
+            }
         }
         return nil
     }

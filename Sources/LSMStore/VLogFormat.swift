@@ -87,12 +87,24 @@ package enum VLogFormat {
         }
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[4...]))
         guard CRC32C.mask(crc) == h.storedChecksum else { return .failure(.checksumMismatch) }
-        if let expectedKey {
-            let k = UnsafeRawBufferPointer(rebasing: bytes[h.keyRange])
-            let same = expectedKey.withUnsafeBytes { compareBytes($0, k) == 0 }
-            guard same else { return .failure(.keyMismatch) }
-        }
+        if let expectedKey, !keyMatches(bytes, h, expectedKey) { return .failure(.keyMismatch) }
         return .success(h)
+    }
+
+    /// Checks a record's first bytes (`prefix`: its header and key at least) without its
+    /// checksum: the header's lengths make a record of `recordLength` bytes and its key is
+    /// `expectedKey`. For callers that must not read the value (WAL replay of sealed segments).
+    package static func verifyPrefix(_ prefix: UnsafeRawBufferPointer, recordLength: Int,
+                                     expectedKey: [UInt8]) -> Result<Header, Damage> {
+        guard let h = header(prefix), h.recordLength == recordLength else { return .failure(.badLengths) }
+        guard keyMatches(prefix, h, expectedKey) else { return .failure(.keyMismatch) }
+        return .success(h)
+    }
+
+    /// Whether the key of the record starting `bytes` (header `h`) is `key`.
+    private static func keyMatches(_ bytes: UnsafeRawBufferPointer, _ h: Header, _ key: [UInt8]) -> Bool {
+        guard h.keyLength == key.count, h.keyRange.upperBound <= bytes.count else { return false }
+        return key.withUnsafeBytes { compareBytes($0, UnsafeRawBufferPointer(rebasing: bytes[h.keyRange])) == 0 }
     }
 
     /// Decodes a whole record into (key, value), verifying it (see `verify`).
