@@ -30,22 +30,25 @@ package struct VLogSegmentReader {
         self.kvimr = kvimr; self.segment = segment; self.size = size
     }
 
-    /// The next record, or nil at the end of the segment (or at a torn tail).
+    /// The next record, or nil at the end of the segment (or at a torn tail). The record is
+    /// framed and checked in place in the chunk; only its key and value are copied out.
     package mutating func next() throws(LSMError) -> VLogRecord? {
         guard offset < size else { return nil }
-        guard let head = try bytes(at: offset, count: VLogFormat.headerSize) else { return tail() }
-        guard let h = head.withUnsafeBytes({ VLogFormat.header($0) }) else {
+        guard let at = try load(offset, count: VLogFormat.headerSize) else { return tail() }
+        guard let h = chunk.withUnsafeBytes({ VLogFormat.header(UnsafeRawBufferPointer(rebasing: $0[at...])) }) else {
             throw LSMError.corrupt("value-log segment \(segment): impossible record lengths at offset \(offset)")
         }
-        guard let rec = try bytes(at: offset, count: h.recordLength) else { return tail() }
-        let p = ValuePointer(segment: segment, offset: offset, length: UInt32(h.recordLength))
-        switch VLogFormat.decodeRecord(rec) {
-        case .success(let (k, v)):
-            offset += UInt64(h.recordLength)
-            return VLogRecord(pointer: p, key: k, value: v)
-        case .failure:
+        guard let from = try load(offset, count: h.recordLength) else { return tail() }
+        let decoded = chunk.withUnsafeBytes { raw in
+            let rec = UnsafeRawBufferPointer(rebasing: raw[from..<(from + h.recordLength)])
+            return VLogFormat.verify(rec, expectedKey: nil).map { c in (Array(rec[c.keyRange]), Array(rec[c.valueRange])) }
+        }
+        guard case .success(let (k, v)) = decoded else {
             throw LSMError.corrupt("value-log segment \(segment): checksum mismatch in the record at offset \(offset)")
         }
+        let p = ValuePointer(segment: segment, offset: offset, length: UInt32(h.recordLength))
+        offset += UInt64(h.recordLength)
+        return VLogRecord(pointer: p, key: k, value: v)
     }
 
     private mutating func tail() -> VLogRecord? {
@@ -54,8 +57,9 @@ package struct VLogSegmentReader {
         return nil
     }
 
-    /// `count` bytes at `at`, or nil if they pass the segment's end.
-    private mutating func bytes(at: UInt64, count: Int) throws(LSMError) -> [UInt8]? {
+    /// Makes the chunk hold the `count` bytes at `at` and returns where they start in it, or
+    /// nil if they pass the segment's end.
+    private mutating func load(_ at: UInt64, count: Int) throws(LSMError) -> Int? {
         guard at + UInt64(count) <= size else { return nil }
         let chunkEnd = chunkStart + UInt64(chunk.count)
         if at < chunkStart || at + UInt64(count) > chunkEnd {
@@ -63,7 +67,6 @@ package struct VLogSegmentReader {
             chunk = try kvimr.readExact(segment, at: at, count: n)
             chunkStart = at
         }
-        let from = Int(at - chunkStart)
-        return Array(chunk[from..<(from + count)])
+        return Int(at - chunkStart)
     }
 }
