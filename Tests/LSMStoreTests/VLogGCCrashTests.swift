@@ -30,6 +30,24 @@ import Testing
         return (dev.reopened(), model)
     }
 
+    /// Opens `image` on a device that loses power after `n` writes and runs a GC pass: the
+    /// segments with counted garbage before it, the pass's result (nil if the power went
+    /// first) and the store, which the caller keeps alive until it has crashed the image.
+    static func passWithPowerLoss(_ image: MemoryTrackDevice, afterWrites n: Int)
+        -> (victims: Set<UInt64>, result: GCResult?, store: LSMStore?) {
+        let faulty = FaultyTrackDevice(image, rules: [.powerLoss(afterWrites: n)])
+        var victims: Set<UInt64> = []
+        var store: LSMStore? = nil
+        do {
+            let s = try LSMStore(kvimr: try KVIMR(device: faulty), options: gcOptions())
+            store = s
+            victims = Set(s.vlogSegmentGarbage().filter { $0.value > 0 }.keys)
+            return (victims, try s.collectGarbage(), store)
+        } catch {
+            return (victims, nil, store)
+        }
+    }
+
     /// Recovers `image` and checks it: the model reads back before and after two GC passes
     /// (the second reaches what the first pass's new head kept active); `victims` (segments
     /// with garbage before the crashed pass) are all gone, no pass is left half done, and
@@ -60,17 +78,11 @@ import Testing
         var completed = false
         while !completed && n < 5000 {
             let image = base.reopened()
-            let faulty = FaultyTrackDevice(image, rules: [.powerLoss(afterWrites: n)])
-            var victims: Set<UInt64> = []
-            var store: LSMStore? = nil
-            do {
-                let s = try LSMStore(kvimr: try KVIMR(device: faulty), options: gcOptions())
-                store = s
-                victims = Set(s.vlogSegmentGarbage().filter { $0.value > 0 }.keys)
-                let r = try s.collectGarbage()
+            let (victims, result, store) = VLogGCCrashTests.passWithPowerLoss(image, afterWrites: n)
+            if let result {
                 completed = true // the pass finished before the power went
-                #expect(r.bytesMoved > 0)
-            } catch {}
+                #expect(result.bytesMoved > 0)
+            }
             let after = image.crashed(keepUnsynced: rng.int(0...image.unsyncedWriteCount), tearLast: rng.bool())
             try VLogGCCrashTests.checkRecovery(after, model, victims: victims, reopen: n % 4 == 0, "power loss after \(n) writes")
             _ = store
@@ -87,16 +99,8 @@ import Testing
         var completed = false
         while !completed && n < 5000 {
             let image = base.reopened()
-            let faulty = FaultyTrackDevice(image, rules: [.powerLoss(afterWrites: n)])
-            var victims: Set<UInt64> = []
-            var store: LSMStore? = nil
-            do {
-                let s = try LSMStore(kvimr: try KVIMR(device: faulty), options: gcOptions())
-                store = s
-                victims = Set(s.vlogSegmentGarbage().filter { $0.value > 0 }.keys)
-                _ = try s.collectGarbage()
-                completed = true
-            } catch {}
+            let (victims, result, store) = VLogGCCrashTests.passWithPowerLoss(image, afterWrites: n)
+            if result != nil { completed = true }
             let after = image.crashed(keepUnsynced: image.unsyncedWriteCount, tearLast: true)
             try VLogGCCrashTests.checkRecovery(after, model, victims: victims, "torn write \(n)")
             _ = store
