@@ -57,6 +57,21 @@ enum Harness {
     static func isMounted(_ dir: String) -> Bool {
         sh("mountpoint -q '\(dir)'", timeout: 30).ok
     }
+
+    /// Runs the Python `script` in `dir`: its stdout, or "FAILED status: stdout stderr".
+    static func python(_ script: String, in dir: String) -> String {
+        let r = sh("cd '\(dir)' && /usr/bin/python3 - <<'EOF'\n\(script)\nEOF")
+        return r.ok ? r.stdout : "FAILED \(r.status): \(r.stdout) \(r.stderr)"
+    }
+
+    /// For the tests that run one script on the host filesystem and on the mount: records each
+    /// line where the mount's output differs from the host's, and expects as many lines.
+    static func expectSameLines(host expected: String, lsmfs got: String,
+                                sourceLocation: SourceLocation = #_sourceLocation) {
+        let e = expected.split(separator: "\n"), g = got.split(separator: "\n")
+        for (a, b) in zip(e, g) where a != b { Issue.record("host: \(a)   lsmfs: \(b)", sourceLocation: sourceLocation) }
+        #expect(e.count == g.count, "lsmfs output: \(got)", sourceLocation: sourceLocation)
+    }
 }
 
 /// A fresh image mounted on a temp directory; `close()` (or deinit) unmounts it, lazily if need be.

@@ -57,22 +57,15 @@ struct NamespaceOpsTests {
         print('\\n'.join(out))
         """
 
-    func run(in dir: String) -> String {
-        let r = Harness.sh("cd '\(dir)' && /usr/bin/python3 - <<'EOF'\n\(Self.probe)\nEOF")
-        return r.ok ? r.stdout : "FAILED \(r.status): \(r.stdout) \(r.stderr)"
-    }
-
     @Test func namespaceOperationsMatchTheHost() throws {
         let m = try MountedImage(size: "512M")
         defer { m.close() }
         let native = m.host + "/ns"
         try FileManager.default.createDirectory(atPath: native, withIntermediateDirectories: true)
-        let expected = run(in: native)
+        let expected = Harness.python(Self.probe, in: native)
         try #require(!expected.hasPrefix("FAILED"), "host run: \(expected)")
-        let got = run(in: m.mnt)
-        let e = expected.split(separator: "\n"), g = got.split(separator: "\n")
-        for (a, b) in zip(e, g) where a != b { Issue.record("host: \(a)   lsmfs: \(b)") }
-        #expect(e.count == g.count, "lsmfs output: \(got)")
+        let got = Harness.python(Self.probe, in: m.mnt)
+        Harness.expectSameLines(host: expected, lsmfs: got)
         try m.unmount()
         let f = Harness.sh("'\(Harness.binary)' fsck '\(m.image)'")
         #expect(f.status == 0, "\(f.stdout)\n\(f.stderr)")

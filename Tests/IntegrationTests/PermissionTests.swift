@@ -76,9 +76,7 @@ struct PermissionTests {
         try #require(!expected.hasPrefix("FAILED"), "host run: \(expected)")
         #expect(expected.contains("read-private EACCES"), "host baseline: \(expected)")
         let got = run(in: m.mnt)
-        let e = expected.split(separator: "\n"), g = got.split(separator: "\n")
-        for (a, b) in zip(e, g) where a != b { Issue.record("host: \(a)   lsmfs: \(b)") }
-        #expect(e.count == g.count, "lsmfs output: \(got)")
+        Harness.expectSameLines(host: expected, lsmfs: got)
         try m.unmount()
         #expect(Harness.sh("'\(Harness.binary)' fsck '\(m.image)'").status == 0)
     }

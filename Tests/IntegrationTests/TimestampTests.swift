@@ -34,22 +34,15 @@ struct TimestampTests {
         print('\\n'.join(out))
         """
 
-    func run(in dir: String) -> String {
-        let r = Harness.sh("cd '\(dir)' && /usr/bin/python3 - <<'EOF'\n\(Self.probe)\nEOF")
-        return r.ok ? r.stdout : "FAILED \(r.status): \(r.stdout) \(r.stderr)"
-    }
-
     @Test func timestampsMoveAsOnTheHost() throws {
         // Zero cache timeouts: every stat sees the daemon's answer at once.
         let m = try MountedImage(size: "512M", options: "entry_timeout=0,attr_timeout=0")
         defer { m.close() }
         let native = m.host + "/ts"
         try FileManager.default.createDirectory(atPath: native, withIntermediateDirectories: true)
-        let expected = run(in: native)
+        let expected = Harness.python(Self.probe, in: native)
         try #require(!expected.hasPrefix("FAILED"), "host run: \(expected)")
-        let got = run(in: m.mnt)
-        let e = expected.split(separator: "\n"), g = got.split(separator: "\n")
-        for (a, b) in zip(e, g) where a != b { Issue.record("host: \(a)   lsmfs: \(b)") }
-        #expect(e.count == g.count, "lsmfs output: \(got)")
+        let got = Harness.python(Self.probe, in: m.mnt)
+        Harness.expectSameLines(host: expected, lsmfs: got)
     }
 }
