@@ -24,9 +24,12 @@ extension FileSystem {
     func checkXattrName(_ name: [UInt8]) throws(Errno) {
         if name.isEmpty || name.contains(0) { throw .inval }
         if name.count > FSFormat.xattrNameMax { throw Errno(rawValue: ERANGE) }
-        guard FileSystem.xattrNamespaces.contains(where: { name.starts(with: $0) && name.count > $0.count }) else {
-            throw Errno(rawValue: EOPNOTSUPP)
-        }
+        guard FileSystem.inStoredNamespace(name) else { throw Errno(rawValue: EOPNOTSUPP) }
+    }
+
+    /// Whether `name` is a non-empty name in one of `xattrNamespaces`.
+    static func inStoredNamespace(_ name: [UInt8]) -> Bool {
+        xattrNamespaces.contains(where: { name.starts(with: $0) && name.count > $0.count })
     }
 
     /// Whether `ino` holds any xattr (cached). Stripe lock of `ino` held.
@@ -57,7 +60,7 @@ extension FileSystem {
         let bytes = [UInt8](value)
         try withInodeLock(ino) { () throws(Errno) in
             var rec = try loadInode(ino)
-            if name.starts(with: Array("user.".utf8)) && !rec.isRegular && !rec.isDirectory { throw .perm }
+            if name.starts(with: FileSystem.userPrefix) && !rec.isRegular && !rec.isDirectory { throw .perm }
             let key = Keys.xattr(ino, name)
             var exists = false
             if try hasXattrsLocked(ino) {
@@ -85,9 +88,7 @@ extension FileSystem {
     package func getxattr(_ ino: UInt64, _ name: [UInt8]) throws(Errno) -> [UInt8] {
         if FileSystem.isPseudo(ino) { throw Errno(rawValue: ENODATA) }
         if name.isEmpty || name.count > FSFormat.xattrNameMax { throw Errno(rawValue: name.isEmpty ? EINVAL : ERANGE) }
-        guard FileSystem.xattrNamespaces.contains(where: { name.starts(with: $0) && name.count > $0.count }) else {
-            throw Errno(rawValue: EOPNOTSUPP)
-        }
+        guard FileSystem.inStoredNamespace(name) else { throw Errno(rawValue: EOPNOTSUPP) }
         let absent = Errno(rawValue: name == FileSystem.selinuxName ? EOPNOTSUPP : ENODATA)
         // Fast path: an inode known to hold no xattrs (the per-write security.capability probe).
         if xattrPresence.withLock({ $0.known[ino] }) == false { throw absent }
@@ -103,7 +104,6 @@ extension FileSystem {
     /// listxattr(2): every name, each followed by a NUL. `trusted.*` names are listed only to
     /// root (CAP_SYS_ADMIN), as ext4 and XFS do.
     package func listxattr(_ ino: UInt64, caller: Caller = .process) throws(Errno) -> [UInt8] {
-        let trusted = Array("trusted.".utf8)
         if FileSystem.isPseudo(ino) { return [] }
         _ = try loadInode(ino)
         if xattrPresence.withLock({ $0.known[ino] }) == false { return [] }
@@ -112,7 +112,7 @@ extension FileSystem {
         try kv("listxattr", { () throws(LSMError) in
             try store.scan(from: Keys.xattrStart(ino), to: Keys.xattrEnd(ino)) { key, _ in
                 any = true
-                if caller.uid != 0 && key[9...].starts(with: trusted) { return true }
+                if caller.uid != 0 && key[9...].starts(with: FileSystem.trustedPrefix) { return true }
                 out.append(contentsOf: key[9...])
                 out.append(0)
                 return true
@@ -135,7 +135,7 @@ extension FileSystem {
             if try kv("getxattr", { () throws(LSMError) in try store.get(key) }) == nil { throw Errno(rawValue: ENODATA) }
             rec.ctime = TimeSpec.now()
             var batch = WriteBatch()
-            batch.delete(Keys.xattr(ino, name))
+            batch.delete(key)
             batch.put(Keys.inode(ino), rec.encode())
             try write(batch, "removexattr")
             // Whether others remain is found on the next question.
@@ -151,6 +151,8 @@ extension FileSystem {
         xattrPresence.withLock { _ = $0.known.removeValue(forKey: ino) }
     }
 
+    static let userPrefix: [UInt8] = Array("user.".utf8)
+    static let trustedPrefix: [UInt8] = Array("trusted.".utf8)
     static let capabilityName: [UInt8] = Array("security.capability".utf8)
     static let selinuxName: [UInt8] = Array("security.selinux".utf8)
 }
