@@ -114,11 +114,11 @@ package final class Table: Sendable {
     /// (The index's fence for a block is its last key, so the block it names holds an entry
     /// >= `target`.)
     package func get(_ target: [UInt8], userKey: [UInt8]) throws(LSMError) -> (key: [UInt8], value: [UInt8])? {
-        let it = BlockIterator(index, table: number, blockOffset: nil) // index, then the data block
-        try it.seek(target)
-        guard it.isValid else { return nil }
-        let h = try handle(at: it)
-        it.reset(try dataBlock(h), blockOffset: h.offset)
+        let idx = BlockIterator(index, table: number, blockOffset: nil)
+        try idx.seek(target)
+        guard idx.isValid else { return nil }
+        let h = try handle(at: idx)
+        let it = BlockIterator(try dataBlock(h), table: number, blockOffset: h.offset)
         try it.seek(target)
         guard it.isValid, InternalKey.compareUser(it.key, userKey) == 0 else { return nil }
         return (it.key, it.value)
