@@ -117,16 +117,10 @@ final class Engine: Sendable {
                 guard let f = l0.next() else { level = 1; continue }
                 if !f.contains(key) { continue }
                 file = f
-            } else if v.version.shape.overlapped[level] { // tiering: several runs may hold it
-                level += 1
-                // The holder's entry was already read (and its tombstones folded into `tomb`).
-                guard let e = try newestHolder(v.version, level - 1, key, target: target, hash: hash,
-                                               snapshot: v.sequence, tomb: &tomb) else { continue }
-                counters.bloomChecks.bump()
-                counters.tablesProbed.bump()
-                return Self.live(e, tomb: tomb)
             } else {
-                file = v.version.fileContaining(level, key)
+                file = v.version.shape.overlapped[level]   // tiering: several runs may hold it
+                    ? try newestHolder(v.version, level, key, target: target, hash: hash, snapshot: v.sequence, tomb: &tomb)
+                    : v.version.fileContaining(level, key)
                 level += 1
             }
             if let f = file {
@@ -135,19 +129,15 @@ final class Engine: Sendable {
                 counters.bloomChecks.bump()
                 if !t.mayContain(hash: hash) { counters.bloomNegatives.bump(); continue }
                 counters.tablesProbed.bump()
-                if let e = try t.get(target, userKey: key) { return Self.live(e, tomb: tomb) }
+                if let e = try t.get(target, userKey: key) {
+                    let kind = InternalKey.kind(e.key)
+                    let live = (kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue)
+                        && InternalKey.sequence(e.key) > tomb
+                    return live ? (kind, e.value) : nil
+                }
             }
         }
         return nil
-    }
-
-    /// A table entry's answer to a lookup: (kind, stored value) if it is a put or value
-    /// pointer newer than every covering range tombstone (`tomb`), else nil (deleted).
-    private static func live(_ e: (key: [UInt8], value: [UInt8]), tomb: UInt64) -> (kind: UInt8, stored: [UInt8])? {
-        let kind = InternalKey.kind(e.key)
-        let live = (kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue)
-            && InternalKey.sequence(e.key) > tomb
-        return live ? (kind, e.value) : nil
     }
 
     /// The range tombstones of `v` that may touch [start, end).
