@@ -165,6 +165,7 @@ import Testing
                 let want = Array(sortedModel(model, from: key(i), to: end).reversed().prefix(limit))
                 #expect(same(back, want), "seed \(seed) step \(step) reverse scan")
             } else {
+                s.waitForBackgroundWork() // count every flush of this session, not just the finished ones
                 flushes += s.stats().flushes; compactions += s.stats().compactions
                 try s.close()
                 dev = dev.reopened()
