@@ -54,7 +54,7 @@ extension FileSystem {
             }
             var rec = try loadInode(ino)
             var batch = WriteBatch()
-            if let d = pending { batch.put(Keys.chunk(ino, d.index), d.bytes) }
+            if pending != nil { addDirtyChunks(ino, to: &batch) }
             let now = TimeSpec.now()
             if let m = s.mode { rec.mode = rec.type | (m & 0o7777) }
             // chown of a non-directory drops set-user-ID, and set-group-ID when group-executable

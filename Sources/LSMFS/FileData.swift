@@ -57,99 +57,88 @@ extension FileSystem {
         case .dir:
             throw .isDir
         case .file(let ino, let flags):
-            // No inode lock: the buffered chunk is read first, then the store. A write or flush
-            // that completed before the call is in one or the other (a flush writes the store
-            // before it drops the buffer), so completed writes are always seen; a write racing
-            // with this read may be seen in part, as on any filesystem.
+            // No inode lock: the buffer is read first, then the store. A write or flush that
+            // completed before the call is in one or the other (a flush writes the store before
+            // it drops the buffer), so completed writes are always seen; a write racing with
+            // this read may be seen in part, as on any filesystem.
             do {
-                let pending = dirtyEntry(ino)
-                let rec = try loadInode(ino, dirty: .some(pending))
+                let (behind, pending) = dirtyFiles(ino)
+                let rec = try loadInode(ino, dirty: .some(pending?.attrs ?? behind?.attrs))
                 if size > 0 { touchAtime(ino, seen: rec, flags: flags) }
                 guard offset < rec.size, size > 0 else { return [] }
                 let end = min(rec.size, offset + UInt64(size))
                 var out = [UInt8](repeating: 0, count: Int(end - offset))
                 let cs = UInt64(chunkSize)
                 let first = offset / cs, last = (end - 1) / cs
-                try kv("read chunks", { () throws(LSMError) in
-                    try store.scan(from: Keys.chunk(ino, first), to: Keys.chunk(ino, last + 1)) { key, value in
-                        guard key.count == 17 else { return true }
-                        let start = key.readBE(UInt64.self, at: 9) * cs
-                        let lo = max(start, offset), hi = min(start + UInt64(value.count), end)
-                        if lo < hi {
-                            out.withUnsafeMutableBytes { o in
-                                value.withUnsafeBytes { v in
-                                    (o.baseAddress! + Int(lo - offset)).copyMemory(
-                                        from: v.baseAddress! + Int(lo - start), byteCount: Int(hi - lo))
-                                }
-                            }
-                        }
-                        return true
-                    }
-                })
-                // The buffered chunk is newer than the stored one and covers all its bytes.
-                if let d = pending, d.index >= first, d.index <= last {
-                    let start = d.index * cs
-                    let lo = max(start, offset), zeroHi = min(start + cs, end)
-                    let hi = min(start + UInt64(d.bytes.count), end)
+                // Copies the part of chunk `idx` (holding `bytes`) inside [offset, end).
+                func place(_ idx: UInt64, _ bytes: UnsafeRawBufferPointer) {
+                    let start = idx * cs
+                    let lo = max(start, offset), hi = min(start + UInt64(bytes.count), end)
+                    guard lo < hi else { return }
                     out.withUnsafeMutableBytes { o in
-                        if lo < zeroHi {
-                            (o.baseAddress! + Int(lo - offset)).initializeMemory(as: UInt8.self, repeating: 0, count: Int(zeroHi - lo))
-                        }
-                        if lo < hi {
-                            d.bytes.withUnsafeBytes { v in
-                                (o.baseAddress! + Int(lo - offset)).copyMemory(from: v.baseAddress! + Int(lo - start), byteCount: Int(hi - lo))
-                            }
-                        }
+                        (o.baseAddress! + Int(lo - offset)).copyMemory(from: bytes.baseAddress! + Int(lo - start), byteCount: Int(hi - lo))
                     }
+                }
+                // The store is read only for runs of chunks the buffer does not hold (a buffered
+                // chunk is newer and covers all the stored one's bytes; past its length: zeros).
+                func buffered(_ i: UInt64) -> Bool { pending?.chunks[i] != nil || behind?.chunks[i] != nil }
+                var idx = first
+                while idx <= last {
+                    if buffered(idx) { idx += 1; continue }
+                    var runEnd = idx + 1
+                    while runEnd <= last && !buffered(runEnd) { runEnd += 1 }
+                    try kv("read chunks", { () throws(LSMError) in
+                        try store.scan(from: Keys.chunk(ino, idx), to: Keys.chunk(ino, runEnd)) { key, value in
+                            guard key.count == 17 else { return true }
+                            value.withUnsafeBytes { place(key.readBE(UInt64.self, at: 9), $0) }
+                            return true
+                        }
+                    })
+                    idx = runEnd
+                }
+                for chunks in [behind?.chunks, pending?.chunks] {   // older, then newer
+                    guard let chunks else { continue }
+                    for i in first...last { chunks[i]?.withUnsafeBytes { place(i, $0) } }
                 }
                 return out
             }
         }
     }
 
-    /// Writes `data` at `offset` (at EOF for O_APPEND handles). A write inside one chunk that
-    /// stops short of the chunk's end is buffered (DirtyChunk; a sequential writer's chunk goes
-    /// to the store with the write that completes it); any other write puts the touched chunks
-    /// (read-modify-write for partial ones), the buffered chunk if any, and the inode's new
-    /// size/times in one batch.
+    /// Writes `data` at `offset` (at EOF for O_APPEND handles). Writes are buffered
+    /// (`DirtyFile`) unless the drive is nearly full: then the buffer goes to the store first
+    /// and the touched chunks (read-modify-write for partial ones) and the inode's new
+    /// size/times are written in one batch, so ENOSPC reaches this write (close sends no FLUSH,
+    /// so a buffered chunk could not report it).
     package func write(_ fh: UInt64, offset: UInt64, data: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        try write(fh, offset: offset, data: data, writeBehind: false)
+    }
+
+    /// `write`, but a file buffer that fills is handed to the caller to store after it
+    /// replied (`runDueFlushes`): the next write of the file is taken meanwhile. For the FUSE
+    /// write handler.
+    package func writeBehind(_ fh: UInt64, offset: UInt64, data: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        try write(fh, offset: offset, data: data, writeBehind: true)
+    }
+
+    private func write(_ fh: UInt64, offset: UInt64, data: UnsafeRawBufferPointer, writeBehind: Bool) throws(Errno) -> Int {
         guard case .file(let ino, let flags) = try handle(fh) else { throw .badF }
         guard flags & O_ACCMODE != O_RDONLY else { throw .badF }
         try requireWritable()
         if data.isEmpty { return 0 }
-        return try withInodeLock(ino) { () throws(Errno) -> Int in
-            var rec = try loadInode(ino)  // size/times include buffered writes
+        let followUp = try withInodeLock(ino) { () throws(Errno) -> BufferedWriteFollowUp in
+            // Size/times include buffered writes; no wait for a write-behind of the file (this
+            // write only adds to the buffer; the low-space path below waits in its flush).
+            var rec = try loadInode(ino, dirty: .some(dirtyEntry(ino)))
             let off = flags & O_APPEND != 0 ? rec.size : offset
             let (end, overflow) = off.addingReportingOverflow(UInt64(data.count))
             if overflow || end > FSFormat.maxFileSize { throw .fBig }
-            let cs = UInt64(chunkSize)
-            var pending = dirtyEntry(ino)
             let now = TimeSpec.now()
-            // Fast path: a write inside one chunk that stops short of its end is buffered, unless
-            // the drive is nearly full (then the store write below reports ENOSPC to this write:
-            // close sends no FLUSH, so a buffered chunk could not report it). A buffer of another
-            // chunk goes to the store first, alone: a random writer then puts one chunk per
-            // write, not the old buffer and the new chunk both.
-            let first = off / cs
-            if (end - 1) / cs == first, end - first * cs < cs, !spaceIsLow() {
-                if let p = pending, p.index != first {
-                    try flushDirtyLocked(ino)  // stores what `rec` already shows
-                    pending = nil
-                }
-                let start = first * cs
-                let lo = Int(off - start)
-                if pending != nil {
-                    // In place: the entry stays visible to lock-free readers throughout.
-                    dirty.withLock { $0[ino]!.apply(data, at: lo, size: end, mtime: now) }
-                } else {
-                    // (read even when the write covers the chunk's data: its length counts in blocks)
-                    let stored = start >= rec.size ? nil : try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, first)) })
-                    var entry = DirtyChunk(index: first, bytes: stored ?? [], size: rec.size, blocks: rec.blocks, mtime: now)
-                    entry.apply(data, at: lo, size: end, mtime: now)
-                    dirty.withLock { $0[ino] = entry }
-                }
-                return data.count
+            if !spaceIsLow() {
+                return try bufferWrite(ino, rec, at: off, data, now: now, writeBehind: writeBehind)
             }
+            try flushDirtyLocked(ino)  // stores what `rec` already shows
+            let cs = UInt64(chunkSize)
             var chunks: [(index: UInt64, bytes: [UInt8])] = []
             var idx = off / cs
             while idx * cs < end {
@@ -162,11 +151,7 @@ extension FileSystem {
                     chunk = Array(src)  // past EOF: nothing stored for this chunk
                     oldLength = 0
                 } else {
-                    if let p = pending, p.index == idx {
-                        chunk = p.bytes
-                    } else {
-                        chunk = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) ?? []
-                    }
+                    chunk = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) ?? []
                     oldLength = chunk.count
                     if chunk.count < hi { chunk += [UInt8](repeating: 0, count: hi - chunk.count) }
                     chunk.withUnsafeMutableBytes { c in
@@ -179,17 +164,15 @@ extension FileSystem {
             }
             let newSize = max(rec.size, end)
             var batch = WriteBatch()
-            if let p = pending, !chunks.contains(where: { $0.index == p.index }) {
-                batch.put(Keys.chunk(ino, p.index), p.bytes)
-            }
             for c in chunks { batch.put(Keys.chunk(ino, c.index), c.bytes) }
             rec.size = newSize
             rec.mtime = now; rec.ctime = now
             batch.put(Keys.inode(ino), rec.encode())
             try write(batch, "write")
-            discardDirty(ino)
-            return data.count
+            return .none
         }
+        if followUp == .flushAll { try flushAllDirty() }
+        return data.count
     }
 
     /// Sets the size of regular file `ino` in `rec` (stripe lock held, nothing buffered),

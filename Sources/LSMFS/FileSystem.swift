@@ -50,8 +50,8 @@ public final class FileSystem: Sendable {
     let tables = Mutex(Tables())
     let inoAlloc: Mutex<InoAlloc>
     let opStats = OpStats()
-    /// Buffered partial chunks of files being written (see DirtyChunk).
-    let dirty = Mutex<[UInt64: DirtyChunk]>([:])
+    /// Write-back buffers of files being written (see DirtyFile).
+    let dirty = Mutex(DirtyTable())
     let syncer = Mutex<PeriodicSync?>(nil)
     /// Which inodes hold xattrs (see XattrPresence); leaf lock, filled under the stripe lock.
     let xattrPresence = Mutex(XattrPresence())
@@ -196,7 +196,13 @@ public final class FileSystem: Sendable {
 
     /// The inode as the filesystem sees it: the stored record with the size/times of the
     /// file's buffered writes (`dirty`: that buffer, default: the current one).
-    func loadInode(_ ino: UInt64, dirty snapshot: DirtyChunk?? = nil) throws(Errno) -> InodeRecord {
+    /// Without `snapshot` it first waits for a write-behind of the file to land (see
+    /// DirtyFile: its batch carries an inode record, which must not overwrite one the caller
+    /// writes), then takes the buffer's attributes before the store read (a flush landing in
+    /// between then shows the same values twice, never none).
+    func loadInode(_ ino: UInt64, dirty snapshot: DirtyAttrs?? = nil) throws(Errno) -> InodeRecord {
+        let pending: DirtyAttrs?
+        if let snapshot { pending = snapshot } else { waitForWriteBehind(ino); pending = dirtyEntry(ino) }
         guard let bytes = try kv("get inode \(ino)", { () throws(LSMError) in try store.get(Keys.inode(ino)) }) else {
             throw .noEnt
         }
@@ -205,7 +211,7 @@ public final class FileSystem: Sendable {
             throw .io
         }
         var r = rec
-        if let d = snapshot ?? dirtyEntry(ino) { overlay(d, &r) }
+        if let d = pending { overlay(d, &r) }
         return r
     }
 

@@ -25,6 +25,13 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
         }
         // The kernel clears set-user/group-ID bits on write and chown itself (via setattr).
         conn.pointee.want &= ~UInt32(FUSE_CAP_HANDLE_KILLPRIV)
+        // No FUSE_CAP_AUTO_INVAL_DATA: with it the kernel re-asks the attributes before each
+        // read once a write invalidated them, and drops the file's whole page cache when the
+        // mtime moved (every write moves it), so a random reader beside a writer read every
+        // page from the daemon again. Every change to a file's data goes through this kernel
+        // mount, which keeps its own pages right (written pages are updated, truncate and
+        // punch hole drop theirs), so cached pages cannot go stale.
+        conn.pointee.want &= ~UInt32(FUSE_CAP_AUTO_INVAL_DATA)
         conn.pointee.max_write = 1 << 20
         conn.pointee.max_readahead = 1 << 20
     }
@@ -176,8 +183,11 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     ops.write = { req, _, buf, size, off, fi in
         serve(req, .write) { fs throws(Errno) in
             guard let fi, off >= 0 else { throw Errno(rawValue: EINVAL) }
-            let n = try fs.write(fi.pointee.fh, offset: UInt64(off), data: UnsafeRawBufferPointer(start: buf, count: size))
+            let n = try fs.writeBehind(fi.pointee.fh, offset: UInt64(off), data: UnsafeRawBufferPointer(start: buf, count: size))
             fuse_reply_write(req, n)
+            // A file buffer that filled is stored now, after the reply: the writer's next
+            // request is taken by another worker meanwhile (see DirtyFile, write-behind).
+            fs.runDueFlushes()
             return UInt64(n)
         }
     }

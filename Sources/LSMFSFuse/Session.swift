@@ -28,6 +28,12 @@ public struct FuseConfig: Sendable {
     /// The kernel's writeback cache (FUSE_CAP_WRITEBACK_CACHE): the kernel then owns file
     /// sizes, mtime and O_APPEND positions between flushes and sends large writes.
     public var writebackCache = false
+    /// The kernel's read-ahead window for the mount, in KiB (`/sys/class/bdi/<dev>/read_ahead_kb`;
+    /// nil: leave the kernel's). The kernel starts a FUSE mount at its default of 128 KiB and
+    /// only lowers it to `max_readahead` at INIT; 1 MiB lets a sequential reader get 1 MiB READs
+    /// (8x fewer round trips, one vLog read of 16 chunks each). Needs root; skipped otherwise.
+    public var readAheadKiB: Int? = FuseConfig.defaultReadAheadKiB
+    public static let defaultReadAheadKiB = 1024
     public init(mountpoint: String, options: [String] = [], debug: Bool = false) {
         self.mountpoint = mountpoint; self.options = options; self.debug = debug
     }
@@ -89,6 +95,7 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
         fuse_session_destroy(se)
         throw FuseError("cannot mount on \(config.mountpoint) (is /dev/fuse available and fusermount3 installed?)")
     }
+    if let kib = config.readAheadKiB { setReadAhead(mountpoint: config.mountpoint, kib: kib) }
     withExtendedLifetime(fs) {
         onMounted()
     }
@@ -103,4 +110,59 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
     }
     if rc < 0 { fuseLog.error("FUSE loop failed: \(String(cString: strerror(-rc)))") }
     return rc
+}
+
+/// Sets the read-ahead window of the FUSE mount at `mountpoint` (see `FuseConfig.readAheadKiB`).
+/// The mount's device number comes from /proc/self/mountinfo, not from stat(2): the session
+/// loop does not run yet, so a stat of the mount point would wait for itself.
+func setReadAhead(mountpoint: String, kib: Int) {
+    guard let dev = mountDevice(of: mountpoint) else {
+        fuseLog.info("read_ahead_kb: \(mountpoint) not found in /proc/self/mountinfo; kernel default kept")
+        return
+    }
+    let path = "/sys/class/bdi/\(dev)/read_ahead_kb"
+    let fd = Glibc.open(path, O_WRONLY)
+    guard fd >= 0 else {
+        fuseLog.info("read_ahead_kb: cannot open \(path) (\(String(cString: strerror(errno)))); kernel default kept")
+        return
+    }
+    defer { close(fd) }
+    var text = Array("\(kib)\n".utf8)
+    if text.withUnsafeMutableBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) < 0 {
+        fuseLog.info("read_ahead_kb: writing \(path) failed (\(String(cString: strerror(errno))))")
+    }
+}
+
+/// "MAJOR:MINOR" of the last mount at `mountpoint` (the 3rd field of its mountinfo line; the
+/// 5th is the mount point, with space, tab, newline and backslash written as octal escapes).
+func mountDevice(of mountpoint: String) -> String? {
+    var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let target = realpath(mountpoint, &resolved) != nil
+        ? String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : mountpoint
+    guard let f = fopen("/proc/self/mountinfo", "r") else { return nil }
+    defer { fclose(f) }
+    var found: String?
+    var line: UnsafeMutablePointer<CChar>?
+    var cap = 0
+    defer { free(line) }
+    while getline(&line, &cap, f) > 0, let line {
+        let fields = String(cString: line).split(separator: " ", omittingEmptySubsequences: false)
+        guard fields.count > 4 else { continue }
+        if unescapeMountinfo(fields[4]) == target { found = String(fields[2]) }
+    }
+    return found
+}
+
+private func unescapeMountinfo(_ s: Substring) -> String {
+    var out: [UInt8] = []
+    let b = Array(s.utf8)
+    var i = 0
+    while i < b.count {
+        if b[i] == 0x5C, i + 3 < b.count, let v = UInt8(String(decoding: b[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+            out.append(v); i += 4
+        } else {
+            out.append(b[i]); i += 1
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
 }

@@ -12,7 +12,8 @@ struct Mount: ParsableCommand {
         sync_interval=SECONDS (periodic sync, default 5, 0 = off), policy=NAME (KVIMR policy
         override), log=PATH (daemon log, default IMAGE.log), entry_timeout=SECONDS and
         attr_timeout=SECONDS (kernel cache lifetimes, default 86400: the kernel is the only client), writeback_cache (the kernel's
-        write-back page cache: large writes, kernel-placed O_APPEND), debug, and any libfuse
+        write-back page cache: large writes, kernel-placed O_APPEND), read_ahead_kb=KIB (the
+        mount's kernel read-ahead, default 1024, needs root), debug, and any libfuse
         mount option.
         Without -f the daemon goes to the background; the command returns once the mount is live.
         """)
@@ -79,6 +80,7 @@ struct Mount: ParsableCommand {
         }
         var config = FuseConfig(mountpoint: mountpoint, options: opts.fuseOptions, debug: opts.debug)
         config.entryTimeout = opts.entryTimeout; config.attrTimeout = opts.attrTimeout; config.writebackCache = opts.writebackCache
+        config.readAheadKiB = opts.readAheadKiB
         let status: Int32
         do {
             status = try runFuse(fs: fs, config: config, onMounted: {

@@ -11,6 +11,8 @@ struct MountOptions: Equatable {
     var entryTimeout: Double = FuseConfig.defaultCacheTimeout
     var attrTimeout: Double = FuseConfig.defaultCacheTimeout
     var writebackCache = false
+    /// The mount's kernel read-ahead window in KiB (nil: the kernel's default).
+    var readAheadKiB: Int? = FuseConfig.defaultReadAheadKiB
     /// Passed to libfuse as `-o` items (allow_other, default_permissions, ro, nosuid, ...).
     var fuseOptions: [String] = []
 
@@ -51,6 +53,11 @@ struct MountOptions: Equatable {
                     o.writebackCache = true
                 case "no_writeback_cache":
                     o.writebackCache = false
+                case "read_ahead_kb":
+                    guard let v = value, let n = Int(v), n >= 0, n <= 65_536 else {
+                        throw CLIError("invalid read_ahead_kb '\(value ?? "")': KiB between 0 and 65536")
+                    }
+                    o.readAheadKiB = n
                 default:
                     if mountOnly.contains(key) || key.hasPrefix("x-") || key == "comment" { continue }
                     o.fuseOptions.append(item)

@@ -1,0 +1,354 @@
+import Glibc
+import LSMStore
+import Synchronization
+import SystemPackage
+
+/// The write-back buffer of one file: writes land here as the complete new content of each
+/// chunk they touch, and reach the store in one batch (every buffered chunk and the inode
+/// record) when the file's buffer passes `WriteBuffering.fileBytes`, all buffers together
+/// pass `WriteBuffering.totalBytes`, the file is released or fsynced, another operation needs
+/// the inode, or the periodic sync runs. One store write then carries many chunks (a random
+/// writer no longer stores a 64 KiB chunk per 4 KiB write; a sequential one hands the value log
+/// 16 MiB at a time). While an entry exists the store still holds the file's previous
+/// consistent state (chunks and inode record both old), so a crash loses the buffered writes
+/// as a whole and never leaves a size that points past stored data.
+struct DirtyFile {
+    /// Complete new content of each buffered chunk (the stored chunk with the writes applied;
+    /// never empty).
+    var chunks: [UInt64: [UInt8]] = [:]
+    var attrs: DirtyAttrs
+    /// Sum of the chunks' lengths.
+    var bytes = 0
+}
+
+/// A file's size, blocks and mtime (= ctime) after its buffered writes.
+struct DirtyAttrs {
+    var size: UInt64
+    var blocks: UInt64
+    var mtime: TimeSpec
+}
+
+/// A buffer detached from its file for a store write that runs without the stripe lock
+/// (write-behind: the FUSE thread that filled it writes it after replying). `record` is the
+/// inode record, encoded at detach time, that goes into the same batch.
+struct DetachedFile {
+    var file: DirtyFile
+    var record: [UInt8]
+    /// A thread is writing it (else it waits in `DirtyTable.due`).
+    var started = false
+}
+
+/// Every file's write-back buffer (`FileSystem.dirty`, a leaf lock). A `files` entry is
+/// created and changed only under its inode's stripe lock (and, when a failed write-behind is
+/// merged back, under this lock alone: see `writeDetached`); lock-free readers take copies
+/// (copy-on-write: a reader's copy keeps the bytes it saw). At most one detached buffer per
+/// file is being written at a time; it is older than the file's `files` entry, and newer than
+/// the store: readers overlay store < `flushing` < `files`.
+struct DirtyTable {
+    var files: [UInt64: DirtyFile] = [:]
+    var flushing: [UInt64: DetachedFile] = [:]
+    /// Detached buffers no thread has started writing yet, oldest first.
+    var due: [UInt64] = []
+    /// Bytes in `files`, and in `flushing`.
+    var fillingBytes = 0
+    var flushingBytes = 0
+    var totalBytes: Int { fillingBytes + flushingBytes }
+}
+
+/// What a buffered write leaves for its caller to do once the stripe lock is dropped.
+enum BufferedWriteFollowUp {
+    case none
+    /// All buffers together are over budget: flush them all.
+    case flushAll
+    /// A buffer was detached for write-behind: write it (`runDueFlushes`), after replying.
+    case writeBehind
+}
+
+/// How much the write-back buffers may hold (the daemon's memory budget is 256 MiB).
+enum WriteBuffering {
+    /// A file's buffer is stored once it holds this many bytes (256 chunks).
+    static let fileBytes = 16 << 20
+    /// All buffers are stored once together they hold this many bytes.
+    static let totalBytes = 32 << 20
+}
+
+/// Whether the drive is nearly full, for the write buffers: below `thresholdBytes` of free space
+/// writes go straight to the store, so ENOSPC reaches the write(2) that caused it (a buffered
+/// chunk reaches the store only at release, fsync or the periodic sync, where no caller can see
+/// the error). The threshold leaves room for everything the buffers may hold (plus what
+/// writers add before a flush of all of them starts) and a 32 MiB margin. Re-measured at most
+/// every `refreshNanos`; lock-free.
+final class LowSpaceProbe: Sendable {
+    static let thresholdBytes: UInt64 = 32 << 20 + 2 * UInt64(WriteBuffering.totalBytes)
+    static let refreshNanos: UInt64 = 50_000_000
+    private let checkedAt = Atomic<UInt64>(0)
+    private let low = Atomic<Bool>(true)
+
+    func isLow(freeBytes: () -> UInt64) -> Bool {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        let now = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+        let last = checkedAt.load(ordering: .relaxed)
+        if last == 0 || now &- last >= LowSpaceProbe.refreshNanos,
+           checkedAt.compareExchange(expected: last, desired: max(now, 1), ordering: .relaxed).exchanged {
+            low.store(freeBytes() < LowSpaceProbe.thresholdBytes, ordering: .relaxed)
+        }
+        return low.load(ordering: .relaxed)
+    }
+}
+
+extension FileSystem {
+    /// True while the drive has less than `LowSpaceProbe.thresholdBytes` free (see there).
+    func spaceIsLow() -> Bool {
+        lowSpace.isLow { store.kvimr.stats().freeBytes }
+    }
+
+    /// The size and times of `ino`'s buffered writes, the filling buffer's or else the one
+    /// being written behind (stable while the caller holds the inode's stripe lock and no
+    /// write-behind of it runs).
+    func dirtyEntry(_ ino: UInt64) -> DirtyAttrs? {
+        dirty.withLock { $0.files[ino]?.attrs ?? $0.flushing[ino]?.file.attrs }
+    }
+
+    /// Copies of `ino`'s buffers, for lock-free readers: the one being written behind and the
+    /// filling one (newer).
+    func dirtyFiles(_ ino: UInt64) -> (behind: DirtyFile?, filling: DirtyFile?) {
+        dirty.withLock { ($0.flushing[ino]?.file, $0.files[ino]) }
+    }
+
+    /// Applies a buffer's size and times to a record loaded from the store.
+    func overlay(_ d: DirtyAttrs, _ rec: inout InodeRecord) {
+        rec.size = d.size
+        rec.blocks = d.blocks
+        rec.mtime = d.mtime
+        if d.mtime > rec.ctime { rec.ctime = d.mtime }
+    }
+
+    /// Buffers a write of `data` at `off` (stripe lock held; `rec` is the inode with the
+    /// buffered size and times). Chunks not buffered yet start from the buffer being written
+    /// behind, else from their stored content, read only when the write leaves part of it (a
+    /// whole-chunk write reads only the stored length, for blocks). A file buffer over its
+    /// budget is flushed here, or with `writeBehind` detached for the caller to write after
+    /// replying (waiting first for the file's previous write-behind: one at a time per file).
+    func bufferWrite(_ ino: UInt64, _ rec: InodeRecord, at off: UInt64, _ data: UnsafeRawBufferPointer,
+                     now: TimeSpec, writeBehind: Bool) throws(Errno) -> BufferedWriteFollowUp {
+        let cs = UInt64(chunkSize)
+        let end = off + UInt64(data.count)
+        let first = off / cs, last = (end - 1) / cs
+        let (held, behind): (Set<UInt64>, [UInt64: [UInt8]]) = dirty.withLock { t in
+            let behind = t.flushing[ino]?.file.chunks ?? [:]
+            guard let f = t.files[ino] else { return ([], behind) }
+            return (Set((first...last).filter { f.chunks[$0] != nil }), behind)
+        }
+        // Stored lengths of the whole chunks the write replaces (one scan of sizes, no value reads).
+        var storedLength: [UInt64: Int] = [:]
+        let wholeFirst = off % cs == 0 ? first : first + 1
+        let wholeEnd = end % cs == 0 ? last + 1 : last   // exclusive
+        if wholeFirst < wholeEnd, wholeFirst * cs < rec.size,
+           (wholeFirst..<wholeEnd).contains(where: { !held.contains($0) }) {
+            try kv("scan chunk sizes", { () throws(LSMError) in
+                try store.scanSizes(from: Keys.chunk(ino, wholeFirst), to: Keys.chunk(ino, wholeEnd)) { key, size in
+                    if key.count == 17 { storedLength[key.readBE(UInt64.self, at: 9)] = size }
+                    return true
+                }
+            })
+        }
+        // New chunks, built outside the leaf lock.
+        var fresh: [(index: UInt64, bytes: [UInt8], oldLength: Int)] = []
+        for idx in first...last where !held.contains(idx) {
+            let start = idx * cs
+            let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
+            let src = UnsafeRawBufferPointer(rebasing: data[Int(start + UInt64(lo) - off) ..< Int(start + UInt64(hi) - off)])
+            var base: [UInt8] = []
+            var oldLength = 0
+            if let b = behind[idx] {
+                oldLength = b.count
+                if !(lo == 0 && hi == Int(cs)) { base = b }
+            } else if start < rec.size {
+                if lo == 0 && hi == Int(cs) {
+                    oldLength = storedLength[idx] ?? 0
+                } else {
+                    base = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) ?? []
+                    oldLength = base.count
+                }
+            }
+            if base.isEmpty && lo == 0 {
+                fresh.append((idx, Array(src), oldLength))
+                continue
+            }
+            if base.count < hi { base.append(contentsOf: repeatElement(0, count: hi - base.count)) }
+            base.withUnsafeMutableBytes { c in (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: src.count) }
+            fresh.append((idx, base, oldLength))
+        }
+        let (fileBytes, fillingBytes, flushingBytes) = dirty.withLock { t -> (Int, Int, Int) in
+            var f = t.files.removeValue(forKey: ino)
+                ?? DirtyFile(attrs: DirtyAttrs(size: rec.size, blocks: rec.blocks, mtime: now))
+            let before = f.bytes
+            for idx in held {
+                let start = idx * cs
+                let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
+                var c = f.chunks.removeValue(forKey: idx)!   // unique here: changed in place
+                let old = c.count
+                if c.count < hi { c.append(contentsOf: repeatElement(0, count: hi - c.count)) }
+                c.withUnsafeMutableBytes { p in
+                    (p.baseAddress! + lo).copyMemory(from: data.baseAddress! + Int(start + UInt64(lo) - off), byteCount: hi - lo)
+                }
+                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: old, to: c.count)
+                f.bytes += c.count - old
+                f.chunks[idx] = c
+            }
+            for c in fresh {
+                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: c.oldLength, to: c.bytes.count)
+                // (a failed write-behind merged back meanwhile may have put this chunk here:
+                // `c` was built on the same bytes and replaces it)
+                if let merged = f.chunks[c.index] { f.bytes -= merged.count }
+                f.bytes += c.bytes.count
+                f.chunks[c.index] = c.bytes
+            }
+            f.attrs.size = max(f.attrs.size, end)
+            f.attrs.mtime = now
+            t.fillingBytes += f.bytes - before
+            let fileBytes = f.bytes
+            t.files[ino] = f
+            return (fileBytes, t.fillingBytes, t.flushingBytes)
+        }
+        if fileBytes >= WriteBuffering.fileBytes {
+            if writeBehind && flushingBytes < WriteBuffering.totalBytes {
+                waitForWriteBehind(ino)
+                if try detach(ino) { return .writeBehind }
+            }
+            try flushDirtyLocked(ino)
+            return .none
+        }
+        return fillingBytes >= WriteBuffering.totalBytes ? .flushAll : .none
+    }
+
+    /// Moves `ino`'s filling buffer to `flushing` with the inode record that goes with it, and
+    /// queues it (stripe lock held, no write-behind of `ino` running). False if a failed
+    /// write-behind was merged back meanwhile (the caller then flushes synchronously).
+    private func detach(_ ino: UInt64) throws(Errno) -> Bool {
+        guard let attrs = dirty.withLock({ $0.files[ino]?.attrs }) else { return true }
+        let record = try loadInode(ino, dirty: .some(attrs)).encode()
+        return dirty.withLock { t in
+            guard t.flushing[ino] == nil, let f = t.files.removeValue(forKey: ino) else { return false }
+            t.fillingBytes -= f.bytes
+            t.flushingBytes += f.bytes
+            t.flushing[ino] = DetachedFile(file: f, record: record)
+            t.due.append(ino)
+            return true
+        }
+    }
+
+    /// Writes the detached buffers no thread has started (the FUSE write handler calls this
+    /// after replying). Failures are logged and the buffer is merged back into the file's
+    /// filling one: the next flush (fsync, release, periodic sync) retries and reports it.
+    package func runDueFlushes() {
+        while let (ino, d) = dirty.withLock({ t -> (UInt64, DetachedFile)? in
+            while !t.due.isEmpty {
+                let ino = t.due.removeFirst()
+                if var d = t.flushing[ino], !d.started {
+                    d.started = true
+                    t.flushing[ino] = d
+                    return (ino, d)
+                }
+            }
+            return nil
+        }) {
+            writeDetached(ino, d)
+        }
+    }
+
+    /// Returns once no write-behind of `ino` is queued or running (running a queued one itself).
+    func waitForWriteBehind(_ ino: UInt64) {
+        while true {
+            let state = dirty.withLock { t -> (running: Bool, take: DetachedFile?) in
+                guard var d = t.flushing[ino] else { return (false, nil) }
+                if d.started { return (true, nil) }
+                d.started = true
+                t.flushing[ino] = d
+                t.due.removeAll { $0 == ino }
+                return (true, d)
+            }
+            if let d = state.take {
+                writeDetached(ino, d)
+            } else if state.running {
+                var ts = timespec(tv_sec: 0, tv_nsec: 100_000)
+                nanosleep(&ts, nil)
+            } else {
+                return
+            }
+        }
+    }
+
+    /// One write-behind store write: the chunks and the record in one batch; the buffer stays
+    /// visible to readers until the store has it.
+    private func writeDetached(_ ino: UInt64, _ d: DetachedFile) {
+        var batch = WriteBatch()
+        for idx in d.file.chunks.keys.sorted() { batch.put(Keys.chunk(ino, idx), d.file.chunks[idx]!) }
+        batch.put(Keys.inode(ino), d.record)
+        var failure: Errno?
+        do throws(Errno) { try write(batch, "write behind buffered writes of \(ino)") } catch { failure = error }
+        if let failure { fsLog.error("write-behind of inode \(ino) failed (\(failure)); kept buffered for the next flush") }
+        dirty.withLock { t in
+            guard let d = t.flushing.removeValue(forKey: ino) else { return }
+            t.flushingBytes -= d.file.bytes
+            guard failure != nil else { return }
+            // Merged back under the newer filling buffer (whose attributes already include it).
+            var f = t.files.removeValue(forKey: ino) ?? DirtyFile(attrs: d.file.attrs)
+            let before = f.bytes
+            for (idx, c) in d.file.chunks where f.chunks[idx] == nil {
+                f.chunks[idx] = c
+                f.bytes += c.count
+            }
+            t.fillingBytes += f.bytes - before
+            t.files[ino] = f
+        }
+    }
+
+    /// Adds a put of every buffered chunk of `ino` to `batch` (stripe lock held; the caller
+    /// writes the inode record and then calls `discardDirty`).
+    func addDirtyChunks(_ ino: UInt64, to batch: inout WriteBatch) {
+        guard let f = dirtyFiles(ino).filling else { return }
+        for idx in f.chunks.keys.sorted() { batch.put(Keys.chunk(ino, idx), f.chunks[idx]!) }
+    }
+
+    /// Writes `ino`'s buffered chunks and inode record in one batch (stripe lock held). The
+    /// buffer is dropped only after the store has them: lock-free readers see one or the other.
+    func flushDirtyLocked(_ ino: UInt64) throws(Errno) {
+        waitForWriteBehind(ino)
+        guard dirtyEntry(ino) != nil else { return }
+        let rec = try loadInode(ino)  // with the buffered size and times
+        var batch = WriteBatch()
+        addDirtyChunks(ino, to: &batch)
+        batch.put(Keys.inode(ino), rec.encode())
+        try write(batch, "flush buffered writes of \(ino)")
+        discardDirty(ino)
+    }
+
+    func flushDirty(_ ino: UInt64) throws(Errno) {
+        try withInodeLock(ino) { () throws(Errno) in try flushDirtyLocked(ino) }
+    }
+
+    /// Flushes every buffered file (before a store sync, or when the buffers are over budget).
+    func flushAllDirty() throws(Errno) {
+        for ino in dirty.withLock({ Set($0.files.keys).union($0.flushing.keys) }) { try flushDirty(ino) }
+    }
+
+    /// Drops `ino`'s buffer (stripe lock held) once no write-behind of it runs.
+    func discardDirty(_ ino: UInt64) {
+        waitForWriteBehind(ino)
+        dirty.withLock { t in
+            if let f = t.files.removeValue(forKey: ino) { t.fillingBytes -= f.bytes }
+        }
+    }
+
+    /// Number of files with buffered writes, and the bytes buffered (stats).
+    var dirtyFileCount: Int { dirty.withLock { Set($0.files.keys).union($0.flushing.keys).count } }
+    var dirtyBytes: Int { dirty.withLock { $0.totalBytes } }
+}
+
+extension TimeSpec: Comparable {
+    public static func < (a: TimeSpec, b: TimeSpec) -> Bool {
+        a.sec < b.sec || (a.sec == b.sec && a.nsec < b.nsec)
+    }
+}

@@ -1,0 +1,112 @@
+import Glibc
+import IMRDisk
+import KVIMR
+import LSMFS
+import LSMStore
+import SystemPackage
+import Testing
+
+/// The multi-chunk write buffer (DirtyFile): random and sequential writes over many chunks
+/// are buffered, read back through the buffer and the store, reach the store in one batch per
+/// flush (or when a budget fills), and a crash keeps either all of a file's buffered writes or
+/// none of them.
+@Suite struct WriteBufferTests {
+    /// A model of the file next to the filesystem: random partial writes over a file with
+    /// stored chunks, holes and buffered chunks; reads at random offsets must match the model
+    /// before and after each flush.
+    @Test func randomWritesOverStoredAndBufferedChunksReadBack() throws {
+        let r = try Rig.fresh()
+        let fs = r.fs
+        let (attr, fh) = try fs.create(root, n("rand"), mode: 0o644, flags: O_RDWR, caller: me)
+        var model = pattern(10 * 65_536 + 1234, seed: 5)
+        _ = try fs.writeAll(fh, 0, model)
+        try fs.flush(fh)
+        // A hole: chunks 12-13 never written, chunk 14 partly.
+        _ = try fs.writeAll(fh, 14 * 65_536 + 100, [1, 2, 3])
+        model += [UInt8](repeating: 0, count: 14 * 65_536 + 100 - model.count) + [1, 2, 3]
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<6 {
+            for _ in 0..<40 {
+                let off = Int.random(in: 0..<(16 * 65_536), using: &rng)
+                let len = Int.random(in: 1...9000, using: &rng)
+                let bytes = (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                _ = try fs.writeAll(fh, UInt64(off), bytes)
+                if model.count < off + len { model += [UInt8](repeating: 0, count: off + len - model.count) }
+                model.replaceSubrange(off..<(off + len), with: bytes)
+                let ro = Int.random(in: 0..<model.count, using: &rng)
+                let rl = Int.random(in: 1...200_000, using: &rng)
+                #expect(try fs.read(fh, offset: UInt64(ro), size: rl) == Array(model[ro..<min(model.count, ro + rl)]))
+            }
+            #expect(try fs.getattr(attr.ino).size == UInt64(model.count))
+            if round % 2 == 0 { try fs.flush(fh) }
+            #expect(try fs.read(fh, offset: 0, size: model.count + 10) == model)
+        }
+        try fs.release(fh)
+        #expect(try fs.readAll(attr.ino) == model)
+        #expect(try FileSystem.check(store: r.store).errors == [])
+        let r2 = try r.remount()
+        #expect(try r2.fs.readAll(attr.ino) == model)
+        #expect(try FileSystem.check(store: r2.store).errors == [])
+        try r2.fs.shutdown()
+    }
+
+    /// Partial-chunk writes into many chunks, then a crash before any flush: the file is what
+    /// was last stored (all of the buffered writes lost together, nothing torn); after an
+    /// fsync all of them survive.
+    @Test func crashKeepsAllOrNoneOfAFilesBufferedWrites() throws {
+        let r = try Rig.fresh()
+        let (attr, fh) = try r.fs.create(root, n("f"), mode: 0o644, flags: O_RDWR, caller: me)
+        let base = pattern(8 * 65_536, seed: 9)
+        _ = try r.fs.writeAll(fh, 0, base)
+        try r.fs.fsync(fh, datasync: false)
+        var changed = base
+        for i in 0..<8 {
+            let off = i * 65_536 + 1000 * (i + 1)
+            _ = try r.fs.writeAll(fh, UInt64(off), [UInt8](repeating: UInt8(i + 1), count: 4096))
+            changed.replaceSubrange(off..<(off + 4096), with: [UInt8](repeating: UInt8(i + 1), count: 4096))
+        }
+        _ = try r.fs.writeAll(fh, UInt64(base.count + 70_000), [7])   // grows the file, with a hole
+        changed += [UInt8](repeating: 0, count: 70_000) + [7]
+        try r.store.sync()   // the store alone: the buffers are not in it
+        let crashed = try Rig.open(r.dev.crashed())
+        #expect(try crashed.fs.readAll(attr.ino) == base)
+        #expect(try FileSystem.check(store: crashed.store).errors == [])
+        try crashed.fs.shutdown()
+
+        try r.fs.fsync(fh, datasync: true)
+        let synced = try Rig.open(r.dev.crashed())
+        #expect(try synced.fs.readAll(attr.ino) == changed)
+        #expect(try FileSystem.check(store: synced.store).errors == [])
+        try synced.fs.shutdown()
+        try r.fs.release(fh)
+    }
+
+    /// A file's buffer goes to the store by itself once it passes its budget (16 MiB), so a
+    /// long sequential writer holds a bounded amount; blocks count whole-chunk overwrites of
+    /// stored chunks right (their stored length is looked up, not read).
+    @Test func aFullBufferFlushesItselfAndBlocksStayRight() throws {
+        let r = try Rig.fresh(trackCount: 4000)
+        let fs = r.fs
+        let (attr, fh) = try fs.create(root, n("big"), mode: 0o644, flags: O_RDWR, caller: me)
+        let piece = pattern(1 << 20, seed: 4)
+        for i in 0..<20 { _ = try fs.writeAll(fh, UInt64(i << 20), piece) }
+        // 16 MiB reached the store on their own; the rest is still buffered.
+        #expect(try r.keyCount([FSFormat.chunkPrefix]) == 256)
+        #expect(try fs.getattr(attr.ino).size == 20 << 20)
+        // Overwrite stored whole chunks and a partial one; blocks must not change.
+        let blocks = try fs.getattr(attr.ino).blocks
+        _ = try fs.writeAll(fh, 65_536, pattern(3 * 65_536, seed: 8))
+        _ = try fs.writeAll(fh, 10, [1])
+        #expect(try fs.getattr(attr.ino).blocks == blocks)
+        try fs.release(fh)
+        #expect(try fs.getattr(attr.ino).blocks == blocks)
+        let rfh = try fs.open(attr.ino, flags: O_RDONLY).fh
+        let got = try fs.read(rfh, offset: 0, size: 1 << 20)
+        try fs.release(rfh)
+        var expected = piece
+        expected.replaceSubrange(65_536..<(4 * 65_536), with: pattern(3 * 65_536, seed: 8))
+        expected[10] = 1
+        #expect(got == expected)
+        #expect(try FileSystem.check(store: r.store).errors == [])
+    }
+}
