@@ -153,6 +153,7 @@ extension Engine {
                 return dropped
             }
         }
+        iterators.clear() // pooled iterators hold the old version's tables
         for f in obsolete { f.markObsolete() }
     }
 

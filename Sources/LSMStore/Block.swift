@@ -8,6 +8,11 @@ package final class Block: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
     let restartsOffset: Int
     let numRestarts: Int
+    /// Index blocks only (nil otherwise): the user-key prefix (`SkipList.prefix(of:)`) of each
+    /// restart point's key, in order. Seeks binary-search this flat array of numbers instead of
+    /// keys scattered through the block (an index of a large table spans hundreds of KiB: one
+    /// or two cache misses per probe otherwise), comparing whole keys only on equal prefixes.
+    let restartPrefixes: UnsafeMutablePointer<UInt64>?
 
     package var count: Int { bytes.count }
     /// A copy of the contents.
@@ -22,33 +27,52 @@ package final class Block: @unchecked Sendable {
 
     /// Takes ownership of `memory` (deallocated with the block, or here when malformed);
     /// the contents are its first `count` bytes.
-    init?(owning memory: UnsafeMutableRawBufferPointer, count: Int) {
+    /// With `prefixes`, also computes `restartPrefixes` (every restart key must then be an
+    /// internal key stored whole, else the block is malformed).
+    init?(owning memory: UnsafeMutableRawBufferPointer, count: Int, prefixes: Bool = false) {
         let d = UnsafeRawBufferPointer(start: memory.baseAddress, count: count)
         guard count >= 4 else { memory.deallocate(); return nil }
         let n = Int(d.readLE(UInt32.self, at: count - 4))
         guard n >= 1, n <= (count - 4) / 4 else { memory.deallocate(); return nil }
         let ro = count - 4 - 4 * n
         for i in 0..<n where Int(d.readLE(UInt32.self, at: ro + 4 * i)) > ro { memory.deallocate(); return nil }
-        bytes = d; restartsOffset = ro; numRestarts = n
+        guard prefixes, ro > 0 else { // (an empty block has no keys to index)
+            bytes = d; restartsOffset = ro; numRestarts = n; restartPrefixes = nil
+            return
+        }
+        let pf = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
+        for i in 0..<n {
+            let off = Int(d.readLE(UInt32.self, at: ro + 4 * i))
+            guard let (shared, unshared, _, p) = BlockIterator.header(d, at: off, end: ro), shared == 0,
+                  unshared >= LSMFormat.internalKeyTrailerSize else {
+                pf.deallocate(); memory.deallocate(); return nil
+            }
+            pf[i] = SkipList.prefix(of: UnsafeRawBufferPointer(rebasing: d[p..<(p + unshared)]))
+        }
+        bytes = d; restartsOffset = ro; numRestarts = n; restartPrefixes = pf
     }
 
-    deinit { UnsafeMutableRawPointer(mutating: bytes.baseAddress)?.deallocate() }
+    deinit {
+        UnsafeMutableRawPointer(mutating: bytes.baseAddress)?.deallocate()
+        restartPrefixes?.deallocate()
+    }
 
     @inline(__always)
     func restart(_ i: Int) -> Int { Int(bytes.readLE(UInt32.self, at: restartsOffset + 4 * i)) }
 
     /// Wraps raw block bytes + trailer read from a file: verifies the CRC and decodes.
     /// Byte layout of the trailer: [compression type: 1][masked crc32c(contents ++ type): 4 LE]
-    package static func verified(_ raw: [UInt8], what: @autoclosure () -> String) throws(LSMError) -> Block {
+    /// `prefixes`: an index block, given `restartPrefixes`.
+    package static func verified(_ raw: [UInt8], what: @autoclosure () -> String, prefixes: Bool = false) throws(LSMError) -> Block {
         let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, raw.count), alignment: 8)
         raw.withUnsafeBytes { if let b = $0.baseAddress { p.baseAddress!.copyMemory(from: b, byteCount: $0.count) } }
-        return try verified(owning: p, count: raw.count, what: what())
+        return try verified(owning: p, count: raw.count, what: what(), prefixes: prefixes)
     }
 
     /// Like `verified(_:what:)` on `count` bytes (contents + trailer) in `memory`, which the
     /// block takes over (deallocated here on failure).
     static func verified(owning memory: UnsafeMutableRawBufferPointer, count: Int,
-                         what: @autoclosure () -> String) throws(LSMError) -> Block {
+                         what: @autoclosure () -> String, prefixes: Bool = false) throws(LSMError) -> Block {
         let t = LSMFormat.blockTrailerSize
         let raw = UnsafeRawBufferPointer(start: memory.baseAddress, count: count)
         guard count >= t else { memory.deallocate(); throw LSMError.corrupt("\(what()): block too short") }
@@ -60,7 +84,7 @@ package final class Block: @unchecked Sendable {
             memory.deallocate()
             throw LSMError.corrupt("\(what()): unknown compression type \(type)")
         }
-        guard let b = Block(owning: memory, count: count - t) else { throw LSMError.corrupt("\(what()): malformed block") }
+        guard let b = Block(owning: memory, count: count - t, prefixes: prefixes) else { throw LSMError.corrupt("\(what()): malformed block") }
         return b
     }
 
@@ -104,9 +128,13 @@ package final class BlockIterator {
     }
 
     /// Points the iterator at another block (invalid until positioned).
+    /// Nothing of the previous block survives: no position, no key, no value bounds (a value
+    /// range of a larger block would lie outside this one).
     package func reset(_ block: Block, blockOffset: UInt64?) {
         self.block = block; self.blockOffset = blockOffset
         current = block.restartsOffset; nextOffset = block.restartsOffset
+        key.removeAll(keepingCapacity: true)
+        valueOffset = 0; valueLength = 0
     }
 
     package var isValid: Bool { current < block.restartsOffset }
@@ -123,7 +151,7 @@ package final class BlockIterator {
     /// Decodes the three varint lengths of the entry at `offset`: (shared, unshared, value
     /// length, offset of the key delta), or nil if malformed or running past `end`.
     @inline(__always)
-    private static func header(_ d: UnsafeRawBufferPointer, at offset: Int, end: Int) -> (Int, Int, Int, Int)? {
+    static func header(_ d: UnsafeRawBufferPointer, at offset: Int, end: Int) -> (Int, Int, Int, Int)? {
         var p = offset
         guard let shared = varint32(d, &p, end), let unshared = varint32(d, &p, end),
               let vlen = varint32(d, &p, end),
@@ -219,6 +247,17 @@ package final class BlockIterator {
         let d = block.bytes
         // Binary search over the restart points, comparing their (unshared) keys in place.
         var lo = 0, hi = block.numRestarts - 1
+        if let pf = block.restartPrefixes {
+            // Narrowed on the prefixes first: restarts before the first prefix >= the target's
+            // hold smaller keys, those whose prefix is larger hold larger keys; only restarts
+            // with an equal prefix need their keys compared.
+            let tp = SkipList.prefix(of: t)
+            var a = 0, b = block.numRestarts
+            while a < b { let m = (a + b) / 2; if pf[m] < tp { a = m + 1 } else { b = m } }
+            var e = a
+            while e < block.numRestarts && pf[e] == tp { e += 1 }
+            lo = max(a - 1, 0); hi = max(e - 1, lo)
+        }
         while lo < hi { // last restart whose key < target
             let mid = (lo + hi + 1) / 2
             let off = block.restart(mid)

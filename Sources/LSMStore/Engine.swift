@@ -20,6 +20,8 @@ final class Engine: Sendable {
     /// Value-log garbage collection: one collector, counters (VLogGCBackground.swift).
     let gc = VLogCollector()
     let signal = Signal()
+    /// Merging iterators kept between short scans (IteratorPool.swift).
+    let iterators = IteratorPool()
     let bgQueue = DispatchQueue(label: "lsmstore.background")
 
     /// The write path: the current WAL. Held for a whole write (writes are serialized).
@@ -78,7 +80,11 @@ final class Engine: Sendable {
     func view() throws(LSMError) -> View {
         try state.withLock { (s: inout EngineState) throws(LSMError) -> View in
             if s.closed { throw LSMError(.closed, "store is closed") }
-            return View(mems: [s.mem] + s.imms.reversed(), version: s.version, sequence: s.lastSequence)
+            var mems: [Memtable] = []
+            mems.reserveCapacity(1 + s.imms.count)
+            mems.append(s.mem)
+            mems.append(contentsOf: s.imms.reversed())
+            return View(mems: mems, version: s.version, sequence: s.lastSequence)
         }
     }
 
@@ -99,15 +105,16 @@ final class Engine: Sendable {
     /// source) is newer than it. GC checks liveness with this (an unresolved pointer).
     func lookup(_ key: [UInt8], in v: View) throws(LSMError) -> (kind: UInt8, stored: [UInt8])? {
         var tomb: UInt64 = 0
+        let hash = Bloom.hash(key)
         for m in v.mems {
             tomb = max(tomb, m.maxCoveringSeq(key, seq: v.sequence))
+            guard m.mayContain(hash: hash) else { continue }
             if let (kind, seq, value) = m.getWithSeq(key, seq: v.sequence) {
                 guard (kind == .put || kind == .valuePointer) && seq > tomb else { return nil }
                 return (kind.rawValue, value)
             }
         }
         let target = InternalKey.make(key, v.sequence, LSMFormat.seekKind)
-        let hash = Bloom.hash(key)
         // L0 files newest first (any may hold the key), then at most one file per level.
         var l0 = v.version.levels[0].makeIterator()
         var level = 0
@@ -117,10 +124,16 @@ final class Engine: Sendable {
                 guard let f = l0.next() else { level = 1; continue }
                 if !f.contains(key) { continue }
                 file = f
+            } else if v.version.shape.overlapped[level] { // tiering: several runs may hold it
+                level += 1
+                // The holder's entry was already read (and its tombstones folded into `tomb`).
+                guard let e = try newestHolder(v.version, level - 1, key, target: target, hash: hash,
+                                               snapshot: v.sequence, tomb: &tomb) else { continue }
+                counters.bloomChecks.bump()
+                counters.tablesProbed.bump()
+                return Self.live(e, tomb: tomb)
             } else {
-                file = v.version.shape.overlapped[level]   // tiering: several runs may hold it
-                    ? try newestHolder(v.version, level, key, target: target, hash: hash, snapshot: v.sequence, tomb: &tomb)
-                    : v.version.fileContaining(level, key)
+                file = v.version.fileContaining(level, key)
                 level += 1
             }
             if let f = file {
@@ -129,15 +142,19 @@ final class Engine: Sendable {
                 counters.bloomChecks.bump()
                 if !t.mayContain(hash: hash) { counters.bloomNegatives.bump(); continue }
                 counters.tablesProbed.bump()
-                if let e = try t.get(target, userKey: key) {
-                    let kind = InternalKey.kind(e.key)
-                    let live = (kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue)
-                        && InternalKey.sequence(e.key) > tomb
-                    return live ? (kind, e.value) : nil
-                }
+                if let e = try t.get(target, userKey: key) { return Self.live(e, tomb: tomb) }
             }
         }
         return nil
+    }
+
+    /// A table entry's answer to a lookup: (kind, stored value) if it is a put or value
+    /// pointer newer than every covering range tombstone (`tomb`), else nil (deleted).
+    private static func live(_ e: (key: [UInt8], value: [UInt8]), tomb: UInt64) -> (kind: UInt8, stored: [UInt8])? {
+        let kind = InternalKey.kind(e.key)
+        let live = (kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue)
+            && InternalKey.sequence(e.key) > tomb
+        return live ? (kind, e.value) : nil
     }
 
     /// The range tombstones of `v` that may touch [start, end).

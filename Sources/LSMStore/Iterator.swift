@@ -106,23 +106,27 @@ package final class MergingIterator: InternalIterator {
 /// (the list has no back links), as LevelDB's memtable iterator does.
 package final class MemtableIterator: InternalIterator {
     let mem: Memtable
-    private var node: SkipNode?
+    private var node: SkipList.Node?
+    /// The current node's key, copied once per move (merging iterators read it repeatedly).
+    package private(set) var key: [UInt8] = []
 
     package init(_ mem: Memtable) { self.mem = mem }
 
     package var isValid: Bool { node != nil }
-    package var key: [UInt8] { node!.key }
     package var value: [UInt8] { node!.value }
 
-    package func seekToFirst() { node = mem.list.first() }
-    package func seekToLast() { node = mem.list.last() }
-    package func seek(_ target: [UInt8]) {
-        var none: [SkipNode] = []
-        node = mem.list.seek(target, prev: &none)
+    private func moved(_ n: SkipList.Node?) {
+        node = n
+        guard let n else { return }
+        key.removeAll(keepingCapacity: true)
+        key.append(contentsOf: n.keyBytes)
     }
-    package func next() { node = node?.next(0) }
+    package func seekToFirst() { moved(mem.list.first()) }
+    package func seekToLast() { moved(mem.list.last()) }
+    package func seek(_ target: [UInt8]) { moved(mem.list.seek(target)) }
+    package func next() { if let n = node { moved(n.next(0)) } }
     package func prev() {
         guard let n = node else { return }
-        node = mem.list.lastBefore(n.key)
+        moved(mem.list.lastBefore(n.keyBytes))
     }
 }

@@ -55,18 +55,18 @@ extension Version {
 }
 
 extension Engine {
-    /// Point lookups in an overlapped level (tiering): of the files holding `key`, the one
-    /// whose version visible at `target` is newest (nil if none holds it); every covering
-    /// range tombstone among them is folded into `tomb`.
+    /// Point lookups in an overlapped level (tiering): of the entries for `key` visible at
+    /// `target` in the files holding it, the newest (nil if none holds it); every covering
+    /// range tombstone among those files is folded into `tomb`.
     func newestHolder(_ v: Version, _ level: Int, _ key: [UInt8], target: [UInt8], hash: UInt32,
-                      snapshot: UInt64, tomb: inout UInt64) throws(LSMError) -> FileMeta? {
-        var best: FileMeta? = nil, bestSeq: UInt64 = 0
+                      snapshot: UInt64, tomb: inout UInt64) throws(LSMError) -> (key: [UInt8], value: [UInt8])? {
+        var best: (key: [UInt8], value: [UInt8])? = nil, bestSeq: UInt64 = 0
         for f in v.levels[level] where f.contains(key) {
             let t = try tableCache.table(f)
             tomb = max(tomb, t.maxCoveringSeq(key, snapshot: snapshot))
             guard t.mayContain(hash: hash), let e = try t.get(target, userKey: key) else { continue }
             let seq = InternalKey.sequence(e.key)
-            if best == nil || seq > bestSeq { best = f; bestSeq = seq }
+            if best == nil || seq > bestSeq { best = e; bestSeq = seq }
         }
         return best
     }

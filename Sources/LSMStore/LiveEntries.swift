@@ -6,7 +6,15 @@ extension Engine {
     func forEachLiveEntry(_ v: View, from start: [UInt8], to end: [UInt8]?,
                           _ body: (_ user: [UInt8], _ kind: UInt8, _ stored: [UInt8]) throws(LSMError) -> Bool) throws(LSMError) -> Bool {
         let frags = TombstoneFragments(try tombstones(v, from: start, to: end), snapshot: v.sequence)
-        let it = try iterator(v)
+        let pooled = iterators.take(v)
+        let token = pooled?.1 ?? iterators.token
+        let it: MergingIterator
+        if let p = pooled { it = p.0 } else { it = try iterator(v) }
+        // Given back for the next scan after a walk without error, if `v` is still current.
+        func done(_ completed: Bool) -> Bool {
+            if state.withLock({ $0.version === v.version }) { iterators.give(it, v, token: token) }
+            return completed
+        }
         try it.seek(InternalKey.make(start, v.sequence, LSMFormat.seekKind))
         var last: [UInt8]? = nil
         while it.isValid {
@@ -20,12 +28,12 @@ extension Engine {
             if kind == ValueKind.put.rawValue || kind == ValueKind.valuePointer.rawValue {
                 let user = InternalKey.userKey(k)
                 if frags.isEmpty || frags.coveringSeq(user) < trailer >> 8 {
-                    if !(try body(user, kind, it.value)) { return false }
+                    if !(try body(user, kind, it.value)) { return done(false) }
                 }
             }
             try it.next()
         }
-        return true
+        return done(true)
     }
 }
 

@@ -4,7 +4,9 @@ import KVIMR
 /// for a process that wants to stay within a budget (`lsmfs bench kv` prints it beside its
 /// peak RSS).
 public struct LSMMemoryBudget: Sendable {
-    /// Active memtable plus the immutable ones writers may queue before they stall.
+    /// Active memtable plus the immutable ones writers may queue before they stall. A
+    /// memtable's footprint is its skiplist arena (nodes, keys, values: `Memtable.approximateBytes`),
+    /// which may pass `memtableBytes` by the chunk its last insert opened, plus its key filter.
     public var memtables: UInt64
     public var blockCache: UInt64
     /// KVIMR's write buffers (`KVIMR.bufferBudgetBytes`; 0 there means unbounded, counted
@@ -21,7 +23,8 @@ extension LSMStore {
         let e = engine
         let kvimrBudget = e.kvimr.bufferBudgetBytes
         return LSMMemoryBudget(
-            memtables: UInt64(e.options.memtableBytes) * UInt64(1 + e.maxImmutables),
+            memtables: UInt64(e.options.memtableBytes + SkipList.maxChunk + MemtableFilter.bytes(forCapacity: e.options.memtableBytes))
+                * UInt64(1 + e.maxImmutables),
             blockCache: UInt64(max(0, e.options.blockCacheBytes)),
             kvimrBuffers: kvimrBudget > 0 ? kvimrBudget : e.kvimr.peakBufferedBytes,
             openTables: e.tableCache.residentBytes)
@@ -29,8 +32,10 @@ extension LSMStore {
 }
 
 extension Table {
-    /// Memory this open table keeps: its index block, filter and tombstones.
+    /// Memory this open table keeps: its index block (with its restart prefixes), filter and
+    /// tombstones.
     var residentBytes: UInt64 {
-        UInt64(index.count + filter.count) + tombstones.reduce(0) { $0 + UInt64($1.start.count + $1.end.count + 24) }
+        UInt64(index.count + 8 * index.numRestarts + filter.count)
+            + tombstones.reduce(0) { $0 + UInt64($1.start.count + $1.end.count + 24) }
     }
 }

@@ -1,3 +1,4 @@
+import LSMCommon
 import Synchronization
 
 /// The in-memory write buffer: a sorted map of internal keys with byte accounting.
@@ -12,13 +13,32 @@ package final class Memtable: Sendable {
         var index = TombstoneIndex()
     }
     private let ranges = Mutex(Ranges())
+    /// Set once a range tombstone is added: point lookups skip `ranges`' lock until then.
+    private let hasRanges = Atomic<Bool>(false)
+    /// Charged besides the skiplist's arena: range tombstones and value-log shares.
     private let bytes = Atomic<Int>(0)
-    /// Per-entry bookkeeping charged against `memtableBytes` besides key and value.
+    /// Per-tombstone bookkeeping charged against `memtableBytes` besides its keys.
     static let entryOverhead = 128
 
-    package init(walNumber: UInt64) { self.walNumber = walNumber }
+    /// Point entries' user keys (MemtableFilter.swift).
+    let filter: MemtableFilter
 
-    package var approximateBytes: Int { bytes.load(ordering: .relaxed) }
+    /// `capacityBytes`: the memtable size the store switches at (sizes the key filter).
+    package init(walNumber: UInt64, capacityBytes: Int = 4 << 20) {
+        self.walNumber = walNumber
+        filter = MemtableFilter(capacity: capacityBytes)
+    }
+
+    /// Whether the memtable may hold a point entry for the user key of Bloom hash `hash`.
+    package func mayContain(hash: UInt32) -> Bool { filter.mayContain(hash: hash) }
+
+    /// What the memtable holds against `memtableBytes`: its skiplist's nodes as they lie in
+    /// its arena (headers, links, keys, values), its range tombstones, and a share of each
+    /// separated value's record (below). The arena itself (`footprintBytes`) is larger by at
+    /// most about one chunk (`SkipList.maxChunk`), which the memory budget adds.
+    package var approximateBytes: Int { bytes.load(ordering: .relaxed) + list.usedBytes }
+    /// The memory the memtable holds: its skiplist's arena and its key filter.
+    package var footprintBytes: Int { list.footprintBytes + filter.bytes }
     package var count: Int { list.count + ranges.withLock { $0.list.count } }
     package var isEmpty: Bool { count == 0 }
 
@@ -26,18 +46,23 @@ package final class Memtable: Sendable {
         if kind == .rangeDelete {
             let t = RangeTombstone(start: key, end: value, seq: seq)
             ranges.withLock { $0.list.append(t); $0.index.insert(t) }
+            hasRanges.store(true, ordering: .releasing)
             bytes.add(key.count + value.count + Memtable.entryOverhead, ordering: .relaxed)
             return
         }
-        let ikey = InternalKey.make(key, seq, kind.rawValue)
-        list.insert(ikey, value)
-        var charge = ikey.count + value.count + Memtable.entryOverhead
+        filter.add(hash: Bloom.hash(key))
+        // The internal key is built on the stack and copied into the arena with the value.
+        withUnsafeTemporaryAllocation(byteCount: key.count + 8, alignment: 8) { ikey in
+            key.withUnsafeBytes { if let b = $0.baseAddress { ikey.baseAddress!.copyMemory(from: b, byteCount: $0.count) } }
+            ikey.storeBytes(of: (seq << 8 | UInt64(kind.rawValue)).littleEndian, toByteOffset: key.count, as: UInt64.self)
+            _ = value.withUnsafeBytes { list.insert(key: UnsafeRawBufferPointer(ikey), value: $0) }
+        }
+        guard kind == .valuePointer else { return }
         // A separated value also charges a share of its record (`ValueLog.memtableShare`): a
         // memtable of pointers alone would otherwise stand for gigabytes of values, whose
         // overwrites count as garbage (and become collectable) only once it is flushed, and
         // whose pointers recovery would have to check.
-        if kind == .valuePointer, let p = ValuePointer.decode(value) { charge += Int(p.length) / ValueLog.memtableShare }
-        bytes.add(charge, ordering: .relaxed)
+        if let p = ValuePointer.decode(value) { bytes.add(Int(p.length) / ValueLog.memtableShare, ordering: .relaxed) }
     }
 
     /// The newest entry for `key` with sequence <= `seq`: (kind, value), or nil if none.
@@ -50,21 +75,25 @@ package final class Memtable: Sendable {
 
     /// The newest sequence <= `seq` of a range tombstone covering `key`, or 0.
     package func maxCoveringSeq(_ key: [UInt8], seq: UInt64) -> UInt64 {
-        ranges.withLock { $0.list.isEmpty ? 0 : $0.index.maxCoveringSeq(key, snapshot: seq) }
+        guard hasRanges.load(ordering: .acquiring) else { return 0 }
+        return ranges.withLock { $0.list.isEmpty ? 0 : $0.index.maxCoveringSeq(key, snapshot: seq) }
     }
 
     /// Range tombstone pieces touching [start, end).
     package func rangeTombstones(from start: [UInt8], to end: [UInt8]?) -> [RangeTombstone] {
-        ranges.withLock { $0.list.isEmpty ? [] : $0.index.overlapping(start, end) }
+        guard hasRanges.load(ordering: .acquiring) else { return [] }
+        return ranges.withLock { $0.list.isEmpty ? [] : $0.index.overlapping(start, end) }
     }
 
     /// The newest entry for `key` with sequence <= `seq`, with its sequence.
     package func getWithSeq(_ key: [UInt8], seq: UInt64) -> (ValueKind, UInt64, [UInt8])? {
         let target = InternalKey.make(key, seq, LSMFormat.seekKind)
-        var none: [SkipNode] = []
-        guard let n = list.seek(target, prev: &none),
-              InternalKey.compareUser(n.key, key) == 0,
-              let kind = ValueKind(rawValue: InternalKey.kind(n.key)) else { return nil }
-        return (kind, InternalKey.sequence(n.key), n.value)
+        guard let n = list.seek(target) else { return nil }
+        let k = n.keyBytes
+        guard k.count == key.count + 8,
+              key.withUnsafeBytes({ compareBytes(UnsafeRawBufferPointer(rebasing: k[0..<key.count]), $0) }) == 0,
+              let kind = ValueKind(rawValue: k[key.count]) else { return nil }
+        let trailer = UInt64(littleEndian: k.loadUnaligned(fromByteOffset: key.count, as: UInt64.self))
+        return (kind, trailer >> 8, n.value)
     }
 }

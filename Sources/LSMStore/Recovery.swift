@@ -19,7 +19,7 @@ extension Engine {
         let engine = Engine(
             kvimr: kvimr, options: o, readOnly: readOnly, reclaim: ctx,
             writer: WriterState(log: nil), manifest: nil,
-            state: EngineState(mem: Memtable(walNumber: 0), version: ms.version, lastSequence: ms.lastSequence,
+            state: EngineState(mem: Memtable(walNumber: 0, capacityBytes: o.memtableBytes), version: ms.version, lastSequence: ms.lastSequence,
                                logNumber: ms.logNumber, pointers: Array(repeating: nil, count: o.maxLevels)))
 
         // WAL replay, oldest first. A batch pointing to a value the log does not hold (its
@@ -60,7 +60,7 @@ extension Engine {
             } else {
                 s.logNumber = wal
             }
-            s.mem = Memtable(walNumber: wal)
+            s.mem = Memtable(walNumber: wal, capacityBytes: o.memtableBytes)
             return s.manifestState
         }
         engine.writer.withLock { $0.log = LogWriter(file: wal) }
@@ -128,7 +128,7 @@ extension Engine {
         let reclaimer = self.reclaimer
         state.withLock { s in
             s.version = s.version.applying(edit, reclaimer: reclaimer).0
-            s.mem = Memtable(walNumber: 0)
+            s.mem = Memtable(walNumber: 0, capacityBytes: options.memtableBytes)
         }
         counters.flushes.bump()
         return true

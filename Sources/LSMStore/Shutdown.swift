@@ -8,6 +8,7 @@ extension Engine {
             return !s.closing
         }
         guard first else { return }
+        iterators.clear()
         stopGC() // a running GC pass stops at its next chunk (it writes to the memtable)
         var failure: LSMError? = nil
         if !readOnly {

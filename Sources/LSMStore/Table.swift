@@ -63,7 +63,7 @@ package final class Table: Sendable {
         let rawFilter = try load(fh, "filter")
         let filterBlock = try Block.verifiedRaw(rawFilter, what: "\(name) filter")
         self.filter = filterBlock
-        self.index = try Block.verified(try load(ih, "index"), what: "\(name) index")
+        self.index = try Block.verified(try load(ih, "index"), what: "\(name) index", prefixes: true)
         let rangeBlock = try Block.verified(try load(rh, "range-del"), what: "\(name) range-del")
         var ts: [RangeTombstone] = []
         let it = BlockIterator(rangeBlock, table: number, blockOffset: rh.offset, compare: InternalKey.compare)
@@ -114,11 +114,11 @@ package final class Table: Sendable {
     /// (The index's fence for a block is its last key, so the block it names holds an entry
     /// >= `target`.)
     package func get(_ target: [UInt8], userKey: [UInt8]) throws(LSMError) -> (key: [UInt8], value: [UInt8])? {
-        let idx = BlockIterator(index, table: number, blockOffset: nil)
-        try idx.seek(target)
-        guard idx.isValid else { return nil }
-        let h = try handle(at: idx)
-        let it = BlockIterator(try dataBlock(h), table: number, blockOffset: h.offset)
+        let it = BlockIterator(index, table: number, blockOffset: nil) // index, then the data block
+        try it.seek(target)
+        guard it.isValid else { return nil }
+        let h = try handle(at: it)
+        it.reset(try dataBlock(h), blockOffset: h.offset)
         try it.seek(target)
         guard it.isValid, InternalKey.compareUser(it.key, userKey) == 0 else { return nil }
         return (it.key, it.value)

@@ -188,7 +188,7 @@ extension Engine {
         w.log = LogWriter(file: wal)
         state.withLock { s in
             s.imms.append(s.mem)
-            s.mem = Memtable(walNumber: wal)
+            s.mem = Memtable(walNumber: wal, capacityBytes: options.memtableBytes)
         }
         maybeScheduleBackground()
     }

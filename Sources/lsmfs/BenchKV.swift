@@ -13,7 +13,8 @@ struct BenchKV: ParsableCommand {
         readrandom,readseq,seekrandom,deleterandom --num --reads --key_size --value_size \
         --sync --bloom_bits --threads --cache_size --seek_nexts --write_buffer_size \
         --level0_file_num_compaction_trigger --level0_slowdown_writes_trigger \
-        --level0_stop_writes_trigger --compaction_style=0|1 (0 leveled, 1 universal: our \
+        --level0_stop_writes_trigger --max_bytes_for_level_base --target_file_size_base \
+        (engine defaults 10 MiB and 2 MiB when not given) --compaction_style=0|1 (0 leveled, 1 universal: our \
         tiering, with --tiering_size_ratio=T sorted runs per level, default 4) \
         --kvimr_buffer_budget=BYTES (KVIMR's write buffers together, default 32M; 0 unbounded) \
         --db=IMAGE_PATH --image_size=4G --policy=NAME --use_existing_db --seed. \
@@ -65,6 +66,10 @@ struct BenchKVConfig {
     /// db_bench's --compaction_style: 0 leveled, 1 universal (here: tiering with size ratio T).
     var compactionStyle = 0
     var tieringSizeRatio = 4
+    /// db_bench's --max_bytes_for_level_base and --target_file_size_base (nil: the engine's
+    /// defaults, LevelDB's 10 MiB and 2 MiB).
+    var maxBytesForLevelBase: Int? = nil
+    var targetFileSizeBase: Int? = nil
     /// KVIMR's write-buffer budget (nil: KVIMR's default; 0: unbounded).
     var kvimrBufferBudget: UInt64? = nil
     var db = "/tmp/lsmfs-bench-kv.img"
@@ -116,6 +121,8 @@ struct BenchKVConfig {
                     throw CLIError("--compaction_style: 0 (leveled) or 1 (universal/tiered); FIFO (2) is not supported")
                 }
             case "tiering_size_ratio": tieringSizeRatio = try int()
+            case "max_bytes_for_level_base": maxBytesForLevelBase = try int()
+            case "target_file_size_base": targetFileSizeBase = try int()
             case "kvimr_buffer_budget":
                 guard let s = parseSize(value) else { throw CLIError("--kvimr_buffer_budget: '\(value)' is not a size") }
                 kvimrBufferBudget = s

@@ -22,7 +22,7 @@ final class BenchKVRunner {
         print("Values:     \(c.valueSize) bytes each")
         print("Entries:    \(c.num)")
         print("Image:      \(c.db) (\(formatBytes(c.imageSize)), policy \(c.policy))")
-        print("Options:    sync=\(c.sync) bloom_bits=\(c.bloomBits) cache_size=\(c.cacheSize) write_buffer_size=\(c.writeBufferSize) threads=\(c.threads) level0 trigger/slowdown/stop=\(c.l0Trigger)/\(c.l0Slowdown)/\(c.l0Stop) compaction=\(c.compactionStyle == 1 ? "tiered T=\(c.tieringSizeRatio)" : "leveled")")
+        print("Options:    sync=\(c.sync) bloom_bits=\(c.bloomBits) cache_size=\(c.cacheSize) write_buffer_size=\(c.writeBufferSize) threads=\(c.threads) level0 trigger/slowdown/stop=\(c.l0Trigger)/\(c.l0Slowdown)/\(c.l0Stop) level base/file=\(c.maxBytesForLevelBase.map(String.init) ?? "default")/\(c.targetFileSizeBase.map(String.init) ?? "default") compaction=\(c.compactionStyle == 1 ? "tiered T=\(c.tieringSizeRatio)" : "leveled")")
         print("Value log:  \(c.valueLog.summary)")
         print("------------------------------------------------")
         defer { if let s = store { try? s.close() } }
@@ -83,6 +83,8 @@ final class BenchKVRunner {
         options.l0SlowdownTrigger = c.l0Slowdown
         options.l0StopTrigger = c.l0Stop
         options.compactionStyle = c.style
+        if let b = c.maxBytesForLevelBase { options.baseLevelBytes = b }
+        if let t = c.targetFileSizeBase { options.targetFileBytes = t }
         c.valueLog.apply(to: &options)
         if fresh { live.reset() }
         store = try Stack.wrap { () throws(LSMError) in try LSMStore(kvimr: kvimr, options: options) }

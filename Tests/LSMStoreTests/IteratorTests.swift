@@ -62,6 +62,57 @@ private func checkPositioning(_ it: any InternalIterator, _ sorted: [[UInt8]], p
         }
     }
 
+    /// One iterator pointed at block after block (`reset`, as `Table.get` does from the index
+    /// to a data block and table iterators do across blocks) reads each exactly as a fresh
+    /// iterator would: nothing of the previous block (position, key prefix, value bounds)
+    /// survives, whatever the sizes, restart intervals and positions involved.
+    @Test func blockIteratorResetMatchesFreshIterator() throws {
+        func block(_ keys: [[UInt8]], interval: Int, size: Int) throws -> Block {
+            var b = BlockBuilder(restartInterval: interval)
+            for (i, k) in keys.enumerated() { b.add(k, value(i, version: 0, size: size + i % 7)) }
+            return try Block.verified(Block.withTrailer(b.finish()), what: "test")
+        }
+        func state(_ it: BlockIterator) -> [UInt8]? { it.isValid ? it.key + [0xFF] + it.value : nil }
+        // Long keys sharing long prefixes, then short ones: a stale key prefix would show.
+        let long = (0..<300).map { InternalKey.make(Array(repeating: 0x61, count: 40) + key($0), UInt64($0 + 1), ValueKind.put.rawValue) }
+        let short = (0..<5).map { ikey($0 * 7, seq: 9) }
+        let blocks = [try block(long, interval: 16, size: 30), try block(short, interval: 1, size: 3),
+                      try block([], interval: 16, size: 0), try block(short + [ikey(99)], interval: 4, size: 200),
+                      try block(long.suffix(3).map { $0 }, interval: 2, size: 1)]
+        let probes = [ikey(0, seq: 0), ikey(14, seq: 0), ikey(1000, seq: 0), long[150], long[299], [UInt8](repeating: 0, count: 8)]
+        var rng = RNG(seed: 5)
+        let reused = BlockIterator(blocks[0], table: 1, blockOffset: nil)
+        for round in 0..<400 {
+            // Leave the reused iterator somewhere in its current block, then move it.
+            switch rng.int(0...3) {
+            case 0: try reused.seekToLast()
+            case 1: try reused.seek(probes[rng.int(0...(probes.count - 1))]); try reused.next()
+            case 2: try reused.seekToFirst(); try reused.prev()
+            default: break   // positioned by the previous round
+            }
+            let b = blocks[rng.int(0...(blocks.count - 1))]
+            reused.reset(b, blockOffset: UInt64(round))
+            #expect(!reused.isValid, "a reset iterator is unpositioned")
+            #expect(reused.key.isEmpty && reused.value.isEmpty, "and holds no key or value of the previous block")
+            try reused.next(); try reused.prev()
+            #expect(!reused.isValid, "next/prev do not position a reset iterator")
+            let fresh = BlockIterator(b, table: 1, blockOffset: UInt64(round))
+            switch rng.int(0...2) {
+            case 0: try reused.seekToFirst(); try fresh.seekToFirst()
+            case 1: try reused.seekToLast(); try fresh.seekToLast()
+            default:
+                let p = probes[rng.int(0...(probes.count - 1))]
+                try reused.seek(p); try fresh.seek(p)
+            }
+            #expect(state(reused) == state(fresh), "round \(round)")
+            for _ in 0..<rng.int(0...20) {
+                if rng.bool() { try reused.next(); try fresh.next() } else { try reused.prev(); try fresh.prev() }
+                #expect(state(reused) == state(fresh), "round \(round)")
+                if reused.isValid && fresh.isValid { reused.withValue { r in fresh.withValue { f in #expect(Array(r) == Array(f)) } } }
+            }
+        }
+    }
+
     @Test func tableIteratorBothDirections() throws {
         let out = Bytes()
         var b = TableBuilder(blockSize: 256, bitsPerKey: 10) { (bytes: [UInt8]) throws(LSMError) in out.data += bytes }

@@ -111,6 +111,9 @@ import Testing
         var rng = RNG(seed: seed)
         var dev = try freshDevice()
         var o = smallOptions()
+        // Memtables are charged the bytes their entries take in the arena (~80 for a value
+        // pointer): 8 KiB ones keep a session flushing several times.
+        o.memtableBytes = 8 << 10
         if seed >= 4 { o.compactionStyle = .tiered(sizeRatio: Int(seed) - 2) } // tiering, T = 2 and 3
         if seed == 2 { o.maxOpenTables = 8; o.blockCacheBytes = 0 } // exercise table reopening, no block cache
         // A share of the values goes to the value log (threshold by seed: many, some, few).
