@@ -8,7 +8,8 @@
 /// largest are written out — tail included, as a sync would, but without a checkpoint —
 /// until they hold at most half of it. Durability is unchanged: bytes on tracks become
 /// durable only with the next checkpoint, and a later write-out rewrites the partial last
-/// sector whole.
+/// sector whole. Pages kept for reuse (`PagePool`, at most 10 MiB) count in the peak, not
+/// in the budget.
 extension KVIMRCore {
     /// 32 MiB: room for the policy's early write-out of three files at once.
     static let defaultBufferBudget: UInt64 = 32 << 20
@@ -18,7 +19,7 @@ extension KVIMRCore {
 
     mutating func enforceBufferBudget() {
         var total = bufferedMemory
-        peakBuffered = max(peakBuffered, total)
+        peakBuffered = max(peakBuffered, total + pagePool.memoryBytes)
         guard bufferBudget > 0, total > bufferBudget else { return }
         for (n, _) in buffers.sorted(by: { $0.value.memoryBytes > $1.value.memoryBytes }) {
             guard total > bufferBudget / 2 else { break }

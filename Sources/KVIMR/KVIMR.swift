@@ -82,7 +82,7 @@ public struct KVIMRStats: Sendable {
 /// - `root` is a small opaque record (≤ 4 KiB) stored in the track-map checkpoint: the engine
 ///   keeps its manifest's file number there (superblock → track map → manifest → WAL).
 /// Thread-safe: one Mutex guards the map, the allocator and the buffers (device I/O happens
-/// under it for now).
+/// under it, except the write-behind thread's writes of queued full tracks: `WriteBehind`).
 public final class KVIMR: Sendable {
     private let core: Mutex<KVIMRCore>
     private let dev: any TrackDevice
@@ -116,6 +116,12 @@ public final class KVIMR: Sendable {
         core = Mutex(try KVIMRCore(device: device, policy: allocationPolicy, policyName: allocationPolicy.name, readOnly: readOnly))
     }
 
+    deinit {
+        // Dropped without `close` (a crash, in tests): queued writes are lost like the buffers,
+        // and the thread is gone before the device is released.
+        core.withLock { c in c.writeBehind.stop() }
+    }
+
     public var device: TrackDevice { dev }
     public var policyName: String { policy }
 
@@ -124,6 +130,11 @@ public final class KVIMR: Sendable {
     }
     public func append(_ file: FileNumber, _ bytes: UnsafeRawBufferPointer) throws(KVIMRError) {
         try core.withLock { c throws(KVIMRError) in try c.append(file, bytes) }
+    }
+    /// Appends `first` then `second` as one append (both or, on a refusal, neither): e.g. a
+    /// record's header and its value without joining them in a scratch buffer first.
+    public func append(_ file: FileNumber, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(KVIMRError) {
+        try core.withLock { c throws(KVIMRError) in try c.append(file, first, second) }
     }
     /// No more appends; lets KVIMR write the tail out.
     public func seal(_ file: FileNumber) throws(KVIMRError) {
@@ -166,7 +177,20 @@ public final class KVIMR: Sendable {
         try core.withLock { c throws(KVIMRError) in try c.setRoot(bytes) }
     }
 
-    public func stats() -> KVIMRStats { core.withLock { c in c.stats() } }
+    public func stats() -> KVIMRStats { core.withLock { c in c.reapWrites(); return c.stats() } }
+
+    /// Whether early write-outs of full tracks are written by a background thread while the
+    /// caller goes on (default true; `WriteBehind`). Off: they are written before `append`
+    /// returns. Turning it off waits for the queued writes.
+    public var asyncWriteOut: Bool {
+        get { core.withLock { c in c.asyncWriteOut } }
+        set {
+            core.withLock { c in
+                c.asyncWriteOut = newValue
+                if !newValue { try? c.drainWrites() }
+            }
+        }
+    }
 
     /// Bytes the write buffers of all files may hold together before the largest are written
     /// out early (BufferBudget.swift); 0: no limit beyond the policy's per-file write-out.
@@ -183,6 +207,17 @@ public final class KVIMR: Sendable {
 }
 
 extension KVIMR {
+    /// Convenience for two-part `[UInt8]` appends (`append(_:_:_:)`).
+    public func append(_ file: FileNumber, _ first: [UInt8], _ second: [UInt8]) throws(KVIMRError) {
+        var failure: KVIMRError?
+        first.withUnsafeBytes { a in
+            second.withUnsafeBytes { b in
+                do throws(KVIMRError) { try append(file, a, b) } catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+    }
+
     /// Convenience for `[UInt8]` appends.
     public func append(_ file: FileNumber, _ bytes: [UInt8]) throws(KVIMRError) {
         var failure: KVIMRError?

@@ -1,12 +1,5 @@
 import IMRDisk
 
-/// One planned chunk write of the write-out batch.
-struct PendingWrite: Sendable {
-    var track: Int
-    var sector: Int
-    var bytes: [UInt8]
-}
-
 /// Merged RMW (docs/kvimr.md): a host-managed policy writes a batch's bottom chunks so that the
 /// valid top-track sectors they overlap are read once, journaled, and rewritten once:
 ///
@@ -54,6 +47,16 @@ extension KVIMRCore {
         }
         try mergedWrite(group, runs: runs, pairs: pairs, journal: journal)
         for w in batch where !geometry.isBottom(w.track) { try write(w, mode: .hostManaged) }
+    }
+
+    /// Whether a bottom write of `batch` overlaps valid top sectors (it then needs
+    /// `flushBatch`'s merged RMW; otherwise the batch may be queued: `WriteBehind`).
+    func needsMergedRMW(_ batch: [PendingWrite], file n: FileNumber, before: FileRecord?) -> Bool {
+        guard policy.writeMode == .hostManaged, journal != nil else { return false }
+        let bottoms = batch.filter { geometry.isBottom($0.track) }
+        if bottoms.isEmpty { return false }
+        let owners = map.trackOwners()
+        return bottoms.contains { !affected(by: $0, file: n, before: before, owners: owners).isEmpty }
     }
 
     private func fits(_ runs: [Int: [Range<Int>]], _ journal: RMWJournal) -> Bool {
@@ -162,11 +165,12 @@ extension KVIMRCore {
 
     mutating func write(_ w: PendingWrite, mode: WriteMode) throws(KVIMRError) {
         let before = device.counters()
-        defer { io.charge(ioCategory, bytes: w.bytes.count, before: before, after: device.counters()) }
+        defer {
+            io.charge(ioCategory, bytes: w.bytes.count, before: before, after: device.counters())
+            if !w.startsChunk { io.entries[ioCategory]?.ops -= 1 }   // one operation per chunk
+        }
         do {
-            try w.bytes.withBytes { p throws(DeviceError) in
-                try device.writeTrack(w.track, sector: w.sector, from: p, mode: mode)
-            }
+            try device.writeTrack(w.track, sector: w.sector, from: w.bytes, mode: mode)
         } catch {
             throw KVIMRError(.io, "writing track \(w.track) sectors \(w.sector)+\(w.bytes.count / geometry.sectorSize): \(error.message)")
         }

@@ -18,6 +18,10 @@ extension KVIMRCore {
     /// one batch (`flushBatch`: bottoms before tops, merged RMW for host-managed policies). A
     /// failed batch restores the record and the buffer and gives back the tracks it allocated.
     mutating func writeOut(_ n: FileNumber, includeTail: Bool) throws(KVIMRError) {
+        // Early write-out of full tracks goes to the write-behind queue; everything else waits
+        // for the queue first, so the device sees writes in program order.
+        let queue = !includeTail && asyncWriteOut && !readOnly
+        if !queue { try drainWrites() }
         var before = map.files[n]
         var savedBuf = buffers[n]
         var newTracks: [Int] = []
@@ -27,9 +31,18 @@ extension KVIMRCore {
                 let want = UInt64(max(policy.writeOutTracks, 1) * geometry.bottomSectors * geometry.sectorSize)
                 if buf.end - rec.size < want { return }
             }
-            try planOut(n, includeTail: includeTail, batch: &batch, newTracks: &newTracks,
+            try planOut(n, includeTail: includeTail, retain: queue, batch: &batch, newTracks: &newTracks,
                         before: &before, savedBuf: &savedBuf)
-            try flushBatch(batch, file: n, before: before)
+            if queue && !needsMergedRMW(batch, file: n, before: before) {
+                enqueue(batch, file: n)
+            } else {
+                try flushNow(batch, file: n, before: before)
+                if queue, let size = map.files[n]?.size {
+                    // Written (and the queue drained): the bytes kept for it can go.
+                    let ss = UInt64(geometry.sectorSize)
+                    buffers[n]?.dropPrefix(upTo: size / ss * ss)
+                }
+            }
         } catch {
             if let before { map.files[n] = before }
             buffers[n] = savedBuf
@@ -40,7 +53,17 @@ extension KVIMRCore {
         }
     }
 
-    private mutating func planOut(_ n: FileNumber, includeTail: Bool, batch: inout [PendingWrite],
+    /// Writes `batch` now (after the queued writes): `flushBatch`, merged RMW included.
+    private mutating func flushNow(_ batch: [PendingWrite], file n: FileNumber, before: FileRecord?) throws(KVIMRError) {
+        if batch.isEmpty { return }
+        try drainWrites()
+        try flushBatch(batch, file: n, before: before)
+    }
+
+    /// Plans the chunks of a write-out into `batch` (tracks allocated, the record advanced).
+    /// With `retain`, the buffer keeps the planned bytes (they are queued: `reapWrites` drops
+    /// them once written); otherwise it drops them (the caller writes the batch at once).
+    private mutating func planOut(_ n: FileNumber, includeTail: Bool, retain: Bool, batch: inout [PendingWrite],
                                   newTracks: inout [Int], before: inout FileRecord?,
                                   savedBuf: inout FileBuffer?) throws(KVIMRError) {
         let ss = UInt64(geometry.sectorSize)
@@ -67,12 +90,12 @@ extension KVIMRCore {
                 if room > 0 { cursor = (sector, room) }
             }
             guard let (sector, room) = cursor else {
-                let request = TrackRequest(file: n, kind: rec.kind, level: rec.level, ownTracks: rec.extents.map(\.track))
+                var request = TrackRequest(file: n, kind: rec.kind, level: rec.level, ownTracks: rec.extents.map(\.track))
                 guard mayAllocate(rec.kind), let track = policy.chooseTrack(alloc, for: request), alloc.isFree(track) else {
                     if !alloc.pending.isEmpty {
                         // Deleted files' tracks become usable once a checkpoint drops them; the
                         // checkpoint must not name unwritten chunks, so write the batch first.
-                        try flushBatch(batch, file: n, before: before)
+                        try flushNow(batch, file: n, before: before)
                         batch.removeAll()
                         try checkpoint()
                         before = map.files[n]; savedBuf = buffers[n]; newTracks.removeAll()
@@ -86,7 +109,7 @@ extension KVIMRCore {
                     // bottom write would have to preserve dead data (an RMW of a whole track).
                     // A checkpoint first releases and trims it (cheaper than any RMW); same for
                     // every policy. The chunks so far go first: the checkpoint names them.
-                    try flushBatch(batch, file: n, before: before)
+                    try flushNow(batch, file: n, before: before)
                     batch.removeAll()
                     try checkpoint()
                     before = map.files[n]; savedBuf = buffers[n]; newTracks.removeAll()
@@ -108,14 +131,7 @@ extension KVIMRCore {
             let chunk = Int(min(remaining, roomBytes))
             let sectors = (chunk + Int(ss) - 1) / Int(ss)
             let track = rec.extents[rec.extents.count - 1].track
-            let from = Int(start - buf.start)
-            var block = [UInt8](repeating: 0, count: sectors * Int(ss))
-            block.withUnsafeMutableBytes { dst in
-                buf.bytes.withUnsafeBytes { src in
-                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[from..<(from + chunk)]))
-                }
-            }
-            batch.append(PendingWrite(track: track, sector: sector, bytes: block))
+            appendPieces(of: buf, from: start, count: chunk, track: track, sector: sector, to: &batch)
 
             var updated = rec
             let li = updated.extents.count - 1
@@ -124,7 +140,7 @@ extension KVIMRCore {
             updated.size = start + UInt64(chunk)
             map.files[n] = updated
             dirty = true
-            buf.dropPrefix(upTo: updated.size / ss * ss)
+            if !retain { buf.dropPrefix(upTo: updated.size / ss * ss) }
             buffers[n] = buf
         }
     }
@@ -147,6 +163,7 @@ extension KVIMRCore {
 
     /// device sync → checkpoint → device sync, then release the pending tracks.
     mutating func checkpoint() throws(KVIMRError) {
+        try drainWrites()   // the checkpoint names every queued chunk: they go first
         let next = sequence + 1
         try charged("checkpoint") { (c: inout KVIMRCore) throws(KVIMRError) in
             try c.syncDevice()
@@ -166,6 +183,7 @@ extension KVIMRCore {
     mutating func close() throws(KVIMRError) {
         guard !closed else { return }
         if !readOnly { try syncAll() }
+        writeBehind.stop()
         closed = true
         do { try device.close() } catch { throw KVIMRError(.io, "closing device: \(error.message)") }
     }

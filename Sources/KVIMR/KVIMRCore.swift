@@ -44,6 +44,11 @@ struct KVIMRCore: Sendable {
     var io = IOBreakdown()
     /// The category the next track writes are charged to (set per file by `flushBatch`).
     var ioCategory = "write ?"
+    /// Full tracks of an early write-out are written by a background thread (`WriteBehind`).
+    var asyncWriteOut = true
+    let writeBehind: WriteBehind
+    /// Write-buffer pages for reuse (10 MiB at most).
+    let pagePool: PagePool
 
     init(device: any TrackDevice, policy: any TrackAllocationPolicy, policyName: String,
          readOnly: Bool) throws(KVIMRError) {
@@ -67,6 +72,11 @@ struct KVIMRCore: Sendable {
             }
         }
         self.device = reader
+        // Queued bytes: one early write-out's worth, within a quarter of the buffer budget.
+        let writeOutBytes = max(policy.writeOutTracks, 1) * device.geometry.bottomSectors * device.geometry.sectorSize
+        let pageBytes = FileBuffer.pageBytes(sectorSize: device.geometry.sectorSize)
+        pagePool = PagePool(pageBytes: pageBytes, limit: max(1, (10 << 20) / pageBytes))
+        writeBehind = WriteBehind(device: reader, limitBytes: min(writeOutBytes, Int(KVIMRCore.defaultBufferBudget / 4)))
         let loaded = try store.load(from: device)
         map = loaded.map
         sequence = loaded.sequence
@@ -126,12 +136,18 @@ struct KVIMRCore: Sendable {
     }
 
     mutating func append(_ n: FileNumber, _ bytes: UnsafeRawBufferPointer) throws(KVIMRError) {
+        try append(n, bytes, UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// Appends `first` then `second`: both, or (refused up front) neither.
+    mutating func append(_ n: FileNumber, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(KVIMRError) {
         try checkWritable()
         let rec = try record(n)
         if rec.sealed { throw KVIMRError(.sealed, "file \(n) is sealed") }
-        guard bytes.count > 0 else { return }
+        let count = first.count + second.count
+        guard count > 0 else { return }
         // Refuse up front what could never be placed, so a failed append changes nothing.
-        let newEnd = (buffers[n]?.end ?? rec.size) + UInt64(bytes.count)
+        let newEnd = (buffers[n]?.end ?? rec.size) + UInt64(count)
         let owned = ownedCapacity(rec)
         if newEnd > owned {
             let need = newEnd - owned
@@ -139,12 +155,15 @@ struct KVIMRCore: Sendable {
             let keep = reservedBytes(leftBy: rec.kind)
             let available = all - min(all, keep)
             if need > available {
-                throw KVIMRError(.noSpace, "no space for \(bytes.count) more bytes of \(rec.kind) file \(n): needs \(need) bytes of new tracks, \(available) free")
+                throw KVIMRError(.noSpace, "no space for \(count) more bytes of \(rec.kind) file \(n): needs \(need) bytes of new tracks, \(available) free")
             }
         }
+        if writeBehind.busy { reapWrites() }
         // Appended in place: taking the buffer out of the dictionary and storing it back would
         // copy every byte buffered so far on each append.
-        buffers[n, default: FileBuffer(start: rec.size)].append(bytes)
+        let fresh = FileBuffer(start: rec.size, sectorSize: geometry.sectorSize, pool: pagePool)
+        if first.count > 0 { buffers[n, default: fresh].append(first) }
+        if second.count > 0 { buffers[n, default: fresh].append(second) }
         // A whole track's worth buffered: write full tracks out now. Failures here are not the
         // append's: the bytes stay buffered and the next sync reports the problem.
         if newEnd - rec.size >= UInt64(geometry.bottomSectors * geometry.sectorSize) {

@@ -103,9 +103,10 @@ extension Engine {
                         }
                     }
                     if v.count >= ValueLog.directValueBytes {
+                        // Header and key via the scratch, the value straight from the caller's
+                        // array: one KVIMR append of both (all or nothing).
                         VLogFormat.appendHeader(key: k, value: v, to: &h.scratch)
-                        try handOver(&h)
-                        try appendDirect(h.segment!, v)
+                        try handOver(&h, then: v)
                         handed = h.size + UInt64(size)
                     } else {
                         VLogFormat.appendRecord(key: k, value: v, to: &h.scratch)
@@ -141,15 +142,14 @@ extension Engine {
         return out
     }
 
-    /// Hands the scratch records to KVIMR (the head's size already counts them).
-    private func handOver(_ h: inout ValueLog.Head) throws(LSMError) {
-        guard !h.scratch.isEmpty, let seg = h.segment else { return }
-        try kvimr.appendBytes(seg, h.scratch)
+    /// Hands the scratch records to KVIMR (the head's size already counts them), followed by
+    /// `value` in the same append if given.
+    private func handOver(_ h: inout ValueLog.Head, then value: [UInt8]? = nil) throws(LSMError) {
+        guard let seg = h.segment, !h.scratch.isEmpty || value != nil else { return }
+        do throws(KVIMRError) {
+            try kvimr.append(seg, h.scratch, value ?? [])
+        } catch { throw LSMError(error, "append to file \(seg)") }
         h.scratch.removeAll(keepingCapacity: true)
-    }
-
-    private func appendDirect(_ segment: FileNumber, _ value: [UInt8]) throws(LSMError) {
-        try kvimr.appendBytes(segment, value)
     }
 
     /// Seals the head (its tail becomes durable with the next sync or checkpoint) and starts a
