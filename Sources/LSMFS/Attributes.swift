@@ -39,8 +39,10 @@ extension FileSystem {
         return try loadInode(ino).attr(ino: ino)
     }
 
-    /// chmod, chown, truncate and utimens; ctime always moves.
-    package func setattr(_ ino: UInt64, _ s: SetAttr) throws(Errno) -> FileAttr {
+    /// chmod, chown, truncate and utimens; ctime always moves. A checked `caller` is held to
+    /// Linux's ownership rules (see `checkSetattr`); `viaHandle`: the request came on an open
+    /// file (ftruncate), whose open checked access.
+    package func setattr(_ ino: UInt64, _ s: SetAttr, caller: Caller? = nil, viaHandle: Bool = false) throws(Errno) -> FileAttr {
         if FileSystem.isPseudo(ino) { throw .perm }
         try requireWritable()
         return try withInodeLock(ino) { () throws(Errno) -> FileAttr in
@@ -53,10 +55,11 @@ extension FileSystem {
                 pending = nil
             }
             var rec = try loadInode(ino)
+            let checkedMode = try checkSetattr(rec, s, caller, viaHandle: viaHandle)
             var batch = WriteBatch()
             if pending != nil { addDirtyChunks(ino, to: &batch) }
             let now = TimeSpec.now()
-            if let m = s.mode { rec.mode = rec.type | (m & 0o7777) }
+            if let m = s.mode { rec.mode = checkedMode ?? (rec.type | (m & 0o7777)) }
             // chown of a non-directory drops set-user-ID, and set-group-ID when group-executable
             // (without it the bit marks mandatory locking), as Linux does — even for root.
             if (s.uid != nil || s.gid != nil) && !rec.isDirectory {
@@ -84,6 +87,27 @@ extension FileSystem {
             if pending != nil { discardDirty(ino) }
             return rec.attr(ino: ino)
         }
+    }
+
+    /// Clears set-user-ID, set-group-ID of a group-executable file and `security.capability`,
+    /// as Linux does when a caller without CAP_FSETID writes or truncates a regular file (the
+    /// daemon's duty under FUSE_HANDLE_KILLPRIV_V2). Returns the new attributes, nil if there
+    /// was nothing to clear (one inode read; the xattr probe is answered from memory).
+    package func killSetID(_ ino: UInt64) throws(Errno) -> FileAttr? {
+        if FileSystem.isPseudo(ino) { return nil }
+        let rec = try loadInode(ino)
+        guard rec.isRegular else { return nil }
+        var mode = rec.mode & 0o7777 & ~UInt32(S_ISUID)
+        if mode & UInt32(S_ISGID | S_IXGRP) == UInt32(S_ISGID | S_IXGRP) { mode &= ~UInt32(S_ISGID) }
+        var attr: FileAttr?
+        if mode != rec.mode & 0o7777 { attr = try setattr(ino, SetAttr(mode: mode)) }
+        if xattrPresence.withLock({ $0.known[ino] }) != false {
+            do throws(Errno) {
+                try removexattr(ino, FileSystem.capabilityName)
+                attr = try getattr(ino)
+            } catch where error.rawValue == ENODATA {}
+        }
+        return attr
     }
 
     package func statfs() -> FSStatfs {

@@ -13,9 +13,12 @@ public struct DirEntry: Sendable, Equatable {
 }
 
 extension FileSystem {
-    package func opendir(_ ino: UInt64) throws(Errno) -> UInt64 {
+    /// A checked `caller` needs read permission on the directory.
+    package func opendir(_ ino: UInt64, caller: Caller? = nil) throws(Errno) -> UInt64 {
         if FileSystem.isPseudo(ino) { throw .notDir }
-        guard try loadInode(ino).isDirectory else { throw .notDir }
+        let rec = try loadInode(ino)
+        guard rec.isDirectory else { throw .notDir }
+        try requireAccess(rec, caller, .read)
         return tables.withLock { $0.add(.dir(DirCursor(ino: ino))) }
     }
 

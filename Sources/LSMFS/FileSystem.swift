@@ -15,7 +15,18 @@ public struct FSOptions: Sendable {
 public struct Caller: Sendable {
     public var uid: UInt32
     public var gid: UInt32
+    /// Whether the filesystem checks this caller's permissions (mode bits, ownership, sticky
+    /// directories: see Permissions.swift). Off when the kernel checks them
+    /// (`default_permissions`) and for internal callers.
+    public var checksAccess = false
+    /// The caller's supplementary groups, asked only when a check needs them (reading them
+    /// costs a /proc read); nil = none.
+    public var supplementaryGroups: (@Sendable () -> [UInt32])?
     public init(uid: UInt32, gid: UInt32) { self.uid = uid; self.gid = gid }
+    public init(uid: UInt32, gid: UInt32, checksAccess: Bool, supplementaryGroups: (@Sendable () -> [UInt32])? = nil) {
+        self.uid = uid; self.gid = gid
+        self.checksAccess = checksAccess; self.supplementaryGroups = supplementaryGroups
+    }
     public static var process: Caller { Caller(uid: getuid(), gid: getgid()) }
 }
 

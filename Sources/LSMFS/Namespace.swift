@@ -24,7 +24,9 @@ struct InodeSet {
 
 extension FileSystem {
     /// Resolves `name` in `parent` and takes a kernel reference on the result.
-    package func lookup(_ parent: UInt64, _ name: [UInt8]) throws(Errno) -> FileAttr {
+    /// A checked `caller` needs search permission on `parent` (EACCES before ENOENT, as Linux).
+    package func lookup(_ parent: UInt64, _ name: [UInt8], caller: Caller? = nil) throws(Errno) -> FileAttr {
+        try requireSearch(parent, caller)
         if isReserved(parent, name) {
             return statsAttr(name == FSFormat.statsTextName ? FSFormat.statsTextIno : FSFormat.statsJSONIno)
         }
@@ -99,6 +101,7 @@ extension FileSystem {
                 var dir = try loadInode(parent)
                 guard dir.isDirectory else { throw .notDir }
                 if dir.nlink == 0 { throw .noEnt }  // directory removed while we waited
+                try requireAccess(dir, caller, [.write, .exec])
                 if dir.mode & UInt32(S_ISGID) != 0 {
                     // set-group-ID directory: new entries take its group, new subdirectories the bit
                     rec.gid = dir.gid
@@ -124,7 +127,7 @@ extension FileSystem {
     }
 
     /// A new name for an existing non-directory inode.
-    package func link(_ ino: UInt64, _ newParent: UInt64, _ newName: [UInt8]) throws(Errno) -> FileAttr {
+    package func link(_ ino: UInt64, _ newParent: UInt64, _ newName: [UInt8], caller: Caller? = nil) throws(Errno) -> FileAttr {
         try requireWritable()
         if FileSystem.isPseudo(ino) { throw .perm }
         try checkName(newName)
@@ -135,6 +138,7 @@ extension FileSystem {
             return try withInodeLocks([newParent, ino]) { () throws(Errno) -> FileAttr in
                 var set = InodeSet()
                 try set.load(self, ino); try set.load(self, newParent)
+                try requireAccess(set.recs[newParent]!, caller, [.write, .exec])
                 guard !set.recs[ino]!.isDirectory else { throw .perm }
                 guard set.recs[ino]!.nlink > 0 else { throw .noEnt }
                 guard set.recs[ino]!.nlink < UInt32(Int32.max) else { throw .mLink }
@@ -152,16 +156,16 @@ extension FileSystem {
         }
     }
 
-    package func unlink(_ parent: UInt64, _ name: [UInt8]) throws(Errno) {
+    package func unlink(_ parent: UInt64, _ name: [UInt8], caller: Caller? = nil) throws(Errno) {
         try requireWritable()
         try checkName(name)
         if isReserved(parent, name) { throw .perm }
         try withNamespaceLock { () throws(Errno) in
-            guard try loadInode(parent).isDirectory else { throw .notDir }
-            guard let d = try loadDentry(parent, name) else { throw .noEnt }
+            let d = try loadEntry(parent, name)
             try withInodeLocks([parent, d.ino]) { () throws(Errno) in
                 var set = InodeSet()
                 try set.load(self, parent); try set.load(self, d.ino)
+                try requireDelete(dir: set.recs[parent]!, victim: set.recs[d.ino]!, caller)
                 if set.recs[d.ino]!.isDirectory { throw .isDir }
                 let now = TimeSpec.now()
                 set.recs[parent]!.mtime = now; set.recs[parent]!.ctime = now
@@ -175,6 +179,15 @@ extension FileSystem {
                 }
             }
         }
+    }
+
+    /// The dentry `name` of directory `parent` (namespace lock held): ENOENT if absent, ENOTDIR
+    /// if `parent` is no directory. Only directories hold dentries, so the parent's record is
+    /// read only on a miss (the operation reads it under its stripe lock anyway).
+    func loadEntry(_ parent: UInt64, _ name: [UInt8]) throws(Errno) -> DentryRecord {
+        if let d = try loadDentry(parent, name) { return d }
+        guard try loadInode(parent).isDirectory else { throw .notDir }
+        throw .noEnt
     }
 
     /// Removes one link of a non-directory inode in `set` (stripe lock held): when the last
@@ -218,18 +231,18 @@ extension FileSystem {
         batch.delete(Keys.inode(ino))
     }
 
-    package func rmdir(_ parent: UInt64, _ name: [UInt8]) throws(Errno) {
+    package func rmdir(_ parent: UInt64, _ name: [UInt8], caller: Caller? = nil) throws(Errno) {
         try requireWritable()
         try checkName(name)
         if name == [0x2E] { throw .inval }
         if name == [0x2E, 0x2E] { throw .notEmpty }
         if isReserved(parent, name) { throw .notDir }
         try withNamespaceLock { () throws(Errno) in
-            guard try loadInode(parent).isDirectory else { throw .notDir }
-            guard let d = try loadDentry(parent, name) else { throw .noEnt }
+            let d = try loadEntry(parent, name)
             try withInodeLocks([parent, d.ino]) { () throws(Errno) in
                 var set = InodeSet()
                 try set.load(self, parent); try set.load(self, d.ino)
+                try requireDelete(dir: set.recs[parent]!, victim: set.recs[d.ino]!, caller)
                 guard set.recs[d.ino]!.isDirectory else { throw .notDir }
                 guard try isEmptyDirectory(d.ino) else { throw .notEmpty }
                 let now = TimeSpec.now()

@@ -9,7 +9,11 @@ extension FileSystem {
 
     /// Moves `name` in `parent` to `newName` in `newParent` in one atomic batch, replacing the
     /// target (POSIX rules) or, with `renameExchange`, swapping the two names.
-    package func rename(_ parent: UInt64, _ name: [UInt8], _ newParent: UInt64, _ newName: [UInt8], flags: UInt32 = 0) throws(Errno) {
+    /// A checked `caller` needs what Linux's vfs_rename asks: may_delete on the source (and on
+    /// a replaced target), may_create on the new parent, and write permission on a directory
+    /// that moves to another parent (its ".." changes).
+    package func rename(_ parent: UInt64, _ name: [UInt8], _ newParent: UInt64, _ newName: [UInt8], flags: UInt32 = 0,
+                        caller: Caller? = nil) throws(Errno) {
         let known = FileSystem.renameNoReplace | FileSystem.renameExchange
         if flags & ~known != 0 || flags == known { throw .inval }
         let exchange = flags & FileSystem.renameExchange != 0
@@ -20,7 +24,9 @@ extension FileSystem {
         for n in [name, newName] where n == [0x2E] || n == [0x2E, 0x2E] { throw .inval }
 
         try withNamespaceLock { () throws(Errno) in
-            guard try loadInode(parent).isDirectory, try loadInode(newParent).isDirectory else { throw .notDir }
+            let parentRec = try loadInode(parent)
+            let newParentRec = newParent == parent ? parentRec : try loadInode(newParent)
+            guard parentRec.isDirectory, newParentRec.isDirectory else { throw .notDir }
             guard let src = try loadDentry(parent, name) else { throw .noEnt }
             let dst = try loadDentry(newParent, newName)
             if exchange && dst == nil { throw .noEnt }
@@ -32,6 +38,16 @@ extension FileSystem {
             // A directory may not move into its own subtree.
             if srcRec.isDirectory && parent != newParent { try checkNotAncestor(src.ino, of: newParent) }
             if exchange, let dst, dstRec!.isDirectory, parent != newParent { try checkNotAncestor(dst.ino, of: parent) }
+            if let caller, caller.checksAccess {
+                try requireDelete(dir: parentRec, victim: srcRec, caller)
+                if let dstRec { try requireDelete(dir: newParentRec, victim: dstRec, caller) } else {
+                    try requireAccess(newParentRec, caller, [.write, .exec])
+                }
+                if parent != newParent {
+                    if srcRec.isDirectory { try requireAccess(srcRec, caller, .write) }
+                    if exchange, let dstRec, dstRec.isDirectory { try requireAccess(dstRec, caller, .write) }
+                }
+            }
             if !exchange, let dstRec, let dst {
                 if srcRec.isDirectory {
                     guard dstRec.isDirectory else { throw .notDir }

@@ -52,7 +52,8 @@ extension FileSystem {
 
     /// setxattr(2): `flags` XATTR_CREATE (EEXIST if present) / XATTR_REPLACE (ENODATA if absent).
     /// Values up to 64 KiB (E2BIG beyond). `user.` attributes only on files and directories.
-    package func setxattr(_ ino: UInt64, _ name: [UInt8], _ value: UnsafeRawBufferPointer, flags: Int32) throws(Errno) {
+    package func setxattr(_ ino: UInt64, _ name: [UInt8], _ value: UnsafeRawBufferPointer, flags: Int32,
+                          caller: Caller? = nil) throws(Errno) {
         if FileSystem.isPseudo(ino) { throw .perm }
         try checkXattrName(name)
         if value.count > FSFormat.xattrValueMax { throw Errno(rawValue: E2BIG) }
@@ -61,6 +62,7 @@ extension FileSystem {
         try withInodeLock(ino) { () throws(Errno) in
             var rec = try loadInode(ino)
             if name.starts(with: FileSystem.userPrefix) && !rec.isRegular && !rec.isDirectory { throw .perm }
+            try requireXattrAccess(rec, name, write: true, caller)
             let key = Keys.xattr(ino, name)
             var exists = false
             if try hasXattrsLocked(ino) {
@@ -85,10 +87,13 @@ extension FileSystem {
     /// answers that name in the kernel and never asks), only values stored explicitly.
     /// "Unsupported" rather than "absent" matters for speed: `ls -l` (coreutils) then stops
     /// asking for that device, instead of two round trips per listed file.
-    package func getxattr(_ ino: UInt64, _ name: [UInt8]) throws(Errno) -> [UInt8] {
+    package func getxattr(_ ino: UInt64, _ name: [UInt8], caller: Caller? = nil) throws(Errno) -> [UInt8] {
         if FileSystem.isPseudo(ino) { throw Errno(rawValue: ENODATA) }
         if name.isEmpty || name.count > FSFormat.xattrNameMax { throw Errno(rawValue: name.isEmpty ? EINVAL : ERANGE) }
         guard FileSystem.inStoredNamespace(name) else { throw Errno(rawValue: EOPNOTSUPP) }
+        if let caller, caller.checksAccess, name.starts(with: FileSystem.userPrefix) {
+            try requireXattrAccess(try loadInode(ino), name, write: false, caller)
+        }
         let absent = Errno(rawValue: name == FileSystem.selinuxName ? EOPNOTSUPP : ENODATA)
         // Fast path: an inode known to hold no xattrs (the per-write security.capability probe).
         if xattrPresence.withLock({ $0.known[ino] }) == false { throw absent }
@@ -123,12 +128,13 @@ extension FileSystem {
     }
 
     /// removexattr(2): ENODATA if absent.
-    package func removexattr(_ ino: UInt64, _ name: [UInt8]) throws(Errno) {
+    package func removexattr(_ ino: UInt64, _ name: [UInt8], caller: Caller? = nil) throws(Errno) {
         if FileSystem.isPseudo(ino) { throw .perm }
         if name.isEmpty || name.count > FSFormat.xattrNameMax { throw Errno(rawValue: name.isEmpty ? EINVAL : ERANGE) }
         try requireWritable()
         try withInodeLock(ino) { () throws(Errno) in
             var rec = try loadInode(ino)
+            try requireXattrAccess(rec, name, write: true, caller)
             let has = try hasXattrsLocked(ino)
             let key = Keys.xattr(ino, name)
             if !has { throw Errno(rawValue: ENODATA) }

@@ -39,7 +39,7 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     ops.lookup = { req, parent, name in
         serve(req, .lookup) { fs throws(Errno) in
             do throws(Errno) {
-                replyEntry(req, fs, try fs.lookup(parent, nameBytes(name)))
+                replyEntry(req, fs, try fs.lookup(parent, nameBytes(name), caller: checkedCaller(req)))
             } catch where error.rawValue == ENOENT {
                 // A negative entry the kernel may cache: every create comes through this daemon.
                 var e = fuse_entry_param()
@@ -70,7 +70,7 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
             return 0
         }
     }
-    ops.setattr = { req, ino, attr, toSet, _ in
+    ops.setattr = { req, ino, attr, toSet, fi in
         serve(req, .setattr) { fs throws(Errno) in
             guard let st = attr?.pointee else { throw Errno(rawValue: EINVAL) }
             var s = SetAttr()
@@ -87,7 +87,12 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
             if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 { s.mtime = .now } else if toSet & FUSE_SET_ATTR_MTIME != 0 {
                 s.mtime = .time(TimeSpec(sec: Int64(st.st_mtim.tv_sec), nsec: UInt32(st.st_mtim.tv_nsec)))
             }
-            replyAttr(req, try fs.setattr(ino, s))
+            var a = try fs.setattr(ino, s, caller: checkedCaller(req), viaHandle: fi != nil)
+            // Under KILLPRIV_V2 the daemon clears set-ID bits on truncate, and on the empty
+            // SETATTR the kernel sends before a write by someone without CAP_FSETID to a
+            // set-ID file (its reply carries the new mode to the kernel's cache); see KillPriv.
+            if (s.size != nil || toSet == 0) && killsSetID(req), let k = try fs.killSetID(ino) { a = k }
+            replyAttr(req, a)
             return 0
         }
     }
@@ -115,14 +120,14 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     }
     ops.unlink = { req, parent, name in
         serve(req, .unlink) { fs throws(Errno) in
-            try fs.unlink(parent, nameBytes(name))
+            try fs.unlink(parent, nameBytes(name), caller: checkedCaller(req))
             fuse_reply_err(req, 0)
             return 0
         }
     }
     ops.rmdir = { req, parent, name in
         serve(req, .rmdir) { fs throws(Errno) in
-            try fs.rmdir(parent, nameBytes(name))
+            try fs.rmdir(parent, nameBytes(name), caller: checkedCaller(req))
             fuse_reply_err(req, 0)
             return 0
         }
@@ -135,21 +140,28 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     }
     ops.rename = { req, parent, name, newParent, newName, flags in
         serve(req, .rename) { fs throws(Errno) in
-            try fs.rename(parent, nameBytes(name), newParent, nameBytes(newName), flags: flags)
+            try fs.rename(parent, nameBytes(name), newParent, nameBytes(newName), flags: flags, caller: checkedCaller(req))
             fuse_reply_err(req, 0)
             return 0
         }
     }
     ops.link = { req, ino, newParent, newName in
         serve(req, .link) { fs throws(Errno) in
-            replyEntry(req, fs, try fs.link(ino, newParent, nameBytes(newName)))
+            replyEntry(req, fs, try fs.link(ino, newParent, nameBytes(newName), caller: checkedCaller(req)))
             return 0
         }
     }
     ops.open = { req, ino, fi in
         serve(req, .open) { fs throws(Errno) in
             guard let fi else { throw Errno(rawValue: EINVAL) }
+            try fs.checkOpen(ino, flags: fi.pointee.flags, caller: checkedCaller(req))
             let r = try fs.open(ino, flags: fi.pointee.flags)
+            if fi.pointee.flags & O_TRUNC != 0 && killsSetID(req) {
+                do throws(Errno) { _ = try fs.killSetID(ino) } catch {
+                    try? fs.release(r.fh)
+                    throw error
+                }
+            }
             fi.pointee.fh = r.fh
             fi.pointee.direct_io = r.directIO ? 1 : 0
             fi.pointee.keep_cache = r.keepCache ? 1 : 0
@@ -180,9 +192,10 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
             return UInt64(data.count)
         }
     }
-    ops.write = { req, _, buf, size, off, fi in
+    ops.write = { req, ino, buf, size, off, fi in
         serve(req, .write) { fs throws(Errno) in
             guard let fi, off >= 0 else { throw Errno(rawValue: EINVAL) }
+            if killsSetID(req) { _ = try fs.killSetID(ino) }  // see KillPriv
             let n = try fs.writeBehind(fi.pointee.fh, offset: UInt64(off), data: UnsafeRawBufferPointer(start: buf, count: size))
             fuse_reply_write(req, n)
             // A file buffer that filled is stored now, after the reply: the writer's next
@@ -215,7 +228,7 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     ops.opendir = { req, ino, fi in
         serve(req, .opendir) { fs throws(Errno) in
             guard let fi else { throw Errno(rawValue: EINVAL) }
-            let fh = try fs.opendir(ino)
+            let fh = try fs.opendir(ino, caller: checkedCaller(req))
             fi.pointee.fh = fh
             if fuse_reply_open(req, fi) != 0 { fs.releasedir(fh) }
             return 0
@@ -261,6 +274,14 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     ops.fsyncdir = { req, _, _, _ in
         serve(req, .fsyncdir) { fs throws(Errno) in
             try fs.fsync(nil, datasync: false)
+            fuse_reply_err(req, 0)
+            return 0
+        }
+    }
+    // Sent only when the kernel does not check permissions (access(2), chdir).
+    ops.access = { req, ino, mask in
+        serve(req, .access) { fs throws(Errno) in
+            try fs.access(ino, mask: mask, caller: caller(req))
             fuse_reply_err(req, 0)
             return 0
         }

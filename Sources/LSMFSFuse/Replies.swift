@@ -43,11 +43,56 @@ func serve(_ req: fuse_req_t?, _ op: FSOp, _ body: (FileSystem) throws(Errno) ->
     }
 }
 
-/// The caller's credentials from the request context.
+/// Whether this daemon checks permissions itself: set by `runFuse` when the mount runs
+/// without the kernel's `default_permissions` (see `permissionsInDaemon`).
+let daemonChecksAccess = Atomic<Bool>(false)
+
+/// A request pointer a caller's group lookup may hold; used only while the request runs.
+private struct RequestRef: @unchecked Sendable { let req: fuse_req_t? }
+
+/// The caller's credentials from the request context; `checksAccess` when the daemon checks
+/// permissions, with the supplementary groups read (from /proc, by libfuse) only if a check
+/// needs them.
 func caller(_ req: fuse_req_t?) -> Caller {
     guard let ctx = fuse_req_ctx(req) else { return Caller.process }
-    return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid)
+    guard daemonChecksAccess.load(ordering: .relaxed) else { return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid) }
+    let ref = RequestRef(req: req)
+    return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid, checksAccess: true) { requestGroups(ref.req) }
 }
+
+/// The caller to hand operations that only check permissions: nil when the kernel checks them.
+func checkedCaller(_ req: fuse_req_t?) -> Caller? {
+    daemonChecksAccess.load(ordering: .relaxed) ? caller(req) : nil
+}
+
+/// The supplementary groups of the process behind `req` (empty if they cannot be read).
+private func requestGroups(_ req: fuse_req_t?) -> [UInt32] {
+    var groups = [gid_t](repeating: 0, count: 64)
+    while true {
+        let n = Int(fuse_req_getgroups(req, Int32(groups.count), &groups))
+        if n < 0 { return [] }
+        if n <= groups.count { return Array(groups.prefix(n)) }
+        groups = [gid_t](repeating: 0, count: n)
+    }
+}
+
+/// Whether the daemon must check permissions for a mount with these `-o` items: when
+/// neither `default_permissions` (the kernel checks) nor `allow_other`/`allow_root` is given. Such a mount
+/// is reachable only by the user who mounted it; the kernel checks nothing, and the daemon
+/// checks mode bits and ownership on every operation (Permissions.swift), which spares the
+/// GETATTR of the parent directory the kernel's own check costs after each namespace change.
+/// With `allow_other` (several users) `default_permissions` is added: search permission on a
+/// path the kernel has cached is then still checked for every user.
+/// `daemon_permissions` (taken out before libfuse sees the options) makes the daemon check
+/// even with `allow_other`: for tests, which then remount so that no path is cached (with
+/// several users, a path the kernel has cached is not re-checked for search permission).
+func permissionsInDaemon(_ opts: [String]) -> Bool {
+    func has(_ key: String) -> Bool { opts.contains { $0 == key || $0.hasPrefix(key + "=") } }
+    return has(daemonPermissionsOption)
+        || (!has("default_permissions") && !has("allow_other") && !has("allow_root"))
+}
+
+let daemonPermissionsOption = "daemon_permissions"
 
 /// A C name argument as bytes (without the NUL).
 func nameBytes(_ p: UnsafePointer<CChar>?) -> [UInt8] {

@@ -10,7 +10,8 @@ let fuseLog = Logger(label: "lsmfs.fuse")
 public struct FuseConfig: Sendable {
     public var mountpoint: String
     /// `-o` items passed to libfuse verbatim (allow_other, ro, default_permissions, fsname=...).
-    /// `default_permissions`, `fsname=lsmfs` and `subtype=lsmfs` are added unless present.
+    /// `fsname=lsmfs` and `subtype=lsmfs` are added unless present, `default_permissions` with
+    /// `allow_other` (without it the daemon checks permissions: see `permissionsInDaemon`).
     public var options: [String]
     /// libfuse debug output (`-d`).
     public var debug: Bool
@@ -47,9 +48,11 @@ public struct FuseError: Error, Sendable, CustomStringConvertible {
 
 /// The `-o` list with lsmfs's defaults added.
 func effectiveOptions(_ user: [String]) -> [String] {
-    var opts = user.filter { !$0.isEmpty }
+    var opts = user.filter { !$0.isEmpty && $0 != daemonPermissionsOption }
     func has(_ key: String) -> Bool { opts.contains { $0 == key || $0.hasPrefix(key + "=") } }
-    if !has("default_permissions") { opts.append("default_permissions") }
+    // Without allow_other only the mounting user reaches the mount and the daemon checks
+    // permissions itself (see permissionsInDaemon); with it, the kernel checks them.
+    if !has("default_permissions") && !permissionsInDaemon(user) { opts.append("default_permissions") }
     if !has("fsname") { opts.append("fsname=lsmfs") }
     if !has("subtype") { opts.append("subtype=lsmfs") }
     return opts
@@ -68,6 +71,7 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
     }
 
     var argStrings = ["lsmfs", "-o", effectiveOptions(config.options).joined(separator: ",")]
+    daemonChecksAccess.store(permissionsInDaemon(config.options), ordering: .relaxed)
     if config.debug { argStrings.append("-d") }
     let cStrings = argStrings.map { strdup($0) }
     defer { cStrings.forEach { free($0) } }
@@ -96,6 +100,9 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
         throw FuseError("cannot mount on \(config.mountpoint) (is /dev/fuse available and fusermount3 installed?)")
     }
     if let kib = config.readAheadKiB { setReadAhead(mountpoint: config.mountpoint, kib: kib) }
+    if getenv("LSMFS_NO_KILLPRIV_V2") == nil && !KillPriv.install(se) {
+        fuseLog.info("custom FUSE I/O refused: FUSE_HANDLE_KILLPRIV_V2 not offered")
+    }
     withExtendedLifetime(fs) {
         onMounted()
     }

@@ -16,18 +16,20 @@ private func replySized(_ req: fuse_req_t?, _ bytes: [UInt8], size: Int) throws(
 }
 
 /// Extended attributes (set/get/list/remove). The kernel checks namespace permissions
-/// (trusted.* needs CAP_SYS_ADMIN, user.* needs write/read permission) before asking.
+/// (trusted.* needs CAP_SYS_ADMIN; user.* read/write permission under default_permissions,
+/// else the daemon checks it: `FileSystem.requireXattrAccess`).
 func installXattrOps(_ ops: inout fuse_lowlevel_ops) {
     ops.setxattr = { req, ino, name, value, size, flags in
         serve(req, .setxattr) { fs throws(Errno) in
-            try fs.setxattr(ino, nameBytes(name), UnsafeRawBufferPointer(start: value, count: size), flags: flags)
+            try fs.setxattr(ino, nameBytes(name), UnsafeRawBufferPointer(start: value, count: size), flags: flags,
+                            caller: checkedCaller(req))
             fuse_reply_err(req, 0)
             return UInt64(size)
         }
     }
     ops.getxattr = { req, ino, name, size in
         serve(req, .getxattr) { fs throws(Errno) in
-            try replySized(req, try fs.getxattr(ino, nameBytes(name)), size: size)
+            try replySized(req, try fs.getxattr(ino, nameBytes(name), caller: checkedCaller(req)), size: size)
         }
     }
     ops.listxattr = { req, ino, size in
@@ -37,7 +39,7 @@ func installXattrOps(_ ops: inout fuse_lowlevel_ops) {
     }
     ops.removexattr = { req, ino, name in
         serve(req, .removexattr) { fs throws(Errno) in
-            try fs.removexattr(ino, nameBytes(name))
+            try fs.removexattr(ino, nameBytes(name), caller: checkedCaller(req))
             fuse_reply_err(req, 0)
             return 0
         }

@@ -1,0 +1,161 @@
+import Glibc
+import SystemPackage
+
+/// Permission checks made by the filesystem itself, for mounts where the kernel does not make
+/// them (no `default_permissions`; see `Caller.checksAccess`). They follow Linux's VFS rules
+/// (`generic_permission`, `may_delete`, `may_create`, `setattr_prepare`, `xattr_permission`)
+/// for mode bits, with root (uid 0) standing for the capabilities Linux grants it:
+/// CAP_DAC_OVERRIDE (read/write anything, search any directory, execute a file some x bit
+/// allows), CAP_FOWNER (chmod/utimes/sticky deletes of others' files), CAP_CHOWN, CAP_FSETID.
+///
+/// Why in the filesystem: under `default_permissions` every change of a directory (create,
+/// unlink, rename, ...) makes the kernel drop the directory's cached mode, and its next
+/// permission check costs a GETATTR round trip — one extra request per created or removed
+/// file. Checked here, the mode comes from the record the operation reads anyway.
+public struct AccessMask: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let read = AccessMask(rawValue: 4)
+    public static let write = AccessMask(rawValue: 2)
+    public static let exec = AccessMask(rawValue: 1)
+}
+
+extension Caller {
+    var isRoot: Bool { uid == 0 }
+
+    /// in_group_p: the primary group or a supplementary one.
+    func inGroup(_ gid: UInt32) -> Bool {
+        if gid == self.gid { return true }
+        return supplementaryGroups?().contains(gid) ?? false
+    }
+}
+
+extension FileSystem {
+    /// Whether `caller` may access `rec` for `want` by its mode bits (Linux's
+    /// acl_permission_check plus the root override). Group membership is asked only when the
+    /// group and other bits differ in what is wanted.
+    static func permits(_ rec: InodeRecord, _ caller: Caller, _ want: AccessMask) -> Bool {
+        let mask = want.rawValue & 7
+        if caller.isRoot {
+            return mask & 1 == 0 || rec.isDirectory || rec.mode & 0o111 != 0
+        }
+        var mode = rec.mode & 0o777
+        if caller.uid == rec.uid {
+            mode >>= 6
+        } else if mask & (mode ^ (mode >> 3)) != 0 && caller.inGroup(rec.gid) {
+            mode >>= 3
+        }
+        return mask & ~mode == 0
+    }
+
+    /// EACCES unless `caller` (when it is checked) may access `rec` for `want`.
+    func requireAccess(_ rec: InodeRecord, _ caller: Caller?, _ want: AccessMask) throws(Errno) {
+        guard let caller, caller.checksAccess else { return }
+        if !FileSystem.permits(rec, caller, want) { throw .access }
+    }
+
+    /// Removing (or renaming away) entry `victim` of directory `dir`: write and search
+    /// permission on the directory (EACCES), and in a sticky directory only the owner of the
+    /// entry or of the directory (EPERM) — Linux's may_delete.
+    func requireDelete(dir: InodeRecord, victim: InodeRecord, _ caller: Caller?) throws(Errno) {
+        guard let caller, caller.checksAccess else { return }
+        try requireAccess(dir, caller, [.write, .exec])
+        if dir.mode & UInt32(S_ISVTX) != 0 && !caller.isRoot && caller.uid != victim.uid && caller.uid != dir.uid {
+            throw .perm
+        }
+    }
+
+    /// Owner-only changes (chmod, setting explicit times): the owner or root, else EPERM.
+    func requireOwner(_ rec: InodeRecord, _ caller: Caller?) throws(Errno) {
+        guard let caller, caller.checksAccess else { return }
+        if !caller.isRoot && caller.uid != rec.uid { throw .perm }
+    }
+
+    /// The checks of one setattr (Linux's setattr_prepare and may_setattr), given the stored
+    /// record; returns the mode to store when a chmod by someone outside the file's group must
+    /// lose set-group-ID (Linux clears it silently). `viaHandle`: the request names an open
+    /// file (ftruncate, the kernel's own time updates), whose open already checked access.
+    func checkSetattr(_ rec: InodeRecord, _ s: SetAttr, _ caller: Caller?, viaHandle: Bool) throws(Errno) -> UInt32? {
+        guard let caller, caller.checksAccess else { return nil }
+        var mode: UInt32?
+        if let m = s.mode {
+            let requested = rec.type | (m & 0o7777)
+            // Only clearing set-user/group-ID (the kernel's kill-privileges on a write by
+            // someone who may write but does not own the file) is allowed to anyone.
+            let onlyClearsSetID = requested != rec.mode && requested & ~rec.mode == 0
+                && requested | UInt32(S_ISUID | S_ISGID) == rec.mode | UInt32(S_ISUID | S_ISGID)
+            if !onlyClearsSetID { try requireOwner(rec, caller) }
+            if !caller.isRoot && requested & UInt32(S_ISGID) != 0 && !caller.inGroup(s.gid ?? rec.gid) {
+                mode = requested & ~UInt32(S_ISGID)
+            }
+        }
+        // chown: root only, except a no-op by the owner.
+        if let u = s.uid, !caller.isRoot, u != rec.uid || caller.uid != rec.uid { throw .perm }
+        if let g = s.gid, !caller.isRoot {
+            // chgrp: the owner, to a group it belongs to (or the current one).
+            if caller.uid != rec.uid || (g != rec.gid && !caller.inGroup(g)) { throw .perm }
+        }
+        if s.size != nil && !viaHandle && rec.isRegular {
+            try requireAccess(rec, caller, .write)
+        }
+        if s.atime != nil || s.mtime != nil, !viaHandle {
+            // (under the writeback cache the kernel sends utimes(NULL)'s mtime as a time)
+            let touch = s.atime == .now && (s.mtime == .now || (s.mtime != nil && usesWritebackCache))
+            if touch {
+                // utimes(NULL): the owner, root, or anyone who may write the file.
+                if !caller.isRoot && caller.uid != rec.uid && !FileSystem.permits(rec, caller, .write) { throw .access }
+            } else {
+                try requireOwner(rec, caller)
+            }
+        }
+        return mode
+    }
+
+    /// open(2) of an existing file: read and/or write permission by the access mode, write for
+    /// O_TRUNC, execute for an exec (`__FMODE_EXEC`). Root is let through without a store read
+    /// (the kernel itself refuses to exec a regular file no x bit allows).
+    package func checkOpen(_ ino: UInt64, flags: Int32, caller: Caller?) throws(Errno) {
+        guard let caller, caller.checksAccess, !caller.isRoot, !FileSystem.isPseudo(ino) else { return }
+        var want: AccessMask = []
+        switch flags & O_ACCMODE {
+        case O_RDONLY: want.insert(.read)
+        case O_WRONLY: want.insert(.write)
+        default: want.formUnion([.read, .write])
+        }
+        if flags & O_TRUNC != 0 { want.insert(.write) }
+        if flags & FileSystem.fmodeExec != 0 { want.insert(.exec) }
+        try requireAccess(try loadInode(ino), caller, want)
+    }
+
+    /// The kernel's `__FMODE_EXEC` open flag (set in f_flags when a file is opened to execute).
+    static let fmodeExec: Int32 = 0o40
+
+    /// access(2) and chdir: `mask` of R_OK/W_OK/X_OK (F_OK = 0: existence only).
+    package func access(_ ino: UInt64, mask: Int32, caller: Caller) throws(Errno) {
+        if FileSystem.isPseudo(ino) {
+            if mask & (W_OK | X_OK) != 0 { throw .access }
+            return
+        }
+        let rec = try loadInode(ino)
+        if mask & W_OK != 0 && options.readOnly { throw .roFS }
+        guard caller.checksAccess else { return }
+        if !FileSystem.permits(rec, caller, AccessMask(rawValue: UInt32(mask & 7))) { throw .access }
+    }
+
+    /// Search permission on directory `parent` for a lookup (root always has it).
+    func requireSearch(_ parent: UInt64, _ caller: Caller?) throws(Errno) {
+        guard let caller, caller.checksAccess, !caller.isRoot else { return }
+        try requireAccess(try loadInode(parent), caller, .exec)
+    }
+
+    /// Reading or writing an xattr: `user.*` names need read/write permission on the file and,
+    /// in a sticky directory, writes need its owner (Linux's xattr_permission). `trusted.*`
+    /// (CAP_SYS_ADMIN), `security.*` and `system.*` are left to the kernel's own checks.
+    func requireXattrAccess(_ rec: InodeRecord, _ name: [UInt8], write: Bool, _ caller: Caller?) throws(Errno) {
+        guard let caller, caller.checksAccess, name.starts(with: FileSystem.userPrefix) else { return }
+        if write && rec.isDirectory && rec.mode & UInt32(S_ISVTX) != 0 && !caller.isRoot && caller.uid != rec.uid {
+            throw .perm
+        }
+        try requireAccess(rec, caller, write ? .write : .read)
+    }
+}
