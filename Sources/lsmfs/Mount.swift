@@ -8,7 +8,7 @@ struct Mount: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Mount an lsmfs image on a directory (unmount with fusermount3 -u MOUNTPOINT).",
         discussion: """
-        Options (-o, comma-separated): ro, allow_other, default_permissions (on by default),
+        Options (-o, comma-separated): ro, allow_other, default_permissions (the kernel checks permissions: added with allow_other, else the daemon checks them),
         sync_interval=SECONDS (periodic sync, default 5, 0 = off), policy=NAME (KVIMR policy
         override), log=PATH (daemon log, default IMAGE.log), entry_timeout=SECONDS and
         attr_timeout=SECONDS (kernel cache lifetimes, default 86400: the kernel is the only client), writeback_cache (the kernel's
