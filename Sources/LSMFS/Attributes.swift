@@ -57,7 +57,7 @@ extension FileSystem {
             var rec = try loadInode(ino)
             let checkedMode = try checkSetattr(rec, s, caller, viaHandle: viaHandle)
             var batch = WriteBatch()
-            if pending != nil { addDirtyChunks(ino, to: &batch) }
+            if pending != nil { try addDirtyChunks(ino, to: &batch) }
             let now = TimeSpec.now()
             if let m = s.mode { rec.mode = checkedMode ?? (rec.type | (m & 0o7777)) }
             // chown of a non-directory drops set-user-ID, and set-group-ID when group-executable

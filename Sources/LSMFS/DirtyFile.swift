@@ -13,12 +13,54 @@ import SystemPackage
 /// consistent state (chunks and inode record both old), so a crash loses the buffered writes
 /// as a whole and never leaves a size that points past stored data.
 struct DirtyFile {
-    /// Complete new content of each buffered chunk (the stored chunk with the writes applied;
-    /// never empty).
+    /// New content of each buffered chunk (never empty): complete (the stored chunk with the
+    /// writes applied), or for chunks in `partial` only the written ranges (zeros between).
     var chunks: [UInt64: [UInt8]] = [:]
+    /// Chunks whose stored content was not read yet (a small write into a stored chunk does
+    /// not wait for a 64 KiB value-log read: the read happens when the buffer is stored, on
+    /// the write-behind thread, or when a reader needs it).
+    var partial: [UInt64: PartialChunk] = [:]
     var attrs: DirtyAttrs
     /// Sum of the chunks' lengths.
     var bytes = 0
+
+    /// The chunk's length once composed (for blocks).
+    func length(_ idx: UInt64) -> Int {
+        let n = chunks[idx]?.count ?? 0
+        if let p = partial[idx] { return max(p.baseLength, n) }
+        return n
+    }
+}
+
+/// The written ranges of a chunk buffered without its stored content, and that content's
+/// length then (the stored chunk cannot change while the chunk is buffered: every other
+/// writer of chunk keys flushes the buffer first).
+struct PartialChunk {
+    var baseLength: Int
+    var ranges: [Range<Int>]
+
+    /// Adds a written range, merging it with the ranges it overlaps or touches.
+    mutating func add(_ r: Range<Int>) {
+        var lo = r.lowerBound, hi = r.upperBound
+        ranges.removeAll { x in
+            guard x.lowerBound <= hi && lo <= x.upperBound else { return false }
+            lo = min(lo, x.lowerBound); hi = max(hi, x.upperBound)
+            return true
+        }
+        ranges.append(lo..<hi)
+    }
+
+    /// The chunk: `base` (its stored content) with the written ranges of `bytes` over it.
+    func compose(base: [UInt8]?, _ bytes: [UInt8]) -> [UInt8] {
+        var out = base ?? []
+        if out.count < bytes.count { out.append(contentsOf: repeatElement(0, count: bytes.count - out.count)) }
+        out.withUnsafeMutableBytes { o in
+            bytes.withUnsafeBytes { b in
+                for r in ranges { (o.baseAddress! + r.lowerBound).copyMemory(from: b.baseAddress! + r.lowerBound, byteCount: r.count) }
+            }
+        }
+        return out
+    }
 }
 
 /// A file's size, blocks and mtime (= ctime) after its buffered writes.
@@ -135,50 +177,53 @@ extension FileSystem {
         let cs = UInt64(chunkSize)
         let end = off + UInt64(data.count)
         let first = off / cs, last = (end - 1) / cs
-        let (held, behind): (Set<UInt64>, [UInt64: [UInt8]]) = dirty.withLock { t in
-            let behind = t.flushing[ino]?.file.chunks ?? [:]
+        let (held, behind): (Set<UInt64>, DirtyFile?) = dirty.withLock { t in
+            let behind = t.flushing[ino]?.file
             guard let f = t.files[ino] else { return ([], behind) }
             return (Set((first...last).filter { f.chunks[$0] != nil }), behind)
         }
-        // Stored lengths of the whole chunks the write replaces (one scan of sizes, no value reads).
+        // Stored lengths of the chunks that start from the store (one scan of sizes, no value
+        // reads): whole-chunk writes replace them; partial writes leave the read for later.
         var storedLength: [UInt64: Int] = [:]
-        let wholeFirst = off % cs == 0 ? first : first + 1
-        let wholeEnd = end % cs == 0 ? last + 1 : last   // exclusive
-        if wholeFirst < wholeEnd, wholeFirst * cs < rec.size,
-           (wholeFirst..<wholeEnd).contains(where: { !held.contains($0) }) {
+        let fromStore = (first...last).filter { !held.contains($0) && behind?.chunks[$0] == nil && $0 * cs < rec.size }
+        if let lo = fromStore.first, let hi = fromStore.last {
             try kv("scan chunk sizes", { () throws(LSMError) in
-                try store.scanSizes(from: Keys.chunk(ino, wholeFirst), to: Keys.chunk(ino, wholeEnd)) { key, size in
+                try store.scanSizes(from: Keys.chunk(ino, lo), to: Keys.chunk(ino, hi + 1)) { key, size in
                     if key.count == 17 { storedLength[key.readBE(UInt64.self, at: 9)] = size }
                     return true
                 }
             })
         }
         // New chunks, built outside the leaf lock.
-        var fresh: [(index: UInt64, bytes: [UInt8], oldLength: Int)] = []
+        var fresh: [(index: UInt64, bytes: [UInt8], partial: PartialChunk?, oldLength: Int)] = []
         for idx in first...last where !held.contains(idx) {
             let start = idx * cs
             let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
             let src = UnsafeRawBufferPointer(rebasing: data[Int(start + UInt64(lo) - off) ..< Int(start + UInt64(hi) - off)])
+            let whole = lo == 0 && hi == Int(cs)
             var base: [UInt8] = []
+            var partial: PartialChunk?
             var oldLength = 0
-            if let b = behind[idx] {
-                oldLength = b.count
-                if !(lo == 0 && hi == Int(cs)) { base = b }
-            } else if start < rec.size {
-                if lo == 0 && hi == Int(cs) {
-                    oldLength = storedLength[idx] ?? 0
-                } else {
-                    base = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) ?? []
-                    oldLength = base.count
+            if let behind, let b = behind.chunks[idx] {
+                // The buffer being written behind is newer than the store: start from it (and
+                // from its written ranges, if it has not read its stored content either).
+                oldLength = behind.length(idx)
+                if !whole {
+                    base = b
+                    partial = behind.partial[idx]
+                    partial?.add(lo..<hi)
                 }
+            } else if start < rec.size {
+                oldLength = storedLength[idx] ?? 0
+                if !whole && oldLength > 0 { partial = PartialChunk(baseLength: oldLength, ranges: [lo..<hi]) }
             }
             if base.isEmpty && lo == 0 {
-                fresh.append((idx, Array(src), oldLength))
+                fresh.append((idx, Array(src), partial, oldLength))
                 continue
             }
             if base.count < hi { base.append(contentsOf: repeatElement(0, count: hi - base.count)) }
             base.withUnsafeMutableBytes { c in (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: src.count) }
-            fresh.append((idx, base, oldLength))
+            fresh.append((idx, base, partial, oldLength))
         }
         let (fileBytes, fillingBytes, flushingBytes) = dirty.withLock { t -> (Int, Int, Int) in
             var f = t.files.removeValue(forKey: ino)
@@ -187,23 +232,26 @@ extension FileSystem {
             for idx in held {
                 let start = idx * cs
                 let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
+                let oldLength = f.length(idx)
                 var c = f.chunks.removeValue(forKey: idx)!   // unique here: changed in place
                 let old = c.count
                 if c.count < hi { c.append(contentsOf: repeatElement(0, count: hi - c.count)) }
                 c.withUnsafeMutableBytes { p in
                     (p.baseAddress! + lo).copyMemory(from: data.baseAddress! + Int(start + UInt64(lo) - off), byteCount: hi - lo)
                 }
-                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: old, to: c.count)
                 f.bytes += c.count - old
                 f.chunks[idx] = c
+                f.partial[idx]?.add(lo..<hi)
+                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: oldLength, to: f.length(idx))
             }
             for c in fresh {
-                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: c.oldLength, to: c.bytes.count)
                 // (a failed write-behind merged back meanwhile may have put this chunk here:
                 // `c` was built on the same bytes and replaces it)
                 if let merged = f.chunks[c.index] { f.bytes -= merged.count }
                 f.bytes += c.bytes.count
                 f.chunks[c.index] = c.bytes
+                f.partial[c.index] = c.partial
+                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: c.oldLength, to: f.length(c.index))
             }
             f.attrs.size = max(f.attrs.size, end)
             f.attrs.mtime = now
@@ -225,9 +273,21 @@ extension FileSystem {
 
     /// Adds a put of every buffered chunk of `ino` to `batch` (stripe lock held; the caller
     /// writes the inode record and then calls `discardDirty`).
-    func addDirtyChunks(_ ino: UInt64, to batch: inout WriteBatch) {
+    func addDirtyChunks(_ ino: UInt64, to batch: inout WriteBatch) throws(Errno) {
         guard let f = dirtyFiles(ino).filling else { return }
-        for idx in f.chunks.keys.sorted() { batch.put(Keys.chunk(ino, idx), f.chunks[idx]!) }
+        try addChunks(of: f, ino, to: &batch)
+    }
+
+    /// Puts every chunk of buffer `f` into `batch`, reading the stored content of partial ones.
+    func addChunks(of f: DirtyFile, _ ino: UInt64, to batch: inout WriteBatch) throws(Errno) {
+        for idx in f.chunks.keys.sorted() {
+            var bytes = f.chunks[idx]!
+            if let p = f.partial[idx] {
+                let base = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) })
+                bytes = p.compose(base: base, bytes)
+            }
+            batch.put(Keys.chunk(ino, idx), bytes)
+        }
     }
 
     /// Writes `ino`'s buffered chunks and inode record in one batch (stripe lock held). The
@@ -237,7 +297,7 @@ extension FileSystem {
         guard dirtyEntry(ino) != nil else { return }
         let rec = try loadInode(ino)  // with the buffered size and times
         var batch = WriteBatch()
-        addDirtyChunks(ino, to: &batch)
+        try addDirtyChunks(ino, to: &batch)
         batch.put(Keys.inode(ino), rec.encode())
         try write(batch, "flush buffered writes of \(ino)")
         discardDirty(ino)

@@ -49,59 +49,85 @@ extension FileSystem {
 
     /// Reads up to `size` bytes at `offset` (short at EOF).
     package func read(_ fh: UInt64, offset: UInt64, size: Int) throws(Errno) -> [UInt8] {
+        var failure: Errno?
+        let out = [UInt8](unsafeUninitializedCapacity: size) { buf, count in
+            do throws(Errno) { count = try read(fh, offset: offset, into: UnsafeMutableRawBufferPointer(buf)) } catch {
+                failure = error
+                count = 0
+            }
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// Reads up to `buf.count` bytes at `offset` into `buf` (short at EOF) and returns how many.
+    /// Each byte of the result is written once (data, or zeros for holes): no zero-filled
+    /// buffer first, so the FUSE read handler can reply from a reused buffer.
+    package func read(_ fh: UInt64, offset: UInt64, into buf: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        let size = buf.count
         switch try handle(fh) {
         case .stats(let content):
-            guard offset < UInt64(content.count) else { return [] }
-            let lo = Int(offset)
-            return Array(content[lo..<min(content.count, lo + size)])
+            guard offset < UInt64(content.count) else { return 0 }
+            let lo = Int(offset), n = min(content.count - lo, size)
+            content.withUnsafeBytes { buf.baseAddress!.copyMemory(from: $0.baseAddress! + lo, byteCount: n) }
+            return n
         case .dir:
             throw .isDir
         case .file(let ino, let flags):
-            // No inode lock: the buffer is read first, then the store. A write or flush that
+            // No inode lock: the buffers are read first, then the store. A write or flush that
             // completed before the call is in one or the other (a flush writes the store before
             // it drops the buffer), so completed writes are always seen; a write racing with
             // this read may be seen in part, as on any filesystem.
-            do {
-                let (behind, pending) = dirtyFiles(ino)
-                let rec = try loadInode(ino, dirty: .some(pending?.attrs ?? behind?.attrs))
-                if size > 0 { touchAtime(ino, seen: rec, flags: flags) }
-                guard offset < rec.size, size > 0 else { return [] }
-                let end = min(rec.size, offset + UInt64(size))
-                var out = [UInt8](repeating: 0, count: Int(end - offset))
-                let cs = UInt64(chunkSize)
-                let first = offset / cs, last = (end - 1) / cs
-                // Copies the part of chunk `idx` (holding `bytes`) inside [offset, end).
-                func place(_ idx: UInt64, _ bytes: UnsafeRawBufferPointer) {
-                    let start = idx * cs
-                    let lo = max(start, offset), hi = min(start + UInt64(bytes.count), end)
-                    guard lo < hi else { return }
-                    out.withUnsafeMutableBytes { o in
-                        (o.baseAddress! + Int(lo - offset)).copyMemory(from: bytes.baseAddress! + Int(lo - start), byteCount: Int(hi - lo))
+            let (behind, pending) = dirtyFiles(ino)
+            let rec = try loadInode(ino, dirty: .some(pending?.attrs ?? behind?.attrs))
+            if size > 0 { touchAtime(ino, seen: rec, flags: flags) }
+            guard offset < rec.size, size > 0 else { return 0 }
+            let end = min(rec.size, offset + UInt64(size))
+            let cs = UInt64(chunkSize)
+            let first = offset / cs, last = (end - 1) / cs
+            // Each chunk's newest content: buffered (newer, covering all the stored bytes; past
+            // its length zeros), else stored; the store is read only for runs of chunks the
+            // buffers do not hold.
+            // Partial buffered chunks (written ranges only) go over the stored content.
+            var content: [UInt64: [UInt8]] = [:]
+            func complete(_ i: UInt64) -> Bool {
+                (pending?.chunks[i] != nil && pending?.partial[i] == nil) || (behind?.chunks[i] != nil && behind?.partial[i] == nil)
+            }
+            var idx = first
+            while idx <= last {
+                if complete(idx) { idx += 1; continue }
+                var runEnd = idx + 1
+                while runEnd <= last && !complete(runEnd) { runEnd += 1 }
+                let stored = (idx, runEnd)
+                try kv("read chunks", { () throws(LSMError) in
+                    try store.scan(from: Keys.chunk(ino, stored.0), to: Keys.chunk(ino, stored.1)) { key, value in
+                        if key.count == 17 { content[key.readBE(UInt64.self, at: 9)] = value }
+                        return true
+                    }
+                })
+                idx = runEnd
+            }
+            for f in [behind, pending] {   // older, then newer
+                guard let f else { continue }
+                for i in first...last {
+                    guard let c = f.chunks[i] else { continue }
+                    if let p = f.partial[i] { content[i] = p.compose(base: content[i], c) } else { content[i] = c }
+                }
+            }
+            let base = buf.baseAddress!
+            for i in first...last {
+                let start = i * cs
+                let lo = max(start, offset), hi = min(start + cs, end)
+                let dataHi = min(hi, start + UInt64(content[i]?.count ?? 0))
+                if lo < dataHi {
+                    content[i]!.withUnsafeBytes { c in
+                        (base + Int(lo - offset)).copyMemory(from: c.baseAddress! + Int(lo - start), byteCount: Int(dataHi - lo))
                     }
                 }
-                // The store is read only for runs of chunks the buffer does not hold (a buffered
-                // chunk is newer and covers all the stored one's bytes; past its length: zeros).
-                func buffered(_ i: UInt64) -> Bool { pending?.chunks[i] != nil || behind?.chunks[i] != nil }
-                var idx = first
-                while idx <= last {
-                    if buffered(idx) { idx += 1; continue }
-                    var runEnd = idx + 1
-                    while runEnd <= last && !buffered(runEnd) { runEnd += 1 }
-                    try kv("read chunks", { () throws(LSMError) in
-                        try store.scan(from: Keys.chunk(ino, idx), to: Keys.chunk(ino, runEnd)) { key, value in
-                            guard key.count == 17 else { return true }
-                            value.withUnsafeBytes { place(key.readBE(UInt64.self, at: 9), $0) }
-                            return true
-                        }
-                    })
-                    idx = runEnd
-                }
-                for chunks in [behind?.chunks, pending?.chunks] {   // older, then newer
-                    guard let chunks else { continue }
-                    for i in first...last { chunks[i]?.withUnsafeBytes { place(i, $0) } }
-                }
-                return out
+                let zeroFrom = max(lo, dataHi)
+                if zeroFrom < hi { memset(base + Int(zeroFrom - offset), 0, Int(hi - zeroFrom)) }
             }
+            return Int(end - offset)
         }
     }
 

@@ -69,11 +69,13 @@ extension FileSystem {
     /// One write-behind store write: the chunks and the record in one batch; the buffer stays
     /// visible to readers until the store has it.
     func writeDetached(_ ino: UInt64, _ d: DetachedFile) {
-        var batch = WriteBatch()
-        for idx in d.file.chunks.keys.sorted() { batch.put(Keys.chunk(ino, idx), d.file.chunks[idx]!) }
-        batch.put(Keys.inode(ino), d.record)
         var failure: Errno?
-        do throws(Errno) { try write(batch, "write behind buffered writes of \(ino)") } catch { failure = error }
+        do throws(Errno) {
+            var batch = WriteBatch()
+            try addChunks(of: d.file, ino, to: &batch)
+            batch.put(Keys.inode(ino), d.record)
+            try write(batch, "write behind buffered writes of \(ino)")
+        } catch { failure = error }
         if let failure { fsLog.error("write-behind of inode \(ino) failed (\(failure)); kept buffered for the next flush") }
         dirty.withLock { t in
             guard let d = t.flushing.removeValue(forKey: ino) else { return }
@@ -84,6 +86,7 @@ extension FileSystem {
             let before = f.bytes
             for (idx, c) in d.file.chunks where f.chunks[idx] == nil {
                 f.chunks[idx] = c
+                f.partial[idx] = d.file.partial[idx]
                 f.bytes += c.count
             }
             t.fillingBytes += f.bytes - before

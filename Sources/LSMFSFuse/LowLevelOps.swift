@@ -187,9 +187,11 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     ops.read = { req, _, size, off, fi in
         serve(req, .read) { fs throws(Errno) in
             guard let fi, off >= 0 else { throw Errno(rawValue: EINVAL) }
-            let data = try fs.read(fi.pointee.fh, offset: UInt64(off), size: size)
-            data.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
-            return UInt64(data.count)
+            return try ReadBuffers.shared.with(size: size) { (buf) throws(Errno) -> UInt64 in
+                let n = try fs.read(fi.pointee.fh, offset: UInt64(off), into: buf)
+                fuse_reply_buf(req, buf.baseAddress?.assumingMemoryBound(to: CChar.self), n)
+                return UInt64(n)
+            }
         }
     }
     ops.write = { req, ino, buf, size, off, fi in

@@ -109,4 +109,46 @@ import Testing
         #expect(got == expected)
         #expect(try FileSystem.check(store: r.store).errors == [])
     }
+
+    /// Small writes into stored chunks are buffered without reading the stored content (only
+    /// the written ranges): reads, a times-only setattr, a truncate, the flush and blocks all
+    /// see the stored bytes under the written ones, also when the stored chunk is shorter than
+    /// the write's end.
+    @Test func partialWritesIntoStoredChunksComposeWithTheStoredBytes() throws {
+        let r = try Rig.fresh()
+        let fs = r.fs
+        let (attr, fh) = try fs.create(root, n("p"), mode: 0o644, flags: O_RDWR, caller: me)
+        var model = pattern(2 * 65_536 + 1000, seed: 21)   // two whole chunks and 1000 bytes
+        _ = try fs.writeAll(fh, 0, model)
+        try fs.flush(fh)
+        let blocks = try fs.getattr(attr.ino).blocks
+        func put(_ off: Int, _ bytes: [UInt8]) throws {
+            _ = try fs.writeAll(fh, UInt64(off), bytes)
+            if model.count < off + bytes.count { model += [UInt8](repeating: 0, count: off + bytes.count - model.count) }
+            model.replaceSubrange(off..<(off + bytes.count), with: bytes)
+        }
+        try put(100, [1, 2, 3])
+        try put(70_000, [4, 5])
+        try put(65_536 + 200, [6])          // merges with nothing: a second range
+        try put(65_536 + 201, [7, 8])       // touches the previous range
+        #expect(try fs.getattr(attr.ino).blocks == blocks)
+        try put(2 * 65_536 + 3000, [9])     // past the stored 1000 bytes of the last chunk
+        #expect(try fs.read(fh, offset: 0, size: model.count + 5) == model)
+        var times = SetAttr()
+        times.mtime = .time(TimeSpec(sec: 77, nsec: 0))
+        _ = try fs.setattr(attr.ino, times)  // stores the buffer in its own batch
+        #expect(try fs.read(fh, offset: 0, size: model.count + 5) == model)
+        try put(5, [10])
+        _ = try fs.setattr(attr.ino, SetAttr(size: 60_000))
+        model.removeSubrange(60_000...)
+        #expect(try fs.read(fh, offset: 0, size: 100_000) == model)
+        try put(65_536 * 3 + 7, [11])
+        try fs.release(fh)
+        #expect(try fs.readAll(attr.ino) == model)
+        #expect(try FileSystem.check(store: r.store).errors == [])
+        let r2 = try r.remount()
+        #expect(try r2.fs.readAll(attr.ino) == model)
+        #expect(try FileSystem.check(store: r2.store).errors == [])
+        try r2.fs.shutdown()
+    }
 }
