@@ -6,16 +6,17 @@ import IMRDisk
 ///
 /// The idea: a bottom track is only expensive to write when a neighbouring top holds valid data
 /// that outlives it. So
+/// 0. while at least half the bottoms are clean, pack like two-phase (lowest clean bottom):
+///    there is no RMW to avoid yet, and data packed at the low end keeps seeks short;
 /// 1. a file grows along clean bottoms b, b+2, ... and fills the tops between its own bottoms
-///    (written after both, they die with them and never force an RMW). Files deleted together
-///    (a compaction's inputs) free whole runs;
+///    (written after both, they die with them and never force an RMW); the files one
+///    compaction writes in a row are kept side by side the same way (group placement), so a
+///    later compaction that deletes them frees whole runs;
 /// 2. a bottom is *clean* when both neighbouring tops are free (not used, not awaiting a
 ///    checkpoint): writing it meets no valid data;
-/// 3. when no clean bottom is left, a top beats a bottom that needs RMW — best a top between
-///    bottoms in use whose files are complete (they are rewritten least soon), never one next to
-///    the growing end of an unsealed file (that bottom's next write would need RMW);
-/// 4. only when no top is left, a bottom with valid neighbours is taken, the one with the
-///    fewest; KVIMR merges and journals its RMW.
+/// 3. when no clean bottom is left, every free track is priced by the RMW it costs now (a
+///    bottom: one per valid neighbour) or is expected to cost later (a top: per neighbouring
+///    bottom, the chance that bottom is rewritten while the top's data lives), cheapest first.
 public struct KVIMRPolicy: TrackAllocationPolicy {
     /// Use lifetimes learned from deletes (else only the static classes).
     public var learned: Bool
@@ -27,14 +28,22 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
     /// Merge (journal) a batch's RMW only when that is cheaper than the drive's own RMW
     /// (`KVIMRCore.mergingPays`); false: always merge (as the first kvimr did).
     public var mergeOnlyWhenCheaper: Bool
+    /// Price a top's neighbouring bottoms by the chance that they are rewritten while the top
+    /// lives (`riskScore`); false: the fixed steps of session 2 (`topScore`).
+    public var riskScore: Bool
+    /// While at least 1/`packShare` of the bottoms are clean, take the lowest clean bottom for
+    /// everything, as two-phase does; 0: never (the compaction-aware rules from the start).
+    public var packShare: Int
     /// Defaults: what measured best in `lsmfs bench imr` (docs/bench/imr.md). The short-lived-
     /// on-tops rule measured worse (more RMW at high usage) and is off by default.
     public init(learned: Bool = true, shortLivedOnTops: Bool = false, grouping: Bool = true,
-                mergeOnlyWhenCheaper: Bool = true) {
+                mergeOnlyWhenCheaper: Bool = true, riskScore: Bool = true, packShare: Int = 2) {
         self.learned = learned
         self.shortLivedOnTops = shortLivedOnTops
         self.grouping = grouping
         self.mergeOnlyWhenCheaper = mergeOnlyWhenCheaper
+        self.riskScore = riskScore
+        self.packShare = packShare
     }
 
     public func prefersMergedRMW(pairs: Int, tops: Int) -> Bool {
@@ -55,6 +64,11 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
     public var writeOutTracks: Int { 4 }
 
     public func chooseTrack(_ state: AllocatorState, for request: TrackRequest) -> Int? {
+        // 0. plenty of clean bottoms: pack them from the low end, as two-phase does.
+        if packShare > 0, cleanBottoms(state, atLeast: max(1, (state.geometry.trackCount + 1) / 2 / packShare)),
+           let b = firstBottom(state, where: { isClean(state, $0) }) {
+            return b
+        }
         let own = Set(request.ownTracks)
         let ownBottoms = request.ownTracks.filter { state.geometry.isBottom($0) }.sorted()
 
@@ -79,7 +93,8 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
         if let b = firstBottom(state, where: { isClean(state, $0) }) { return b }
         // 5. a safe top for anyone.
         if shortLivedOnTops, let t = safeTop(state, life: life) { return t }
-        // 6. score every free track by the RMW it costs now or later.
+        // 6. score every free track by the RMW it costs now (a bottom: one per valid neighbour)
+        //    or is expected to cost later (a top: `riskScore`).
         var best: (track: Int, score: Int)? = nil
         var t = state.freeTop.first()
         while let x = t {
@@ -144,14 +159,18 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
     /// below that, short-lived data leaves them to long-lived data. With plenty left, tops
     /// only cost density (a top holds 20% less), so kvimr fills clean bottoms like two-phase.
     func cleanBottomsScarce(_ s: AllocatorState) -> Bool {
-        let want = max(4, (s.geometry.trackCount + 1) / 2 / 8)
+        !cleanBottoms(s, atLeast: max(4, (s.geometry.trackCount + 1) / 2 / 8))
+    }
+
+    /// Whether at least `want` bottoms are clean.
+    func cleanBottoms(_ s: AllocatorState, atLeast want: Int) -> Bool {
         var n = 0
         var b = s.freeBottom.first()
         while let x = b {
-            if isClean(s, x) { n += 1; if n >= want { return false } }
+            if isClean(s, x) { n += 1; if n >= want { return true } }
             b = s.freeBottom.first(from: x + 1)
         }
-        return true
+        return false
     }
 
     /// A free top whose neighbouring bottoms both hold sealed data expected to outlive `life`
@@ -188,6 +207,7 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
     static let freeNeighbourCost = 12
 
     func topScore(_ s: AllocatorState, _ t: Int, lifetime mine: Int, life: Double) -> Int {
+        if riskScore { return riskScore(s, t, life: life) }
         var score = KVIMRPolicy.densityPenalty
         for n in [t - 1, t + 1] where n >= 0 && n < s.geometry.trackCount {
             if s.open.contains(n) { score += 8 }
@@ -220,6 +240,25 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
     }
 
 
+
+    /// Risk score of top `t` (same units as `topScore`): per neighbouring bottom, one RMW
+    /// (`rmwNow`) times the chance that the bottom is rewritten while the top's data lives.
+    /// Open (its file grows): certain. Free or pending: certain (at high usage it is reused
+    /// while the top lives). Sealed data: the chance that it dies first, `life / (life + rem)`
+    /// for remaining life `rem` (as for two exponential lifetimes); a freed bottom is reused
+    /// soon at high usage, so dying first means being rewritten under the top.
+    func riskScore(_ s: AllocatorState, _ t: Int, life: Double) -> Int {
+        var score = Double(KVIMRPolicy.densityPenalty)
+        for n in [t - 1, t + 1] where n >= 0 && n < s.geometry.trackCount {
+            if s.open.contains(n) || s.freeBottom.contains(n) || s.isPending(n) {
+                score += Double(KVIMRPolicy.rmwNow)
+            } else {
+                let rem = remainingLife(s, n)
+                score += Double(KVIMRPolicy.rmwNow) * life / (life + rem)
+            }
+        }
+        return Int(score.rounded())
+    }
 
     func firstBottom(_ s: AllocatorState, where ok: (Int) -> Bool) -> Int? {
         var b = s.freeBottom.first()

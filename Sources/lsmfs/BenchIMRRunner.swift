@@ -112,8 +112,11 @@ struct BenchIMRRunner {
             let b = batch
             try Stack.wrap { () throws(LSMError) in try store.write(b) }
             batch = WriteBatch()
-            let flushes = store.stats().flushes
-            if flushes != flushesSeen {
+            // Wait as soon as a memtable is frozen (not only once its flush is done): the
+            // writer then never runs beside a flush or compaction, so the order of drive I/O,
+            // and with it the simulated time, is the same on every run and machine.
+            let st = store.stats()
+            if st.flushes != flushesSeen || st.immutableMemtables > 0 {
                 store.waitForBackgroundWork()
                 flushesSeen = store.stats().flushes
             }

@@ -79,7 +79,7 @@ import Testing
         var s = AllocatorState(geometry: g)
         // Used: bottoms 0..6 hold other data; the rest of the drive is free.
         for b in [0, 2, 4, 6] { s.allocate(b); s.setLifetime(b, 1) }
-        let p = KVIMRPolicy()
+        let p = KVIMRPolicy(packShare: 0)               // group rules from the start
         let cls = KVIMRPolicy.lifetimeClass(kind: .sstable, level: 2)
         var placed: [Int] = []
         for f in 0..<4 {
@@ -91,6 +91,58 @@ import Testing
         // 8 (lowest clean bottom), 10 (next clean bottom of the group), 9 (between them), 12.
         #expect(placed == [8, 10, 9, 12])
         // Without grouping the third file takes a clean bottom instead.
-        #expect(KVIMRPolicy(grouping: false).chooseTrack(s, for: TrackRequest(file: 200, kind: .sstable, level: 2)) == 14)
+        #expect(KVIMRPolicy(grouping: false, packShare: 0).chooseTrack(s, for: TrackRequest(file: 200, kind: .sstable, level: 2)) == 14)
+        // With the default packing (at least half the bottoms clean) it packs like two-phase.
+        var fresh = AllocatorState(geometry: smallGeometry(tracks: 40))   // 16 of 20 bottoms clean
+        for b in [0, 2, 4, 6] { fresh.allocate(b); fresh.setLifetime(b, 1) }
+        var packed: [Int] = []
+        for f in 0..<4 {
+            let t = KVIMRPolicy().chooseTrack(fresh, for: TrackRequest(file: FileNumber(300 + f), kind: .sstable, level: 2))!
+            #expect(t == TwoPhasePolicy().chooseTrack(fresh, for: TrackRequest(file: FileNumber(300 + f), kind: .sstable, level: 2)))
+            fresh.allocate(t); fresh.setLifetime(t, cls); fresh.noteAllocation(t, lifetimeClass: cls)
+            packed.append(t)
+        }
+        #expect(packed == [8, 10, 12, 14])
+    }
+}
+
+/// The risk score (rule 6): a top is priced by the chance that a neighbouring bottom is
+/// rewritten while the top's data lives.
+@Suite struct RiskScoreTests {
+    /// 20 tracks, every bottom used: bottoms 0..8 by level-1 tables allocated long ago (old,
+    /// short-lived: they die soon), bottoms 10..18 by level-3 tables just allocated (young,
+    /// long-lived). Every top is free; no clean bottom exists.
+    func scene() -> AllocatorState {
+        var s = AllocatorState(geometry: smallGeometry(tracks: 20))
+        let l1 = KVIMRPolicy.lifetimeClass(kind: .sstable, level: 1)
+        let l3 = KVIMRPolicy.lifetimeClass(kind: .sstable, level: 3)
+        for b in stride(from: 0, to: 10, by: 2) { s.allocate(b); s.setLifetime(b, l1) }
+        for b in stride(from: 10, to: 20, by: 2) { s.allocate(b); s.setLifetime(b, l3) }
+        for _ in 0..<4 { s.observeLifetime(l1, 6); s.observeLifetime(l3, 400) }
+        return s
+    }
+
+    @Test func shortLivedDataGoesOnTopOfLongLivedBottoms() throws {
+        let s = scene()
+        let t = try #require(KVIMRPolicy().chooseTrack(s, for: TrackRequest(file: 1, kind: .wal, level: 0)))
+        // Between two young level-3 bottoms: they outlive a WAL by far.
+        #expect(s.geometry.isTop(t) && t > 10 && t < 19)
+        #expect(s.isUsed(t - 1) && s.isUsed(t + 1))
+    }
+
+    @Test func neverNextToAFreeBottomWhileASaferTopExists() throws {
+        var s = scene()
+        _ = s.free(14)                                   // freed: will be rewritten soon
+        s.releasePending()
+        s.allocate(13); s.setLifetime(13, KVIMRPolicy.lifetimeClass(kind: .sstable, level: 3)) // so 14 is not clean
+        let t = try #require(KVIMRPolicy().chooseTrack(s, for: TrackRequest(file: 1, kind: .wal, level: 0)))
+        #expect(t != 13 && t != 15)
+        #expect(s.geometry.isTop(t) && t > 10)
+    }
+
+    @Test func theOldScoreIsStillAvailable() throws {
+        let s = scene()
+        let t = try #require(KVIMRPolicy(riskScore: false).chooseTrack(s, for: TrackRequest(file: 1, kind: .wal, level: 0)))
+        #expect(s.isFree(t))
     }
 }
