@@ -61,6 +61,7 @@ struct Mount: ParsableCommand {
     /// Opens the stack, mounts, serves until unmounted or signalled, then closes everything.
     private func serve(_ opts: MountOptions) throws {
         resetStopSignals()
+        limitMallocArenas()
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = opts.debug ? .debug : .info
