@@ -55,9 +55,12 @@ private struct RequestRef: @unchecked Sendable { let req: fuse_req_t? }
 /// needs them.
 func caller(_ req: fuse_req_t?) -> Caller {
     guard let ctx = fuse_req_ctx(req) else { return Caller.process }
-    guard daemonChecksAccess.load(ordering: .relaxed) else { return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid) }
+    let uid = ctx.pointee.uid, gid = ctx.pointee.gid
+    guard daemonChecksAccess.load(ordering: .relaxed) else { return Caller(uid: uid, gid: gid) }
+    // root's checks never ask for groups: no closure (no allocation) for it
+    if uid == 0 { return Caller(uid: uid, gid: gid, checksAccess: true) }
     let ref = RequestRef(req: req)
-    return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid, checksAccess: true) { requestGroups(ref.req) }
+    return Caller(uid: uid, gid: gid, checksAccess: true) { requestGroups(ref.req) }
 }
 
 /// The caller to hand operations that only check permissions: nil when the kernel checks them.
