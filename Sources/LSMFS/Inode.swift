@@ -83,7 +83,9 @@ struct InodeRecord: Equatable {
         b.reserveCapacity(InodeRecord.fixedSize + inline.count)
         b.append(FSFormat.inodeRecordVersion)
         b.appendLE(mode); b.appendLE(uid); b.appendLE(gid); b.appendLE(size); b.appendLE(blocks); b.appendLE(nlink)
-        for t in [atime, mtime, ctime] { b.appendLE(t.sec); b.appendLE(t.nsec) }
+        b.appendLE(atime.sec); b.appendLE(atime.nsec)  // (no array of the three: one allocation less)
+        b.appendLE(mtime.sec); b.appendLE(mtime.nsec)
+        b.appendLE(ctime.sec); b.appendLE(ctime.nsec)
         b.appendLE(generation); b.appendLE(rdev); b.appendLE(parent)
         b.appendLE(UInt32(inline.count))
         b.append(contentsOf: inline)
