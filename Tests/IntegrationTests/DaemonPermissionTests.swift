@@ -102,4 +102,12 @@ struct DaemonPermissionTests {
         let line = Harness.sh("grep ' \(m.mnt) ' /proc/mounts").stdout
         #expect(!line.isEmpty && !line.contains("default_permissions"), "mount line: \(line)")
     }
+
+    /// With allow_other (several users) the kernel keeps checking.
+    @Test func allowOtherKeepsTheKernelsChecks() throws {
+        let m = try MountedImage(size: "512M", options: "allow_other")
+        defer { m.close() }
+        let line = Harness.sh("grep ' \(m.mnt) ' /proc/mounts").stdout
+        #expect(line.contains("default_permissions") && line.contains("allow_other"), "mount line: \(line)")
+    }
 }
