@@ -51,8 +51,9 @@ struct PartialChunk {
     }
 
     /// The chunk: `base` (its stored content) with the written ranges of `bytes` over it.
-    func compose(base: [UInt8]?, _ bytes: [UInt8]) -> [UInt8] {
-        var out = base ?? []
+    /// `base` is consumed: pass it without keeping a reference, or it is copied to be changed.
+    func compose(base: consuming [UInt8]?, _ bytes: [UInt8]) -> [UInt8] {
+        var out = (consume base) ?? []
         if out.count < bytes.count { out.append(contentsOf: repeatElement(0, count: bytes.count - out.count)) }
         out.withUnsafeMutableBytes { o in
             bytes.withUnsafeBytes { b in
@@ -284,7 +285,7 @@ extension FileSystem {
             var bytes = f.chunks[idx]!
             if let p = f.partial[idx] {
                 let base = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) })
-                bytes = p.compose(base: base, bytes)
+                bytes = p.compose(base: consume base, bytes)
             }
             batch.put(Keys.chunk(ino, idx), bytes)
         }

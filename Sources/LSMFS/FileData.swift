@@ -111,7 +111,7 @@ extension FileSystem {
                 guard let f else { continue }
                 for i in first...last {
                     guard let c = f.chunks[i] else { continue }
-                    if let p = f.partial[i] { content[i] = p.compose(base: content[i], c) } else { content[i] = c }
+                    if let p = f.partial[i] { content[i] = p.compose(base: content.removeValue(forKey: i), c) } else { content[i] = c }
                 }
             }
             let base = buf.baseAddress!
