@@ -49,10 +49,10 @@ extension KVIMRCore {
         for w in batch where !geometry.isBottom(w.track) { try write(w, mode: .hostManaged) }
     }
 
-    /// Whether a bottom write of `batch` overlaps valid top sectors (it then needs
-    /// `flushBatch`'s merged RMW; otherwise the batch may be queued: `WriteBehind`).
+    /// Whether a bottom write of `batch` overlaps valid top sectors: it then needs
+    /// `flushBatch` (a merged RMW, or the drive's RMW once per chunk, not per buffer page);
+    /// otherwise the batch may be queued piece by piece (`WriteBehind`), under any policy.
     func needsMergedRMW(_ batch: [PendingWrite], file n: FileNumber, before: FileRecord?) -> Bool {
-        guard policy.writeMode == .hostManaged, journal != nil else { return false }
         let bottoms = batch.filter { geometry.isBottom($0.track) }
         if bottoms.isEmpty { return false }
         let owners = map.trackOwners()

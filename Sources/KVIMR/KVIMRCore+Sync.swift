@@ -17,10 +17,12 @@ extension KVIMRCore {
     /// The chunks are planned first (tracks allocated, the record advanced) and then written as
     /// one batch (`flushBatch`: bottoms before tops, merged RMW for host-managed policies). A
     /// failed batch restores the record and the buffer and gives back the tracks it allocated.
-    mutating func writeOut(_ n: FileNumber, includeTail: Bool) throws(KVIMRError) {
-        // Early write-out of full tracks goes to the write-behind queue; everything else waits
-        // for the queue first, so the device sees writes in program order.
-        let queue = !includeTail && asyncWriteOut && !readOnly
+    /// Early write-outs of full tracks, and with `queueTail` (a sealed file) the tail too, go
+    /// to the write-behind queue; everything else waits for the queue first, so the device sees
+    /// writes in program order. Returns whether the batch was queued.
+    @discardableResult
+    mutating func writeOut(_ n: FileNumber, includeTail: Bool, queueTail: Bool = false) throws(KVIMRError) -> Bool {
+        let queue = (!includeTail || queueTail) && asyncWriteOut && !readOnly
         if !queue { try drainWrites() }
         var before = map.files[n]
         var savedBuf = buffers[n]
@@ -29,12 +31,13 @@ extension KVIMRCore {
         do throws(KVIMRError) {
             if !includeTail, let rec = before, let buf = buffers[n] {
                 let want = UInt64(max(policy.writeOutTracks, 1) * geometry.bottomSectors * geometry.sectorSize)
-                if buf.end - rec.size < want { return }
+                if buf.end - rec.size < want { return false }
             }
             try planOut(n, includeTail: includeTail, retain: queue, batch: &batch, newTracks: &newTracks,
                         before: &before, savedBuf: &savedBuf)
             if queue && !needsMergedRMW(batch, file: n, before: before) {
                 enqueue(batch, file: n)
+                return !batch.isEmpty
             } else {
                 try flushNow(batch, file: n, before: before)
                 if queue, let size = map.files[n]?.size {
@@ -51,6 +54,7 @@ extension KVIMRCore {
             }
             throw error
         }
+        return false
     }
 
     /// Writes `batch` now (after the queued writes): `flushBatch`, merged RMW included.
@@ -90,7 +94,7 @@ extension KVIMRCore {
                 if room > 0 { cursor = (sector, room) }
             }
             guard let (sector, room) = cursor else {
-                var request = TrackRequest(file: n, kind: rec.kind, level: rec.level, ownTracks: rec.extents.map(\.track))
+                let request = TrackRequest(file: n, kind: rec.kind, level: rec.level, ownTracks: rec.extents.map(\.track))
                 guard mayAllocate(rec.kind), let track = policy.chooseTrack(alloc, for: request), alloc.isFree(track) else {
                     if !alloc.pending.isEmpty {
                         // Deleted files' tracks become usable once a checkpoint drops them; the

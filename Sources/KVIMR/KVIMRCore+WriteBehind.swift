@@ -48,8 +48,10 @@ extension KVIMRCore {
         let (done, charges) = writeBehind.reap()
         let ss = UInt64(geometry.sectorSize)
         for (n, end) in done {
-            guard let size = map.files[n]?.size else { continue }
-            buffers[n]?.dropPrefix(upTo: min(end, size / ss * ss))
+            guard let rec = map.files[n] else { continue }
+            buffers[n]?.dropPrefix(upTo: min(end, rec.size / ss * ss))
+            // A sealed file's last queued piece is written: nothing is left to buffer.
+            if rec.sealed, let buf = buffers[n], end >= buf.end, buf.end == rec.size { buffers[n] = nil }
         }
         for (category, e) in charges.entries { io.add(category, e) }
     }

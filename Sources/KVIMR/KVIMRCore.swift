@@ -181,9 +181,11 @@ struct KVIMRCore: Sendable {
             dirty = true
         }
         defer { if let last = map.files[n]?.extents.last { alloc.setOpen(last.track, false) } }
-        try writeOut(n, includeTail: true)
-        // No more appends: the partial-sector copy is no longer needed.
-        if let buf = buffers[n], buf.end == map.files[n]?.size { buffers[n] = nil }
+        // No more appends: the tail may be queued like full tracks (its last sector is a
+        // padded copy), and the buffer goes once it is written (`reapWrites`).
+        let queued = try writeOut(n, includeTail: true, queueTail: true)
+        // Written now: the partial-sector copy is no longer needed.
+        if !queued, let buf = buffers[n], buf.end == map.files[n]?.size { buffers[n] = nil }
     }
 
     mutating func delete(_ n: FileNumber) throws(KVIMRError) {

@@ -152,8 +152,9 @@ extension Engine {
         h.scratch.removeAll(keepingCapacity: true)
     }
 
-    /// Seals the head (its tail becomes durable with the next sync or checkpoint) and starts a
-    /// new segment, durably listed in the manifest before any pointer into it can be written.
+    /// Seals the head (its tail becomes durable with the next sync or checkpoint; KVIMR queues
+    /// it for its write-behind thread) and starts a new segment, durably listed in the manifest
+    /// before any pointer into it can be written.
     private func startSegment(_ h: inout ValueLog.Head) throws(LSMError) {
         if let old = h.segment {
             h.segment = nil
