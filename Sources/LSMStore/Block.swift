@@ -109,7 +109,19 @@ package final class BlockIterator {
     let table: UInt64
     private(set) var blockOffset: UInt64?
     var name: String { blockOffset.map { "table \(table) block at \($0)" } ?? "table \(table) index" }
-    package private(set) var key: [UInt8] = []
+    /// The current key, built in a raw buffer as entries are decoded (prefix compression);
+    /// `key` copies it into an array once per position, on demand.
+    private var keyBuffer: UnsafeMutableRawPointer
+    private var keyCapacity = 64
+    private var keyCount = 0
+    private var keyArray: [UInt8]? = nil
+    /// The current key (the same array until the iterator moves).
+    package var key: [UInt8] {
+        if let k = keyArray { return k }
+        let k = Array(UnsafeRawBufferPointer(start: keyBuffer, count: keyCount))
+        keyArray = k
+        return k
+    }
     /// The current value (copied out of the block on each access).
     package var value: [UInt8] { Array(UnsafeRawBufferPointer(rebasing: block.bytes[valueOffset..<(valueOffset + valueLength)])) }
     private var valueOffset = 0
@@ -124,8 +136,10 @@ package final class BlockIterator {
         self.block = block; self.rawCompare = rawCompare
         self.table = table; self.blockOffset = blockOffset
         current = block.restartsOffset; nextOffset = block.restartsOffset
-        key.reserveCapacity(32)
+        keyBuffer = UnsafeMutableRawPointer.allocate(byteCount: keyCapacity, alignment: 8)
     }
+
+    deinit { keyBuffer.deallocate() }
 
     /// Points the iterator at another block (invalid until positioned).
     /// Nothing of the previous block survives: no position, no key, no value bounds (a value
@@ -133,7 +147,7 @@ package final class BlockIterator {
     package func reset(_ block: Block, blockOffset: UInt64?) {
         self.block = block; self.blockOffset = blockOffset
         current = block.restartsOffset; nextOffset = block.restartsOffset
-        key.removeAll(keepingCapacity: true)
+        keyCount = 0; keyArray = nil
         valueOffset = 0; valueLength = 0
     }
 
@@ -145,7 +159,7 @@ package final class BlockIterator {
     }
     /// Calls `body` with the current key in place.
     package func withKey<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        key.withUnsafeBytes(body)
+        body(UnsafeRawBufferPointer(start: keyBuffer, count: keyCount))
     }
 
     /// Decodes the three varint lengths of the entry at `offset`: (shared, unshared, value
@@ -175,17 +189,16 @@ package final class BlockIterator {
         return nil
     }
 
-    /// Decodes the entry at `offset` given the previous key.
+    /// Decodes the entry at `offset` given the previous key (`keyCount` bytes in the buffer).
     private func parse(at offset: Int) throws(LSMError) {
         let d = block.bytes
         let end = block.restartsOffset
-        guard let (shared, unshared, vlen, p) = Self.header(d, at: offset, end: end), shared <= key.count else {
+        guard let (shared, unshared, vlen, p) = Self.header(d, at: offset, end: end), shared <= keyCount else {
             current = end
             throw LSMError.corrupt("\(name): malformed entry at \(offset)")
         }
-        if shared < key.count { key.removeSubrange(shared...) }
-        key.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[p..<(p + unshared)]))
-        guard key.count >= LSMFormat.internalKeyTrailerSize else { // every block key is an internal key
+        setKey(shared: shared, d.baseAddress! + p, unshared)
+        guard keyCount >= LSMFormat.internalKeyTrailerSize else { // every block key is an internal key
             current = end
             throw LSMError.corrupt("\(name): short key at \(offset)")
         }
@@ -195,15 +208,32 @@ package final class BlockIterator {
         nextOffset = p + unshared + vlen
     }
 
+    /// The key becomes its first `shared` bytes followed by `count` bytes at `bytes`.
+    @inline(__always)
+    private func setKey(shared: Int, _ bytes: UnsafeRawPointer, _ count: Int) {
+        let n = shared + count
+        if n > keyCapacity {
+            var c = keyCapacity
+            while c < n { c *= 2 }
+            let b = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: 8)
+            b.copyMemory(from: keyBuffer, byteCount: shared)
+            keyBuffer.deallocate()
+            keyBuffer = b; keyCapacity = c
+        }
+        (keyBuffer + shared).copyMemory(from: bytes, byteCount: count)
+        keyCount = n
+        keyArray = nil
+    }
+
     package func seekToFirst() throws(LSMError) {
-        key.removeAll(keepingCapacity: true)
+        keyCount = 0
         if block.restartsOffset == 0 { current = 0; return } // empty block
         try parse(at: block.restart(0))
     }
 
     /// Positions at the last entry.
     package func seekToLast() throws(LSMError) {
-        key.removeAll(keepingCapacity: true)
+        keyCount = 0
         if block.restartsOffset == 0 { current = 0; return }
         try parse(at: block.restart(block.numRestarts - 1))
         while nextOffset < block.restartsOffset { try parse(at: nextOffset) }
@@ -226,7 +256,7 @@ package final class BlockIterator {
             let mid = (lo + hi + 1) / 2
             if block.restart(mid) < original { lo = mid } else { hi = mid - 1 }
         }
-        key.removeAll(keepingCapacity: true)
+        keyCount = 0
         try parse(at: block.restart(lo))
         while nextOffset < original { try parse(at: nextOffset) }
     }
@@ -268,9 +298,14 @@ package final class BlockIterator {
             }
             if compare(UnsafeRawBufferPointer(rebasing: d[p..<(p + unshared)]), t) < 0 { lo = mid } else { hi = mid - 1 }
         }
-        key.removeAll(keepingCapacity: true)
+        // Forward from that restart to the first key >= target, comparing the key as it is
+        // rebuilt in the buffer.
+        keyCount = 0
         try parse(at: block.restart(lo))
-        while isValid && key.withUnsafeBytes({ compare($0, t) }) < 0 { try next() }
+        while compare(UnsafeRawBufferPointer(start: keyBuffer, count: keyCount), t) < 0 {
+            if nextOffset >= end { current = end; return }
+            try parse(at: nextOffset)
+        }
     }
 
     @inline(__always)
