@@ -92,7 +92,13 @@ package enum LeveledPolicy {
         let lo = inputs.map(\.smallestUser).min { compareBytes($0, $1) < 0 }!
         let hi = inputs.map(\.largestUser).max { compareBytes($0, $1) < 0 }!
         let next = v.overlapping(best + 1, lo, hi)
-        return CompactionSpec(level: best, inputs: inputs, next: next)
+        var c = CompactionSpec(level: best, inputs: inputs, next: next)
+        // Runs left by tiering in the output level: a `next` file can reach past the inputs'
+        // range into a file of another run that stays, holding older versions of keys being
+        // merged; dropping a tombstone for them would bring those back. Nothing is dropped
+        // as if the output level held no older data (it is merged whole soon: its score).
+        if v.shape.overlapped[best + 1] { c.olderDataFrom = best + 1 }
+        return c
     }
 }
 
