@@ -151,4 +151,62 @@ import Testing
         #expect(try FileSystem.check(store: r2.store).errors == [])
         try r2.fs.shutdown()
     }
+
+    /// Write-behind as the FUSE handler drives it: a writer fills buffers with `writeBehind`
+    /// while another task stores the detached ones (`runDueFlushes`) and a third changes the
+    /// mode and reads: no read misses a completed write, the mode set last survives every
+    /// write-behind's inode record, and the end state is complete after a remount.
+    @Test func writeBehindKeepsReadsAndInodeRecordsRight() async throws {
+        let r = try Rig.fresh(trackCount: 4000)
+        let fs = r.fs
+        let (attr, fh) = try fs.create(root, n("wb"), mode: 0o644, flags: O_RDWR, caller: me)
+        let piece = 1 << 20, total = 40 << 20
+        let data = pattern(piece, seed: 31)
+        let shared = Progress()
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            g.addTask {
+                var off = 0
+                while off < total {
+                    _ = try data.withUnsafeBytes { p throws(Errno) in try fs.writeBehind(fh, offset: UInt64(off), data: p) }
+                    off += piece
+                    shared.completed.store(off, ordering: .releasing)
+                }
+            }
+            g.addTask {
+                while shared.completed.load(ordering: .acquiring) < total { fs.runDueFlushes(); usleep(200) }
+                fs.runDueFlushes()
+            }
+            g.addTask {
+                var mode: UInt32 = 0o600
+                while true {
+                    let c = shared.completed.load(ordering: .acquiring)
+                    _ = try fs.setattr(attr.ino, SetAttr(mode: mode))
+                    mode = mode == 0o600 ? 0o640 : 0o600
+                    if c >= piece {
+                        let at = UInt64(c - piece)
+                        if try fs.read(fh, offset: at, size: piece) != data { shared.failures.add(1, ordering: .relaxed) }
+                    }
+                    if c == total { break }
+                }
+                _ = try fs.setattr(attr.ino, SetAttr(mode: 0o604))
+            }
+            try await g.waitForAll()
+        }
+        #expect(shared.failures.load(ordering: .relaxed) == 0)
+        try fs.fsync(fh, datasync: false)
+        #expect(try fs.getattr(attr.ino).mode & 0o7777 == 0o604)
+        #expect(try fs.getattr(attr.ino).size == UInt64(total))
+        try fs.release(fh)
+        let r2 = try r.remount()
+        let a2 = try r2.fs.getattr(attr.ino)
+        #expect(a2.mode & 0o7777 == 0o604 && a2.size == UInt64(total))
+        let rfh = try r2.fs.open(attr.ino, flags: O_RDONLY).fh
+        for i in stride(from: 0, to: total, by: piece * 7) {
+            #expect(try r2.fs.read(rfh, offset: UInt64(i), size: piece) == data)
+        }
+        try r2.fs.release(rfh)
+        #expect(try FileSystem.check(store: r2.store).errors == [])
+        try r2.fs.shutdown()
+    }
 }
+
