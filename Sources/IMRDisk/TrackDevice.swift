@@ -35,6 +35,23 @@ public protocol TrackDevice: AnyObject, Sendable {
 
 extension TrackDevice {
     public var geometry: IMRGeometry { superblock.geometry }
+
+    /// One write command made of `pieces` that follow each other on `track` from `sector` (a
+    /// gather write): the drive sees, and prices, a single write of their total length — one
+    /// seek and rotation, and for a device-managed bottom write one read-modify-write of the
+    /// overlapped top range, not one per piece. (Joins the pieces, then `writeTrack(from:)`.)
+    public func writeTrack(_ track: Int, sector: Int, pieces: [UnsafeRawBufferPointer],
+                           mode: WriteMode) throws(DeviceError) {
+        if pieces.count == 1 { return try writeTrack(track, sector: sector, from: pieces[0], mode: mode) }
+        var joined = [UInt8]()
+        joined.reserveCapacity(pieces.reduce(0) { $0 + $1.count })
+        for p in pieces { joined.append(contentsOf: p) }
+        var failure: DeviceError? = nil
+        joined.withUnsafeBytes { b in
+            do throws(DeviceError) { try writeTrack(track, sector: sector, from: b, mode: mode) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
 }
 
 public enum WriteMode: Sendable {

@@ -20,20 +20,26 @@ extension KVIMRCore {
         if batch.isEmpty { return }
         if let rec = map.files[n] { ioCategory = IOBreakdown.category("write", kind: rec.kind, level: rec.level) }
         guard policy.writeMode == .hostManaged, let journal else {
-            for w in batch { try write(w, mode: .deviceManaged) }
+            try writeDeviceManaged(batch[...])
             return
         }
         let owners = map.trackOwners()
         var group: [PendingWrite] = []
         var runs: [Int: [Range<Int>]] = [:]
         var pairs = 0
+        // (bottom, valid top) adjacencies count once per track chunk: the drive's RMW works per
+        // write command, and a chunk is one (`writeDeviceManaged`), whatever its buffer pages.
+        var chunkTops: Set<Int> = []
         for w in batch where geometry.isBottom(w.track) {
             let mine = affected(by: w, file: n, before: before, owners: owners)
+            if w.startsChunk { chunkTops = [] }
+            let newPairs = mine.keys.filter { !chunkTops.contains($0) }.count
+            chunkTops.formUnion(mine.keys)
             var merged = runs
             for (t, rs) in mine { merged[t, default: []].append(contentsOf: rs) }
             merged = merged.mapValues(Self.union)
             if fits(merged, journal) {
-                group.append(w); runs = merged; pairs += mine.count
+                group.append(w); runs = merged; pairs += newPairs
                 continue
             }
             try mergedWrite(group, runs: runs, pairs: pairs, journal: journal)
@@ -41,8 +47,9 @@ extension KVIMRCore {
             let alone = mine.mapValues(Self.union)
             if fits(alone, journal) {
                 group = [w]; runs = alone; pairs = mine.count
+                chunkTops = Set(mine.keys)
             } else {
-                try write(w, mode: .deviceManaged)
+                try writeDeviceManaged([w][...])
             }
         }
         try mergedWrite(group, runs: runs, pairs: pairs, journal: journal)
@@ -109,7 +116,7 @@ extension KVIMRCore {
         }
         if !policy.prefersMergedRMW(pairs: pairs, tops: runs.count) {
             // The drive's own RMW is cheaper here (and atomic): let it do it.
-            for w in group { try write(w, mode: .deviceManaged) }
+            try writeDeviceManaged(group[...])
             return
         }
         if journalStuck {
@@ -161,6 +168,43 @@ extension KVIMRCore {
 
     private func rewrite(_ entries: [JournalEntry], _ data: [UInt8], _ journal: RMWJournal) throws(KVIMRError) {
         try journal.writeRuns(entries, data, on: device) { "merged RMW: rewriting top track \($0)" }
+    }
+
+    /// Device-managed writes of `ws` in order; the consecutive pieces of one bottom-track chunk
+    /// (a chunk spans several buffer pages) go to the drive as ONE gather write, so its RMW
+    /// happens once per chunk, as for a whole-track write. Top pieces need no RMW and go one
+    /// by one (back to back on the track: no seek or rotation between them).
+    mutating func writeDeviceManaged(_ ws: ArraySlice<PendingWrite>) throws(KVIMRError) {
+        let ss = geometry.sectorSize
+        var i = ws.startIndex
+        while i < ws.endIndex {
+            let first = ws[i]
+            var j = i + 1
+            if geometry.isBottom(first.track) {
+                var end = first.sector + first.count / ss
+                while j < ws.endIndex, ws[j].track == first.track, ws[j].sector == end, !ws[j].startsChunk {
+                    end += ws[j].count / ss
+                    j += 1
+                }
+            }
+            if j == i + 1 {
+                try write(first, mode: .deviceManaged)
+            } else {
+                let pieces = Array(ws[i..<j])
+                let before = device.counters()
+                let bytes = pieces.reduce(0) { $0 + $1.count }
+                defer {
+                    io.charge(ioCategory, bytes: bytes, before: before, after: device.counters())
+                    if !first.startsChunk { io.entries[ioCategory]?.ops -= 1 }
+                }
+                do {
+                    try device.writeTrack(first.track, sector: first.sector, pieces: pieces.map(\.bytes), mode: .deviceManaged)
+                } catch {
+                    throw KVIMRError(.io, "writing track \(first.track) sectors \(first.sector)+\(bytes / ss): \(error.message)")
+                }
+            }
+            i = j
+        }
     }
 
     mutating func write(_ w: PendingWrite, mode: WriteMode) throws(KVIMRError) {

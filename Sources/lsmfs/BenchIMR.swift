@@ -18,16 +18,22 @@ struct BenchIMR: ParsableCommand {
         two-phase and three-phase). See docs/bench/imr.md.
         """)
 
-    @Option(help: "Drive size (image bytes; meta zone included).")
+    @Option(help: "Drive size (image bytes; meta zone included) of the low-usage runs.")
     var size: String = "256M"
+    @Option(help: "Drive size of the high-usage runs with values of 1 KiB or more (a larger drive: the compaction's transient is a smaller share of it, so the mean usage can pass 80%).")
+    var highSize: String = "1G"
+    @Option(help: "Drive size of the high-usage runs with values under 1 KiB (ten times the keys per byte: a 1 GiB drive would take many minutes).")
+    var highSizeSmall: String = "256M"
     @Option(help: "Policies to run, comma separated.")
     var policies: String = KVIMRPolicyName.allCases.map(\.rawValue).joined(separator: ",")
     @Option(help: "Value sizes in bytes, comma separated.")
     var values: String = "100,4096"
     @Option(help: "Dataset (keys x (key+value)) as a fraction of the drive's track capacity, for the low-usage run.")
     var low: Double = 0.1
-    @Option(help: "Dataset fraction for the high-usage run (tracks then ~77% allocated on average during overwrite, ~86% at peak; more runs out of space).")
-    var high: Double = 0.51
+    @Option(help: "Dataset fraction for the high-usage runs with values under 1 KiB (256 MiB drive: tracks ~76% allocated on average during overwrite, ~83% at peak; 0.51 runs out of space).")
+    var high: Double = 0.50
+    @Option(help: "Dataset fraction for the high-usage runs with values of 1 KiB or more (1 GiB drive: ~88% allocated on average, ~92% at peak).")
+    var highLarge: Double = 0.55
     @Option(help: "readrandom operations as a fraction of the key count.")
     var reads: Double = 0.1
     @Option(help: "SSTable target size in bytes (default 1.75 MiB: one track of either kind).")
@@ -47,6 +53,8 @@ struct BenchIMR: ParsableCommand {
 
     func run() throws {
         guard let bytes = parseSize(size) else { throw CLIError("bad --size '\(size)'") }
+        guard let highBytes = parseSize(highSize) else { throw CLIError("bad --high-size '\(highSize)'") }
+        guard let highSmallBytes = parseSize(highSizeSmall) else { throw CLIError("bad --high-size-small '\(highSizeSmall)'") }
         var names: [KVIMRPolicyName] = []
         for p in policies.split(separator: ",") {
             guard let n = KVIMRPolicyName(rawValue: String(p)) else { throw CLIError("unknown policy '\(p)'") }
@@ -55,10 +63,13 @@ struct BenchIMR: ParsableCommand {
         let valueSizes = values.split(separator: ",").compactMap { Int($0) }
         guard !valueSizes.isEmpty, !names.isEmpty else { throw CLIError("nothing to run") }
         var configs: [BenchIMRConfig] = []
-        for (usageName, fraction) in [("low", low), ("high", high)] {
+        for usageName in ["low", "high"] {
             for v in valueSizes {
+                let large = v >= 1024
+                let fraction = usageName == "low" ? low : large ? highLarge : high
+                let drive = usageName == "low" ? bytes : large ? highBytes : highSmallBytes
                 for p in names {
-                    configs.append(BenchIMRConfig(imageBytes: bytes, policy: p, valueSize: v, usage: usageName,
+                    configs.append(BenchIMRConfig(imageBytes: drive, policy: p, valueSize: v, usage: usageName,
                                                   datasetFraction: fraction, readFraction: reads,
                                                   tableBytes: tableBytes, memtableBytes: memtableBytes, seed: seed,
                                                   valueLogThreshold: vlogThreshold))

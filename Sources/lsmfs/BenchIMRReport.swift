@@ -5,12 +5,12 @@ import KVIMR
 struct BenchIMRReport {
     let results: [BenchIMRResult]
 
-    static let columns = ["usage", "dataset_fraction", "value", "policy", "fill_ops_per_sim_s", "overwrite_ops_per_sim_s",
+    static let columns = ["usage", "drive_mib", "dataset_fraction", "value", "policy", "fill_ops_per_sim_s", "overwrite_ops_per_sim_s",
                           "write_ops_per_sim_s", "read_ops_per_sim_s", "rmw_ops", "merged_rmw", "rmw_mib",
                           "dev_bytes_per_user_byte", "usage_peak_pct", "usage_mean_pct", "top_usage_peak_pct", "top_usage_mean_pct"]
 
     func row(_ r: BenchIMRResult) -> [String] {
-        [r.config.usage, imrFmt(r.config.datasetFraction, 2), String(r.config.valueSize), r.config.policy.rawValue,
+        [r.config.usage, String(r.config.imageBytes >> 20), imrFmt(r.config.datasetFraction, 2), String(r.config.valueSize), r.config.policy.rawValue,
          imrFmt(r.fill.opsPerSimSecond, 0), imrFmt(r.overwrite.opsPerSimSecond, 0),
          imrFmt(r.writes.opsPerSimSecond, 0), imrFmt(r.read.opsPerSimSecond, 0),
          String(r.driveRmwOps + r.hostRmwOps), String(r.mergedRmwOps),
@@ -90,14 +90,14 @@ struct BenchIMRReport {
 
     /// A Markdown table (also readable on a terminal).
     func table() -> String {
-        let head = ["usage", "dataset", "value", "policy", "fillrandom", "overwrite", "fill+overwrite", "readrandom",
+        let head = ["usage", "drive MiB", "dataset", "value", "policy", "fillrandom", "overwrite", "fill+overwrite", "readrandom",
                     "RMW tracks", "merged RMW", "RMW MiB", "dev B / user B", "peak use", "mean use",
                     "peak top use", "mean top use"]
         var lines = ["| " + head.joined(separator: " | ") + " |",
                      "|" + String(repeating: " --- |", count: head.count)]
         for r in results {
             var cells = row(r)
-            for i in 12...15 { cells[i] += "%" }
+            for i in 13...16 { cells[i] += "%" }
             lines.append("| " + cells.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n")

@@ -37,6 +37,36 @@ import IMRDisk
         #expect(same(try read(d, 3, 0, sectors: 456), t3))     // trim never destroys data
     }
 
+    /// A gather write is one command: one RMW per valid neighbour for the whole bottom chunk
+    /// (as many pieces written one by one would each read and rewrite their overlap), the
+    /// pieces land back to back.
+    @Test func gatherWriteIsOneCommand() throws {
+        let t1 = pattern(1, sectors: 456), t3 = pattern(3, sectors: 456)
+        let whole = pattern(2, sectors: 568)
+        func scene() throws -> MemoryTrackDevice {
+            let d = MemoryTrackDevice(trackCount: 8)
+            try write(d, 1, 0, t1); try write(d, 3, 0, t3)
+            return d
+        }
+        let d = try scene()
+        let cuts = [0, 64, 128, 300, 568]
+        try whole.withUnsafeBytes { (p) -> Result<Void, DeviceError> in
+            let pieces = (0..<4).map { UnsafeRawBufferPointer(rebasing: p[(cuts[$0] * ss)..<(cuts[$0 + 1] * ss)]) }
+            return Result { () throws(DeviceError) in try d.writeTrack(2, sector: 0, pieces: pieces, mode: .deviceManaged) }
+        }.get()
+        let c = d.counters()
+        #expect(c.bottom.writes == 1 && c.top.rmwOps == 2 && c.top.rmwBytes == UInt64(2 * 456 * ss))
+        #expect(same(try read(d, 2, 0, sectors: 568), whole))
+        #expect(try same(read(d, 1, 0, sectors: 456), t1) && same(read(d, 3, 0, sectors: 456), t3))
+        // The same bytes in four commands: four RMWs per neighbour, more simulated time.
+        let e = try scene()
+        for i in 0..<4 {
+            try write(e, 2, cuts[i], Array(whole[(cuts[i] * ss)..<(cuts[i + 1] * ss)]), .deviceManaged)
+        }
+        #expect(e.counters().top.rmwOps == 8 && e.counters().totalBusyNanos > c.totalBusyNanos)
+        #expect(same(try read(e, 2, 0, sectors: 568), whole))
+    }
+
     @Test func hostManagedDamagesValidNeighboursOnly() throws {
         let d = MemoryTrackDevice(trackCount: 8)
         let t1 = pattern(1, sectors: 456), t3 = pattern(3, sectors: 456)
