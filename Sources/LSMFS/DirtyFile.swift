@@ -3,8 +3,9 @@ import LSMStore
 import Synchronization
 import SystemPackage
 
-/// The write-back buffer of one file: writes land here as the complete new content of each
-/// chunk they touch, and reach the store in one batch (every buffered chunk and the inode
+/// The write-back buffer of one file: writes land here as the new content of each chunk they
+/// touch (for a small write into a stored chunk, only the written ranges: `PartialChunk`), and
+/// reach the store in one batch (every buffered chunk and the inode
 /// record) when the file's buffer passes `WriteBuffering.fileBytes`, all buffers together
 /// pass `WriteBuffering.totalBytes`, the file is released or fsynced, another operation needs
 /// the inode, or the periodic sync runs. One store write then carries many chunks (a random
@@ -29,38 +30,6 @@ struct DirtyFile {
         let n = chunks[idx]?.count ?? 0
         if let p = partial[idx] { return max(p.baseLength, n) }
         return n
-    }
-}
-
-/// The written ranges of a chunk buffered without its stored content, and that content's
-/// length then (the stored chunk cannot change while the chunk is buffered: every other
-/// writer of chunk keys flushes the buffer first).
-struct PartialChunk {
-    var baseLength: Int
-    var ranges: [Range<Int>]
-
-    /// Adds a written range, merging it with the ranges it overlaps or touches.
-    mutating func add(_ r: Range<Int>) {
-        var lo = r.lowerBound, hi = r.upperBound
-        ranges.removeAll { x in
-            guard x.lowerBound <= hi && lo <= x.upperBound else { return false }
-            lo = min(lo, x.lowerBound); hi = max(hi, x.upperBound)
-            return true
-        }
-        ranges.append(lo..<hi)
-    }
-
-    /// The chunk: `base` (its stored content) with the written ranges of `bytes` over it.
-    /// `base` is consumed: pass it without keeping a reference, or it is copied to be changed.
-    func compose(base: consuming [UInt8]?, _ bytes: [UInt8]) -> [UInt8] {
-        var out = (consume base) ?? []
-        if out.count < bytes.count { out.append(contentsOf: repeatElement(0, count: bytes.count - out.count)) }
-        out.withUnsafeMutableBytes { o in
-            bytes.withUnsafeBytes { b in
-                for r in ranges { (o.baseAddress! + r.lowerBound).copyMemory(from: b.baseAddress! + r.lowerBound, byteCount: r.count) }
-            }
-        }
-        return out
     }
 }
 

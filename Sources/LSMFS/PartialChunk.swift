@@ -1,0 +1,31 @@
+/// The written ranges of a chunk buffered without its stored content, and that content's
+/// length then (the stored chunk cannot change while the chunk is buffered: every other
+/// writer of chunk keys flushes the buffer first).
+struct PartialChunk {
+    var baseLength: Int
+    var ranges: [Range<Int>]
+
+    /// Adds a written range, merging it with the ranges it overlaps or touches.
+    mutating func add(_ r: Range<Int>) {
+        var lo = r.lowerBound, hi = r.upperBound
+        ranges.removeAll { x in
+            guard x.lowerBound <= hi && lo <= x.upperBound else { return false }
+            lo = min(lo, x.lowerBound); hi = max(hi, x.upperBound)
+            return true
+        }
+        ranges.append(lo..<hi)
+    }
+
+    /// The chunk: `base` (its stored content) with the written ranges of `bytes` over it.
+    /// `base` is consumed: pass it without keeping a reference, or it is copied to be changed.
+    func compose(base: consuming [UInt8]?, _ bytes: [UInt8]) -> [UInt8] {
+        var out = (consume base) ?? []
+        if out.count < bytes.count { out.append(contentsOf: repeatElement(0, count: bytes.count - out.count)) }
+        out.withUnsafeMutableBytes { o in
+            bytes.withUnsafeBytes { b in
+                for r in ranges { (o.baseAddress! + r.lowerBound).copyMemory(from: b.baseAddress! + r.lowerBound, byteCount: r.count) }
+            }
+        }
+        return out
+    }
+}
