@@ -140,6 +140,43 @@ import Testing
         #expect(s.geometry.isTop(t) && t > 10)
     }
 
+    /// Property: over random allocator states (used, pending, open tracks, learned and static
+    /// lifetimes), every kvimr variant only ever returns a free track — never a used or
+    /// pending one — returns nil only when no track is free, and allocating its choices until
+    /// nil takes every free track exactly once.
+    @Test(arguments: 0..<4)
+    func choicesAreAlwaysFreeTracks(seed: Int) {
+        var rng = TestRNG(seed: UInt64(seed) &* 7919)
+        let variants = [KVIMRPolicy(), KVIMRPolicy(packShare: 0), KVIMRPolicy(riskScore: false),
+                        KVIMRPolicy(learned: false, packShare: 0)]
+        for _ in 0..<40 {
+            let g = smallGeometry(tracks: rng.int(2...48))
+            var s = AllocatorState(geometry: g)
+            for t in 0..<g.trackCount where rng.bool(60) {
+                s.allocate(t)
+                s.setLifetime(t, rng.int(0...8))
+                if rng.bool(10) { s.setOpen(t, true) }
+            }
+            for t in 0..<g.trackCount where s.isUsed(t) && rng.bool(15) { s.free(t) }
+            for c in 0..<9 where rng.bool(50) { s.observeLifetime(c, UInt64(rng.int(1...500))) }
+            for p in variants {
+                var st = s
+                let freeBefore = st.freeCount
+                var taken = Set<Int>()
+                while let t = p.chooseTrack(st, for: TrackRequest(file: 1, kind: FileKind.allCases[rng.int(0...3)], level: rng.int(0...5))) {
+                    #expect(st.isFree(t) && !st.isPending(t))
+                    #expect(!taken.contains(t))
+                    let allocated = st.allocate(t)
+                    #expect(allocated)
+                    st.noteAllocation(t, lifetimeClass: rng.int(0...8))
+                    taken.insert(t)
+                }
+                #expect(taken.count == freeBefore && st.freeCount == 0)
+                #expect(st.pending == s.pending)          // pending tracks are never handed out
+            }
+        }
+    }
+
     @Test func theOldScoreIsStillAvailable() throws {
         let s = scene()
         let t = try #require(KVIMRPolicy(riskScore: false).chooseTrack(s, for: TrackRequest(file: 1, kind: .wal, level: 0)))
