@@ -18,7 +18,7 @@ struct PendingWrite: Sendable {
     var bytes: UnsafeRawBufferPointer { owner.bytes(offset, count) }
 }
 
-/// The write-behind queue (docs/kvimr.md, "Write-out"): full-track chunks planned by an early
+/// The write-behind queue (docs/kvimr.md, "Write-behind"): full-track chunks planned by an early
 /// write-out are written by one background thread while the writer fills the next buffer, so
 /// the host's copy of those bytes into the image does not stall the foreground.
 ///
