@@ -60,6 +60,7 @@ extension FileSystem {
         try requireWritable()
         let bytes = [UInt8](value)
         try withInodeLock(ino) { () throws(Errno) in
+            try flushDirtyLocked(ino)  // the record stored below carries the size of stored chunks only
             var rec = try loadInode(ino)
             if name.starts(with: FileSystem.userPrefix) && !rec.isRegular && !rec.isDirectory { throw .perm }
             try requireXattrAccess(rec, name, write: true, caller)
@@ -133,6 +134,7 @@ extension FileSystem {
         if name.isEmpty || name.count > FSFormat.xattrNameMax { throw Errno(rawValue: name.isEmpty ? EINVAL : ERANGE) }
         try requireWritable()
         try withInodeLock(ino) { () throws(Errno) in
+            try flushDirtyLocked(ino)  // the record stored below carries the size of stored chunks only
             var rec = try loadInode(ino)
             try requireXattrAccess(rec, name, write: true, caller)
             let has = try hasXattrsLocked(ino)
