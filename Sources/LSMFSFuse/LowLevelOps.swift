@@ -195,16 +195,18 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
         }
     }
     ops.write = { req, ino, buf, size, off, fi in
+        let fs = fileSystem(req)  // req is freed by the reply; fs outlives it
         serve(req, .write) { fs throws(Errno) in
             guard let fi, off >= 0 else { throw Errno(rawValue: EINVAL) }
             if killsSetID(req) { _ = try fs.killSetID(ino) }  // see KillPriv
             let n = try fs.writeBehind(fi.pointee.fh, offset: UInt64(off), data: UnsafeRawBufferPointer(start: buf, count: size))
             fuse_reply_write(req, n)
-            // A file buffer that filled is stored now, after the reply: the writer's next
-            // request is taken by another worker meanwhile (see DirtyFile, write-behind).
-            fs.runDueFlushes()
             return UInt64(n)
         }
+        // A file buffer that filled is stored now, after the reply and after the write was
+        // counted (a stats reader that saw the reply sees the count): the writer's next
+        // request is taken by another worker meanwhile (see DirtyFile, write-behind).
+        fs.runDueFlushes()
     }
     ops.flush = { req, _, fi in
         serve(req, .flush) { fs throws(Errno) in
