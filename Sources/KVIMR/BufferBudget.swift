@@ -24,7 +24,7 @@ extension KVIMRCore {
         for (n, _) in buffers.sorted(by: { $0.value.memoryBytes > $1.value.memoryBytes }) {
             guard total > bufferBudget / 2 else { break }
             // A failure leaves the bytes buffered; the next sync reports it.
-            try? writeOut(n, includeTail: true)
+            _ = try? writeOut(n, includeTail: true)
             total = bufferedMemory
         }
     }

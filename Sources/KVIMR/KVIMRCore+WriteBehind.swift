@@ -12,14 +12,16 @@ extension KVIMRCore {
         let whole = count / ss * ss
         buf.forEachPiece(from: start, count: whole) { done, page, at, n in
             batch.append(PendingWrite(track: track, sector: sector + done / ss, owner: page, offset: at, count: n,
-                                      startsChunk: done == 0, fileEnd: start + UInt64(done + n)))
+                                      startsChunk: done == 0, fileStart: start + UInt64(done),
+                                      fileEnd: start + UInt64(done + n)))
         }
         guard whole < count else { return }
         let pad = BufferPage(capacity: ss)
         pad.base.initializeMemory(as: UInt8.self, repeating: 0, count: ss)
         buf.copy(from: start + UInt64(whole), into: UnsafeMutableRawBufferPointer(start: pad.base, count: count - whole))
         batch.append(PendingWrite(track: track, sector: sector + whole / ss, owner: pad, offset: 0, count: ss,
-                                  startsChunk: whole == 0, fileEnd: start + UInt64(count)))
+                                  startsChunk: whole == 0, fileStart: start + UInt64(whole),
+                                  fileEnd: start + UInt64(count)))
     }
 
     /// Queues a planned batch of file `n` (no merged RMW needed): bottoms before tops, as
@@ -32,8 +34,12 @@ extension KVIMRCore {
         let ordered = hostManaged
             ? batch.filter { geometry.isBottom($0.track) } + batch.filter { !geometry.isBottom($0.track) }
             : batch
+        for w in ordered { inFlight[n, default: []].append(w.fileStart..<w.fileEnd) }
         writeBehind.enqueue(ordered.map { WriteBehind.Job(write: $0, mode: mode, file: n, category: category) })
     }
+
+    /// Whether queued writes of file `n` are not written yet.
+    func hasQueuedWrites(_ n: FileNumber) -> Bool { !(inFlight[n]?.isEmpty ?? true) }
 
     /// Waits for every queued write (retrying them here after a failure; throws if one fails
     /// again), then lets the buffers drop what was written.
@@ -43,16 +49,27 @@ extension KVIMRCore {
         try writeBehind.drain()
     }
 
-    /// Drops from the buffers the bytes whose queued writes completed; adds their drive time.
+    /// Drops from the buffers the bytes whose queued writes completed — up to the first byte a
+    /// write still queued carries (a host-managed batch is queued bottoms first, so pieces do
+    /// not complete in file order) — and adds their drive time.
     mutating func reapWrites() {
         let (done, charges) = writeBehind.reap()
-        let ss = UInt64(geometry.sectorSize)
-        for (n, end) in done {
-            guard let rec = map.files[n] else { continue }
-            buffers[n]?.dropPrefix(upTo: min(end, rec.size / ss * ss))
-            // A sealed file's last queued piece is written: nothing is left to buffer.
-            if rec.sealed, let buf = buffers[n], end >= buf.end, buf.end == rec.size { buffers[n] = nil }
-        }
         for (category, e) in charges.entries { io.add(category, e) }
+        guard !done.isEmpty else { return }
+        var touched = Set<FileNumber>()
+        for (n, bytes) in done {
+            if let i = inFlight[n]?.firstIndex(of: bytes) { inFlight[n]!.remove(at: i) }
+            touched.insert(n)
+        }
+        let ss = UInt64(geometry.sectorSize)
+        for n in touched {
+            let pending = inFlight[n] ?? []
+            if pending.isEmpty { inFlight[n] = nil }
+            guard let rec = map.files[n] else { continue }
+            let keepFrom = pending.map(\.lowerBound).min() ?? rec.size / ss * ss
+            buffers[n]?.dropPrefix(upTo: min(keepFrom, rec.size / ss * ss))
+            // A sealed file whose every queued piece is written: nothing is left to buffer.
+            if pending.isEmpty, rec.sealed, let buf = buffers[n], buf.end == rec.size { buffers[n] = nil }
+        }
     }
 }

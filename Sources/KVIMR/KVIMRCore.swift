@@ -47,6 +47,8 @@ struct KVIMRCore: Sendable {
     /// Full tracks of an early write-out are written by a background thread (`WriteBehind`).
     var asyncWriteOut = true
     let writeBehind: WriteBehind
+    /// File bytes of each file's queued pieces not yet reaped as written (`reapWrites`).
+    var inFlight: [FileNumber: [Range<UInt64>]] = [:]
     /// Write-buffer pages for reuse (10 MiB at most).
     let pagePool: PagePool
 
@@ -167,7 +169,7 @@ struct KVIMRCore: Sendable {
         // A whole track's worth buffered: write full tracks out now. Failures here are not the
         // append's: the bytes stay buffered and the next sync reports the problem.
         if newEnd - rec.size >= UInt64(geometry.bottomSectors * geometry.sectorSize) {
-            try? writeOut(n, includeTail: false)
+            _ = try? writeOut(n, includeTail: false)
         }
         enforceBufferBudget()
     }
@@ -185,7 +187,7 @@ struct KVIMRCore: Sendable {
         // padded copy), and the buffer goes once it is written (`reapWrites`).
         let queued = try writeOut(n, includeTail: true, queueTail: true)
         // Written now: the partial-sector copy is no longer needed.
-        if !queued, let buf = buffers[n], buf.end == map.files[n]?.size { buffers[n] = nil }
+        if !queued, !hasQueuedWrites(n), let buf = buffers[n], buf.end == map.files[n]?.size { buffers[n] = nil }
     }
 
     mutating func delete(_ n: FileNumber) throws(KVIMRError) {

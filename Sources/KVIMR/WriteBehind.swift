@@ -12,7 +12,9 @@ struct PendingWrite: Sendable {
     let count: Int
     /// The first piece of its track chunk (the I/O breakdown counts one operation per chunk).
     var startsChunk = true
-    /// The file offset just past this piece's bytes (what a completed write lets the buffer drop).
+    /// The file bytes this piece carries: `[fileStart, fileEnd)` (what the buffer must keep
+    /// until the write completes).
+    var fileStart: UInt64 = 0
     var fileEnd: UInt64 = 0
 
     var bytes: UnsafeRawBufferPointer { owner.bytes(offset, count) }
@@ -56,7 +58,7 @@ final class WriteBehind: @unchecked Sendable {
     private var stopping = false
     private var started = false
     private var thread = pthread_t()
-    private var completed: [(file: FileNumber, end: UInt64)] = []
+    private var completed: [(file: FileNumber, bytes: Range<UInt64>)] = []
     private var charges = IOBreakdown()
 
     init(device: any TrackDevice, limitBytes: Int) {
@@ -114,8 +116,8 @@ final class WriteBehind: @unchecked Sendable {
         pthread_cond_broadcast(cond)
     }
 
-    /// Completed writes since the last call (file, end offset), in order, and their drive time.
-    func reap() -> (done: [(file: FileNumber, end: UInt64)], io: IOBreakdown) {
+    /// Completed writes since the last call (file, file bytes), in order, and their drive time.
+    func reap() -> (done: [(file: FileNumber, bytes: Range<UInt64>)], io: IOBreakdown) {
         lock(); defer { unlock() }
         let out = (completed, charges)
         completed.removeAll(keepingCapacity: true)
@@ -173,7 +175,7 @@ final class WriteBehind: @unchecked Sendable {
         queue[head] = nil
         head += 1
         queuedBytes -= job.write.count
-        completed.append((job.file, job.write.fileEnd))
+        completed.append((job.file, job.write.fileStart..<job.write.fileEnd))
         if head == queue.count {
             queue.removeAll(keepingCapacity: true); head = 0
         } else if head >= 1024 && 2 * head >= queue.count {

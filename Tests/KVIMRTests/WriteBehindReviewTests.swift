@@ -74,12 +74,13 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
     /// early write-out): an append of exactly one track's bytes is queued whole.
     let g = smallGeometry(tracks: 64, bottom: 64, top: 48)
 
-    /// Bug: `KVIMRCore.seal` drops the file's buffer whenever its own write-out queued nothing
+    /// Was a bug (fixed: the buffer goes only once no queued write of the file is left):
+    /// `KVIMRCore.seal` dropped the file's buffer whenever its own write-out queued nothing
     /// and `buf.end == rec.size`, without asking whether earlier queued chunks of the file are
     /// still unwritten. An early write-out that took every byte (the file ends on a track end)
     /// leaves exactly that state; reads then go to tracks the write-behind thread has not
     /// written yet (an SSTable's footer, a vLog segment's last records).
-    @Test(.disabled("bug: KVIMRCore.seal drops the buffer while the file's early write-out is still queued (reads hit unwritten tracks)"))
+    @Test
     func sealAfterAWriteOutOfEveryByteStillReadsQueuedBytes() throws {
         let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
         try KVIMR.format(device: mem)
@@ -103,9 +104,9 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
         try k.close()
     }
 
-    /// Bug (same line): a second `seal` of a file whose tail the first seal queued drops the
+    /// Was a bug (same fix): a second `seal` of a file whose tail the first seal queued drops the
     /// buffer before the tail is written.
-    @Test(.disabled("bug: a repeated KVIMRCore.seal drops the buffer while the first seal's tail is still queued"))
+    @Test
     func secondSealWhileTheTailIsQueuedStillReadsIt() throws {
         let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
         try KVIMR.format(device: mem)
@@ -124,12 +125,13 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
         try k.close()
     }
 
-    /// Bug: a host-managed batch is queued bottoms first (`KVIMRCore.enqueue`), but each
+    /// Was a bug (fixed: `reapWrites` drops only up to the first byte a queued piece still
+    /// carries): a host-managed batch is queued bottoms first (`KVIMRCore.enqueue`), but each
     /// job keeps `fileEnd` = the end of its own piece in file order, and `reapWrites` drops the
     /// buffer's prefix up to the `fileEnd` of every completed job. A bottom piece later in the
     /// file than a top piece completes first, so the top's bytes leave the buffer while its
     /// write is still queued: reads of them hit a track not written yet.
-    @Test(.disabled("bug: reordered host-managed queue jobs let reapWrites drop bytes of a top still queued"))
+    @Test
     func reorderedHostManagedBatchKeepsQueuedTopBytesReadable() throws {
         let mem = MemoryTrackDevice(geometry: g, policy: "kvimr")
         try KVIMR.format(device: mem)
