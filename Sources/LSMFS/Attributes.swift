@@ -93,12 +93,19 @@ extension FileSystem {
     /// as Linux does when a caller without CAP_FSETID writes or truncates a regular file (the
     /// daemon's duty under FUSE_HANDLE_KILLPRIV_V2). Returns the new attributes, nil if there
     /// was nothing to clear (one inode read; the xattr probe is answered from memory).
-    package func killSetID(_ ino: UInt64) throws(Errno) -> FileAttr? {
+    /// A checked `caller` (the empty SETATTR, which chown(f, -1, -1) sends too) must own or
+    /// may write the file: anyone else gets EPERM if there are bits to clear, as on Linux
+    /// (where the kill makes it a mode change, the owner's), and clears nothing.
+    package func killSetID(_ ino: UInt64, caller: Caller? = nil) throws(Errno) -> FileAttr? {
         if FileSystem.isPseudo(ino) { return nil }
         let rec = try loadInode(ino)
         guard rec.isRegular else { return nil }
         var mode = rec.mode & 0o7777 & ~UInt32(S_ISUID)
         if mode & UInt32(S_ISGID | S_IXGRP) == UInt32(S_ISGID | S_IXGRP) { mode &= ~UInt32(S_ISGID) }
+        if let caller, caller.checksAccess, caller.uid != rec.uid, !FileSystem.permits(rec, caller, .write) {
+            if mode != rec.mode & 0o7777 { throw .perm }
+            return nil
+        }
         var attr: FileAttr?
         if mode != rec.mode & 0o7777 { attr = try setattr(ino, SetAttr(mode: mode)) }
         if xattrPresence.withLock({ $0.known[ino] }) != false {

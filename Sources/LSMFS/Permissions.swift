@@ -80,11 +80,13 @@ extension FileSystem {
         var mode: UInt32?
         if let m = s.mode {
             let requested = rec.type | (m & 0o7777)
-            // Only clearing set-user/group-ID (the kernel's kill-privileges on a write by
-            // someone who may write but does not own the file) is allowed to anyone.
+            // Only clearing set-user/group-ID (the kernel's kill-privileges on a write or
+            // truncate by someone who may write but does not own the file, without
+            // KILLPRIV_V2) is allowed to a non-owner, and only to one who may write the file:
+            // anyone else's chmod is EPERM, as on Linux.
             let onlyClearsSetID = requested != rec.mode && requested & ~rec.mode == 0
                 && requested | UInt32(S_ISUID | S_ISGID) == rec.mode | UInt32(S_ISUID | S_ISGID)
-            if !onlyClearsSetID { try requireOwner(rec, caller) }
+            if !onlyClearsSetID || !FileSystem.permits(rec, caller, .write) { try requireOwner(rec, caller) }
             if !caller.isRoot && requested & UInt32(S_ISGID) != 0 && !caller.inGroup(s.gid ?? rec.gid) {
                 mode = requested & ~UInt32(S_ISGID)
             }
@@ -112,18 +114,22 @@ extension FileSystem {
     }
 
     /// open(2) of an existing file: read and/or write permission by the access mode, write for
-    /// O_TRUNC, execute for an exec (`__FMODE_EXEC`). Root is let through without a store read
+    /// O_TRUNC; an exec (`__FMODE_EXEC`) needs execute permission only (Linux's open_exec asks
+    /// MAY_EXEC alone: an execute-only file runs). Root is let through without a store read
     /// (the kernel itself refuses to exec a regular file no x bit allows).
     package func checkOpen(_ ino: UInt64, flags: Int32, caller: Caller?) throws(Errno) {
         guard let caller, caller.checksAccess, !caller.isRoot, !FileSystem.isPseudo(ino) else { return }
         var want: AccessMask = []
-        switch flags & O_ACCMODE {
-        case O_RDONLY: want.insert(.read)
-        case O_WRONLY: want.insert(.write)
-        default: want.formUnion([.read, .write])
+        if flags & FileSystem.fmodeExec != 0 {
+            want = .exec
+        } else {
+            switch flags & O_ACCMODE {
+            case O_RDONLY: want.insert(.read)
+            case O_WRONLY: want.insert(.write)
+            default: want.formUnion([.read, .write])
+            }
+            if flags & O_TRUNC != 0 { want.insert(.write) }
         }
-        if flags & O_TRUNC != 0 { want.insert(.write) }
-        if flags & FileSystem.fmodeExec != 0 { want.insert(.exec) }
         try requireAccess(try loadInode(ino), caller, want)
     }
 

@@ -91,7 +91,9 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
             // Under KILLPRIV_V2 the daemon clears set-ID bits on truncate, and on the empty
             // SETATTR the kernel sends before a write by someone without CAP_FSETID to a
             // set-ID file (its reply carries the new mode to the kernel's cache); see KillPriv.
-            if (s.size != nil || toSet == 0) && killsSetID(req), let k = try fs.killSetID(ino) { a = k }
+            // chown(f, -1, -1) sends the same empty SETATTR: only the owner or a writer clears.
+            if (s.size != nil || toSet == 0) && killsSetID(req),
+               let k = try fs.killSetID(ino, caller: toSet == 0 ? checkedCaller(req) : nil) { a = k }
             replyAttr(req, a)
             return 0
         }

@@ -16,6 +16,8 @@ struct DaemonPermissionTests {
         mkdir unread && chmod 311 unread && echo u > unread/f
         printf '#!/bin/sh\\necho ran\\n' > script && chmod 744 script
         cp script script-x && chmod 755 script-x
+        cp /usr/bin/true xonly && chmod 711 xonly
+        cp /usr/bin/true suid && chmod 4755 suid && cp suid suid2 && chmod 4755 suid2
         /usr/bin/python3 -c "import os; os.setxattr('private', 'user.k', b'1'); os.setxattr('public', 'user.k', b'2')"
         """
     static let probe = PermissionTests.probe + "\n" + """
@@ -33,6 +35,10 @@ struct DaemonPermissionTests {
         q.append(('read-in-unread', e(rd, 'unread/f')))
         q.append(('exec-744', e(run, './script')))
         q.append(('exec-755', e(run, './script-x')))
+        q.append(('exec-711', e(run, './xonly')))
+        q.append(('chmod-clear-suid-others', e(os.chmod, 'suid', 0o755)))
+        q.append(('chown-noop-suid-others', e(os.chown, 'suid2', -1, -1)))
+        q.append(('suid-modes', oct(os.stat('suid').st_mode & 0o7777), oct(os.stat('suid2').st_mode & 0o7777)))
         q.append(('open-rdonly-trunc', e(os.open, 'grp', os.O_RDONLY | os.O_TRUNC)))
         q.append(('open-trunc-public', e(os.open, 'public', os.O_WRONLY | os.O_TRUNC)))
         q.append(('getxattr-user-private', e(os.getxattr, 'private', 'user.k')))
@@ -50,7 +56,7 @@ struct DaemonPermissionTests {
         q.append(('truncate-own-000', e(os.truncate, 'shared/own', 0)))
         q.append(('chgrp-own-to-root', e(os.chown, 'shared/own', -1, 0)))
         q.append(('chgrp-own-to-own', e(os.chown, 'shared/own', -1, 65534)))
-        for k, v in q: print(k, v)
+        for k, *v in q: print(k, *v)
         """
 
     /// Set-up as root, `between` (a remount on lsmfs), then the probe as uid 65534.

@@ -51,6 +51,10 @@ import Testing
         try fs.access(f, mask: X_OK, caller: Self.alice)
         #expect(throws: errno(EACCES)) { try fs.access(f, mask: X_OK, caller: Self.bob) }
         #expect(throws: errno(EACCES)) { try fs.checkOpen(f, flags: O_RDONLY | 0o40, caller: Self.bob) }  // exec
+        // execve asks MAY_EXEC only: an execute-only file runs, though it cannot be read
+        _ = try fs.setattr(f, SetAttr(mode: 0o711))
+        try fs.checkOpen(f, flags: O_RDONLY | 0o40, caller: Self.bob)
+        #expect(throws: errno(EACCES)) { try fs.checkOpen(f, flags: O_RDONLY, caller: Self.bob) }
     }
 
     @Test func lookupNeedsSearchPermission() throws {
@@ -136,11 +140,31 @@ import Testing
         _ = try fs.setattr(f, SetAttr(gid: 3000), caller: Self.root)
         #expect(try fs.setattr(f, SetAttr(mode: 0o2755), caller: Self.alice).mode & 0o7777 == 0o755)
         #expect(try fs.setattr(f, SetAttr(mode: 0o4755), caller: Self.alice).mode & 0o7777 == 0o4755)
-        // the kernel's "kill set-ID" on a write by a non-owner only clears bits: allowed
-        #expect(try fs.setattr(f, SetAttr(mode: 0o755), caller: Self.bob).mode & 0o7777 == 0o755)
-        // but a no-op or adding bits is a chmod
+        // a non-owner may not chmod, not even to clear set-ID bits of a file it cannot write...
         #expect(throws: errno(EPERM)) { try fs.setattr(f, SetAttr(mode: 0o755), caller: Self.bob) }
+        #expect(try fs.getattr(f).mode & 0o7777 == 0o4755)
+        // ...but the kernel's "kill set-ID" on a write by a non-owner who may write only clears bits
+        _ = try fs.setattr(f, SetAttr(mode: 0o4757), caller: Self.alice)
+        #expect(try fs.setattr(f, SetAttr(mode: 0o757), caller: Self.bob).mode & 0o7777 == 0o757)
+        // and a no-op or adding bits is a chmod
+        #expect(throws: errno(EPERM)) { try fs.setattr(f, SetAttr(mode: 0o757), caller: Self.bob) }
         #expect(try fs.setattr(f, SetAttr(mode: 0o2755), caller: Self.root).mode & 0o7777 == 0o2755)
+    }
+
+    /// The empty SETATTR a kill of set-ID bits arrives as (KILLPRIV_V2) is also what
+    /// chown(f, -1, -1) sends: only the owner or a writer may clear bits that way; Linux refuses
+    /// anyone else (EPERM: the kill adds a mode change, which needs the owner).
+    @Test func killSetIDNeedsTheOwnerOrAWriter() throws {
+        let (fs, _, f) = try scene(fileMode: 0o644)
+        _ = try fs.setattr(f, SetAttr(mode: 0o4755))
+        #expect(throws: errno(EPERM)) { try fs.killSetID(f, caller: Self.bob) }
+        #expect(try fs.getattr(f).mode & 0o7777 == 0o4755)
+        _ = try fs.setattr(f, SetAttr(mode: 0o4757))
+        #expect(try fs.killSetID(f, caller: Self.bob).map { $0.mode & 0o7777 } == 0o757)
+        _ = try fs.setattr(f, SetAttr(mode: 0o4755))
+        #expect(try fs.killSetID(f, caller: Self.alice).map { $0.mode & 0o7777 } == 0o755)
+        // nothing to clear: no error for anyone
+        #expect(try fs.killSetID(f, caller: Self.bob) == nil)
     }
 
     @Test func userXattrsFollowFilePermissions() throws {
