@@ -154,6 +154,16 @@ extension FileSystem {
         try requireAccess(try loadInode(parent), caller, .exec)
     }
 
+    /// Whether a readdirplus may hand `caller` the entries of directory `dir` with their
+    /// attributes. Those become kernel dentries that later path walks use without a LOOKUP
+    /// (the kernel checks nothing itself here), so only a caller with search permission gets
+    /// them, as a lookup would need; anyone else gets the names alone, as a plain readdir.
+    package func maySearch(_ dir: UInt64, _ caller: Caller?) -> Bool {
+        guard let caller, caller.checksAccess, !caller.isRoot else { return true }
+        guard let rec = try? loadInode(dir) else { return false }
+        return FileSystem.permits(rec, caller, .exec)
+    }
+
     /// Reading or writing an xattr: `user.*` names need read/write permission on the file and,
     /// in a sticky directory, writes need its owner (Linux's xattr_permission). `trusted.*`
     /// (CAP_SYS_ADMIN), `security.*` and `system.*` are left to the kernel's own checks.

@@ -251,13 +251,17 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
             }
         }
     }
-    ops.readdirplus = { req, _, size, off, fi in
+    ops.readdirplus = { req, ino, size, off, fi in
         serve(req, .readdir) { fs throws(Errno) in
             guard let fi else { throw Errno(rawValue: EINVAL) }
+            // Attributes make kernel dentries, reached later without a LOOKUP: only for a
+            // caller who may search the directory (FileSystem.maySearch).
+            let plus = fs.maySearch(ino, checkedCaller(req))
             return try replyDirectory(req, fs, fi.pointee.fh, size: size, offset: off) { dst, room, name, e in
-                // "." and "..": name and type only (ino 0: no attributes, no reference)
+                // "." and ".." (and every name without `plus`): name and type only (ino 0:
+                // no attributes, no reference)
                 var ep = fuse_entry_param()
-                let attr = fs.entryAttr(e)
+                let attr = plus ? fs.entryAttr(e) : nil
                 if let attr {
                     ep = entryParam(attr)
                 } else {

@@ -17,6 +17,7 @@ struct DaemonPermissionTests {
         printf '#!/bin/sh\\necho ran\\n' > script && chmod 744 script
         cp script script-x && chmod 755 script-x
         cp /usr/bin/true xonly && chmod 711 xonly
+        mkdir rnox && echo s > rnox/f && chmod 744 rnox
         cp /usr/bin/true suid && chmod 4755 suid && cp suid suid2 && chmod 4755 suid2
         /usr/bin/python3 -c "import os; os.setxattr('private', 'user.k', b'1'); os.setxattr('public', 'user.k', b'2')"
         """
@@ -33,6 +34,8 @@ struct DaemonPermissionTests {
         q.append(('chdir-nox', e(os.chdir, 'nox')))
         q.append(('listdir-unread', e(os.listdir, 'unread')))
         q.append(('read-in-unread', e(rd, 'unread/f')))
+        q.append(('listdir-rnox', e(os.listdir, 'rnox')))
+        q.append(('read-in-rnox-after-listdir', e(rd, 'rnox/f')))
         q.append(('exec-744', e(run, './script')))
         q.append(('exec-755', e(run, './script-x')))
         q.append(('exec-711', e(run, './xonly')))

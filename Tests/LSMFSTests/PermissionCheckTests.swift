@@ -66,6 +66,11 @@ import Testing
         _ = try fs.lookup(pub, n("f"), caller: Self.root)
         #expect(throws: errno(EACCES)) { try fs.opendir(pub, caller: Self.bob) }
         fs.releasedir(try fs.opendir(pub, caller: Self.alice))
+        // a readable directory without x: names, but no entries with attributes (dentries)
+        _ = try fs.setattr(pub, SetAttr(mode: 0o744))
+        fs.releasedir(try fs.opendir(pub, caller: Self.bob))
+        #expect(!fs.maySearch(pub, Self.bob))
+        #expect(fs.maySearch(pub, Self.alice) && fs.maySearch(pub, Self.root) && fs.maySearch(pub, nil))
     }
 
     @Test func createAndRemoveNeedWriteAndSearchOnTheDirectory() throws {
