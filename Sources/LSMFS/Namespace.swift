@@ -138,6 +138,7 @@ extension FileSystem {
             return try withInodeLocks([newParent, ino]) { () throws(Errno) -> FileAttr in
                 var set = InodeSet()
                 try set.load(self, ino); try set.load(self, newParent)
+                try requireLinkable(set.recs[ino]!, caller)
                 try requireAccess(set.recs[newParent]!, caller, [.write, .exec])
                 guard !set.recs[ino]!.isDirectory else { throw .perm }
                 guard set.recs[ino]!.nlink > 0 else { throw .noEnt }

@@ -154,6 +154,26 @@ extension FileSystem {
         try requireAccess(try loadInode(parent), caller, .exec)
     }
 
+    /// `fs.protected_hardlinks` (read once; on by default on Linux).
+    package static let protectedHardlinks: Bool = {
+        let fd = Glibc.open("/proc/sys/fs/protected_hardlinks", O_RDONLY)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        var c: UInt8 = 0
+        return Glibc.read(fd, &c, 1) == 1 && c == UInt8(ascii: "1")
+    }()
+
+    /// Linking `rec` under `fs.protected_hardlinks` (Linux's may_linkat, which asks the
+    /// filesystem's permission check and so checks nothing on FUSE without
+    /// default_permissions): the owner or root, or anyone who may read and write a regular
+    /// file that is neither set-user-ID nor executable set-group-ID; else EPERM.
+    func requireLinkable(_ rec: InodeRecord, _ caller: Caller?) throws(Errno) {
+        guard let caller, caller.checksAccess, !caller.isRoot, caller.uid != rec.uid,
+              FileSystem.protectedHardlinks else { return }
+        let setID = rec.mode & UInt32(S_ISUID) != 0 || rec.mode & UInt32(S_ISGID | S_IXGRP) == UInt32(S_ISGID | S_IXGRP)
+        if !rec.isRegular || setID || !FileSystem.permits(rec, caller, [.read, .write]) { throw .perm }
+    }
+
     /// Whether a readdirplus may hand `caller` the entries of directory `dir` with their
     /// attributes. Those become kernel dentries that later path walks use without a LOOKUP
     /// (the kernel checks nothing itself here), so only a caller with search permission gets

@@ -54,6 +54,8 @@ struct DaemonPermissionTests {
         q.append(('create-own', e(wr, 'shared/own')))
         q.append(('link-into-ro', e(os.link, 'shared/own', 'ro/own')))
         q.append(('link-into-shared', e(os.link, 'shared/own', 'shared/own2')))
+        q.append(('link-others-private', e(os.link, 'private', 'shared/plink')))
+        q.append(('link-others-public', e(os.link, 'public', 'shared/plink2')))
         q.append(('chmod-own-000', e(os.chmod, 'shared/own', 0)))
         q.append(('read-own-000', e(rd, 'shared/own')))
         q.append(('truncate-own-000', e(os.truncate, 'shared/own', 0)))

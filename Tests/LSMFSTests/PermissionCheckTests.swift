@@ -82,6 +82,9 @@ import Testing
         #expect(throws: errno(EEXIST)) { try fs.mkdir(pub, n("f"), mode: 0o755, caller: Self.bob) }  // EEXIST first
         #expect(throws: errno(EACCES)) { try fs.unlink(pub, n("f"), caller: Self.bob) }
         let f = try fs.lookup(pub, n("f"))
+        // (alice's 0640 file: fs.protected_hardlinks refuses bob first, as Linux's may_linkat)
+        #expect(throws: errno(FileSystem.protectedHardlinks ? EPERM : EACCES)) { try fs.link(f.ino, pub, n("f2"), caller: Self.bob) }
+        _ = try fs.setattr(f.ino, SetAttr(mode: 0o666))
         #expect(throws: errno(EACCES)) { try fs.link(f.ino, pub, n("f2"), caller: Self.bob) }
         #expect(throws: errno(EACCES)) { try fs.rename(pub, n("f"), pub, n("g"), caller: Self.bob) }
         let d = try fs.mkdir(pub, n("d"), mode: 0o755, caller: Self.alice)
@@ -170,6 +173,20 @@ import Testing
         #expect(try fs.killSetID(f, caller: Self.alice).map { $0.mode & 0o7777 } == 0o755)
         // nothing to clear: no error for anyone
         #expect(try fs.killSetID(f, caller: Self.bob) == nil)
+    }
+
+    /// fs.protected_hardlinks: others' files only if one may read and write them.
+    @Test func hardLinksOfOthersFilesFollowProtectedHardlinks() throws {
+        let (fs, pub, f) = try scene(fileMode: 0o640)
+        if FileSystem.protectedHardlinks {
+            #expect(throws: errno(EPERM)) { try fs.link(f, pub, n("l"), caller: Self.bob) }
+            _ = try fs.setattr(f, SetAttr(mode: 0o4666))
+            #expect(throws: errno(EPERM)) { try fs.link(f, pub, n("l"), caller: Self.bob) }
+        }
+        _ = try fs.setattr(f, SetAttr(mode: 0o666))
+        _ = try fs.link(f, pub, n("l"), caller: Self.bob)
+        _ = try fs.setattr(f, SetAttr(mode: 0o600))
+        _ = try fs.link(f, pub, n("l2"), caller: Self.alice)
     }
 
     @Test func userXattrsFollowFilePermissions() throws {
