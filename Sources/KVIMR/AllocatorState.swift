@@ -36,6 +36,9 @@ public struct AllocatorState: Sendable, Equatable {
     /// can keep them side by side.
     public private(set) var recent: [[Int]]
     public static let groupMemory = 8
+    /// Free bottoms whose neighbouring tops are free too (`isCleanBottom`), kept up to date by
+    /// every change of the free sets so policies need not scan the drive to count them.
+    public private(set) var cleanBottomCount = 0
 
     /// All tracks free except `used`.
     public init(geometry: IMRGeometry, used: some Sequence<Int> = []) {
@@ -55,6 +58,41 @@ public struct AllocatorState: Sendable, Equatable {
         for t in used where t >= 0 && t < geometry.trackCount {
             if geometry.isBottom(t) { freeBottom.remove(t) } else { freeTop.remove(t) }
         }
+        var b = 0
+        while b < geometry.trackCount {
+            if isCleanBottom(b) { cleanBottomCount += 1 }
+            b += 1
+        }
+    }
+
+    /// Whether `track` is a free bottom whose neighbouring tops (those on the drive) are free:
+    /// writing it meets no valid data.
+    public func isCleanBottom(_ track: Int) -> Bool {
+        guard track >= 0, track < geometry.trackCount, geometry.isBottom(track),
+              freeBottom.contains(track) else { return false }
+        if track > 0, !freeTop.contains(track - 1) { return false }
+        if track + 1 < geometry.trackCount, !freeTop.contains(track + 1) { return false }
+        return true
+    }
+
+    /// Clean bottoms among those whose cleanliness depends on `track` (itself if a bottom,
+    /// else its two neighbouring bottoms).
+    private func cleanAround(_ track: Int) -> Int {
+        if geometry.isBottom(track) { return isCleanBottom(track) ? 1 : 0 }
+        return (isCleanBottom(track - 1) ? 1 : 0) + (isCleanBottom(track + 1) ? 1 : 0)
+    }
+
+    /// Moves `track` into or out of its free set, keeping `cleanBottomCount`; whether it changed.
+    private mutating func setFree(_ track: Int, _ free: Bool) -> Bool {
+        let before = cleanAround(track)
+        let changed: Bool
+        if geometry.isBottom(track) {
+            changed = free ? freeBottom.insert(track) : freeBottom.remove(track)
+        } else {
+            changed = free ? freeTop.insert(track) : freeTop.remove(track)
+        }
+        if changed { cleanBottomCount += cleanAround(track) - before }
+        return changed
     }
 
     public func isFree(_ track: Int) -> Bool {
@@ -92,7 +130,7 @@ public struct AllocatorState: Sendable, Equatable {
     @discardableResult
     public mutating func allocate(_ track: Int) -> Bool {
         guard track >= 0 && track < geometry.trackCount else { return false }
-        let ok = geometry.isBottom(track) ? freeBottom.remove(track) : freeTop.remove(track)
+        let ok = setFree(track, false)
         if ok { born[track] = clock; clock += 1 }
         return ok
     }
@@ -139,7 +177,7 @@ public struct AllocatorState: Sendable, Equatable {
     public mutating func release(_ track: Int) -> Bool {
         guard isUsed(track) else { return false }
         open.remove(track)
-        if geometry.isBottom(track) { freeBottom.insert(track) } else { freeTop.insert(track) }
+        _ = setFree(track, true)
         return true
     }
 
@@ -151,7 +189,7 @@ public struct AllocatorState: Sendable, Equatable {
         pendingCapacityBytes = 0
         for t in released {
             pending.remove(t)
-            if geometry.isBottom(t) { freeBottom.insert(t) } else { freeTop.insert(t) }
+            _ = setFree(t, true)
         }
         return released
     }

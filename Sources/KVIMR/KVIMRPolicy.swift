@@ -162,15 +162,9 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
         !cleanBottoms(s, atLeast: max(4, (s.geometry.trackCount + 1) / 2 / 8))
     }
 
-    /// Whether at least `want` bottoms are clean.
+    /// Whether at least `want` bottoms are clean (the state keeps the count).
     func cleanBottoms(_ s: AllocatorState, atLeast want: Int) -> Bool {
-        var n = 0
-        var b = s.freeBottom.first()
-        while let x = b {
-            if isClean(s, x) { n += 1; if n >= want { return true } }
-            b = s.freeBottom.first(from: x + 1)
-        }
-        return false
+        s.cleanBottomCount >= want
     }
 
     /// A free top whose neighbouring bottoms both hold sealed data expected to outlive `life`
@@ -229,17 +223,15 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
     }
 
     /// A free bottom whose neighbouring tops are free (or off the drive).
-    func isClean(_ s: AllocatorState, _ b: Int) -> Bool {
-        guard b >= 0, b < s.geometry.trackCount, s.freeBottom.contains(b) else { return false }
-        return validNeighbours(s, b) == 0
-    }
+    func isClean(_ s: AllocatorState, _ b: Int) -> Bool { s.isCleanBottom(b) }
 
     /// Neighbouring tops of bottom `b` that may hold valid data (used or pending).
     func validNeighbours(_ s: AllocatorState, _ b: Int) -> Int {
-        s.geometry.neighbours(ofBottom: b).filter { !s.freeTop.contains($0) }.count
+        var n = 0
+        if b > 0, !s.freeTop.contains(b - 1) { n += 1 }
+        if b + 1 < s.geometry.trackCount, !s.freeTop.contains(b + 1) { n += 1 }
+        return n
     }
-
-
 
     /// Risk score of top `t` (same units as `topScore`): per neighbouring bottom, one RMW
     /// (`rmwNow`) times the chance that the bottom is rewritten while the top's data lives.

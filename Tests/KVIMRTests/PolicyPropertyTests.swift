@@ -10,6 +10,27 @@ import Testing
     /// Every named policy, and kvimr journaling every RMW (the merged path under the same load).
     static let policies = KVIMRPolicyName.allCases.map(\.rawValue) + ["kvimr-merge-always"]
 
+    /// The allocator's running count of clean bottoms (kvimr's packing and scarcity rules read
+    /// it instead of scanning the drive) equals a recount after every change of the free sets.
+    @Test(arguments: 0..<8)
+    func cleanBottomCountMatchesRecount(seed: Int) {
+        var rng = TestRNG(seed: UInt64(seed) &* 977 &+ 5)
+        let g = smallGeometry(tracks: rng.int(1...41))
+        var s = AllocatorState(geometry: g, used: (0..<g.trackCount).filter { _ in rng.bool(30) })
+        func recount(_ s: AllocatorState) -> Int { (0..<g.trackCount).filter { s.isCleanBottom($0) }.count }
+        #expect(s.cleanBottomCount == recount(s))
+        for _ in 0..<400 {
+            let t = rng.int(0...(g.trackCount - 1))
+            switch rng.int(0...9) {
+            case 0...4: s.allocate(t)
+            case 5...6: s.free(t)
+            case 7: s.release(t)
+            default: if rng.bool(30) { s.releasePending() }
+            }
+            #expect(s.cleanBottomCount == recount(s))
+        }
+    }
+
     @Test(arguments: policies, 0..<6)
     func randomWorkloadKeepsInvariants(policy: String, seed: Int) throws {
         var rng = TestRNG(seed: UInt64(seed * 31 + policy.count))
