@@ -173,12 +173,15 @@ extension Engine {
             var children: [any InternalIterator] = []
             let tc = tableCache
             // L0 files newest first; a deeper level (several runs under tiering) run by run.
-            let runs = c.level == 0 ? c.inputs.sorted(by: { $0.number > $1.number }).map { [$0] } : LevelShape.chains(c.inputs)
+            // `next` too: an output level left with tiering runs holds overlapping files, and
+            // one LevelIterator over them would yield keys out of order (the merge then lost
+            // deletes and kept shadowed versions).
+            let runs = (c.level == 0 ? c.inputs.sorted(by: { $0.number > $1.number }).map { [$0] } : LevelShape.chains(c.inputs))
+                + LevelShape.chains(c.next)
             for run in runs {
                 children.append(run.count == 1 ? try tableCache.table(run[0]).iterator(fillCache: false)
                     : LevelIterator(files: run, fillCache: false) { (m: FileMeta) throws(LSMError) in try tc.table(m) })
             }
-            children.append(LevelIterator(files: c.next, fillCache: false) { (m: FileMeta) throws(LSMError) in try tc.table(m) })
             let merged = MergingIterator(children)
             var base = BaseLevelCheck(version: v, from: c.olderDataFrom)
             // Range tombstones: cut into disjoint newest-wins pieces; a piece with nothing
