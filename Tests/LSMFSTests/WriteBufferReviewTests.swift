@@ -19,15 +19,14 @@ private func reviewSetXattr(_ fs: FileSystem, _ ino: UInt64, _ name: String, _ v
 /// 425be27): every operation that writes an inode record or chunk keys must keep the store
 /// consistent with what is buffered, before and after a crash.
 @Suite struct WriteBufferReviewTests {
-    /// Bug: setxattr and removexattr load the inode with the buffered size, blocks and mtime
+    /// Was a bug (fixed in d81cb26): setxattr and removexattr loaded the inode with the buffered size, blocks and mtime
     /// (`loadInode` overlays them) and store that record, while the buffered chunks stay only
     /// in memory. Any store durability point before the file's flush (a memtable flush, a WAL
     /// sync, another writer's `store.sync`) then makes a record durable whose size and blocks
     /// name chunks that were never stored: after a crash the file reads zeros past its old
     /// end and `fsck` reports "blocks X, its chunks hold Y". (`cp -a`, `rsync -X` set xattrs
     /// on the open file right after writing it.)
-    @Test(.disabled("bug: setxattr/removexattr store the buffered size/blocks without the buffered chunks"),
-          arguments: [false, true])
+    @Test(arguments: [false, true])
     func xattrChangeWithBufferedWritesKeepsTheStoreConsistent(remove: Bool) throws {
         let r = try Rig.fresh()
         let (attr, fh) = try r.fs.create(root, n("x"), mode: 0o644, flags: O_RDWR, caller: me)
