@@ -278,8 +278,18 @@ extension FileSystem {
     }
 
     /// Flushes every buffered file (before a store sync, or when the buffers are over budget).
+    /// Stores every file's buffered writes. A file whose flush fails keeps its buffer and does
+    /// not stop the others (one bad file must not hold back everyone's durability); the first
+    /// error is thrown once all were tried.
     func flushAllDirty() throws(Errno) {
-        for ino in dirty.withLock({ Set($0.files.keys).union($0.flushing.keys) }) { try flushDirty(ino) }
+        var first: Errno? = nil
+        for ino in dirty.withLock({ Set($0.files.keys).union($0.flushing.keys) }) {
+            do throws(Errno) { try flushDirty(ino) } catch {
+                fsLog.error("storing buffered writes of inode \(ino) failed: \(error)")
+                if first == nil { first = error }
+            }
+        }
+        if let first { throw first }
     }
 
     /// Drops `ino`'s buffer (stripe lock held) once no write-behind of it runs.

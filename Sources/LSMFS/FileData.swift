@@ -197,7 +197,13 @@ extension FileSystem {
             try write(batch, "write")
             return .none
         }
-        if followUp == .flushAll { try flushAllDirty() }
+        if followUp == .flushAll {
+            // This write is buffered: another file's failure to store is not this write's
+            // error (those buffers stay; the next fsync or periodic sync reports it).
+            do throws(Errno) { try flushAllDirty() } catch {
+                fsLog.error("storing buffered writes after write to inode \(ino) failed: \(error)")
+            }
+        }
         return data.count
     }
 
