@@ -5,62 +5,11 @@ import Synchronization
 import IMRDisk
 import KVIMR
 
-/// A device whose track writes wait while `held` is set, or (`heldTrack`) only writes to one
-/// track (reads go through at once): the write-behind thread is held with chunks queued, as
-/// behind a slow drive.
-final class ReviewHeldDevice: TrackDevice, @unchecked Sendable {
-    let base: MemoryTrackDevice
-    private let state = Mutex((held: false, heldTrack: Int?.none, waiting: 0))
-
-    init(_ base: MemoryTrackDevice) { self.base = base }
-
-    var held: Bool {
-        get { state.withLock { $0.held } }
-        set { state.withLock { $0.held = newValue } }
-    }
-    var heldTrack: Int? {
-        get { state.withLock { $0.heldTrack } }
-        set { state.withLock { $0.heldTrack = newValue } }
-    }
-    var waiting: Int { state.withLock { $0.waiting } }
-
-    var superblock: Superblock { base.superblock }
-    var metaCapacity: Int { base.metaCapacity }
-    func readTrack(_ track: Int, sector: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
-        try base.readTrack(track, sector: sector, into: buffer)
-    }
-    func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
-        state.withLock { $0.waiting += 1 }
-        while state.withLock({ $0.held || $0.heldTrack == track }) { usleep(500) }
-        state.withLock { $0.waiting -= 1 }
-        try base.writeTrack(track, sector: sector, from: buffer, mode: mode)
-    }
-    func trim(_ track: Int, sector: Int, count: Int) { base.trim(track, sector: sector, count: count) }
-    func readMeta(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
-        try base.readMeta(offset: offset, into: buffer)
-    }
-    func writeMeta(offset: Int, from buffer: UnsafeRawBufferPointer) throws(DeviceError) {
-        try base.writeMeta(offset: offset, from: buffer)
-    }
-    func sync() throws(DeviceError) { try base.sync() }
-    func counters() -> DeviceCounters { base.counters() }
-    func close() throws(DeviceError) { try base.close() }
-}
-
-/// Polls `condition` for up to 10 s.
-private func within10s(_ condition: () -> Bool) -> Bool {
-    for _ in 0..<10_000 {
-        if condition() { return true }
-        usleep(1000)
-    }
-    return condition()
-}
-
-/// Lets `dev`'s held writes go 200 ms from now, from another thread.
-private func releaseLater(_ dev: ReviewHeldDevice) {
+/// Opens `dev`'s gate 200 ms from now, from another thread.
+private func releaseLater(_ dev: GatedTrackDevice) {
     DispatchQueue.global().async {
         usleep(200_000)
-        dev.held = false
+        dev.isOpen = true
     }
 }
 
@@ -92,13 +41,13 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
     func sealAfterAWriteOutOfEveryByteStillReadsQueuedBytes() throws {
         let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
         try KVIMR.format(device: mem)
-        let dev = ReviewHeldDevice(mem)
+        let dev = GatedTrackDevice(mem)
         let k = try KVIMR(device: dev)
         let f = try k.create(kind: .sstable, level: 1)
-        dev.held = true
+        dev.isOpen = false
         let data = pattern(32 * 1024, seed: 31)
         try k.append(f, data)
-        #expect(within10s { dev.waiting > 0 }, "the full track should be queued and held")
+        #expect(eventually { dev.waiting > 0 }, "the full track should be queued and held")
         // Every byte was planned onto the track (nothing left past the record's size).
         try #require(k.stats().bytesBuffered == 0)
         // The drive catches up a little later (a fixed seal may wait for it; at HEAD the read
@@ -106,7 +55,7 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
         releaseLater(dev)
         try k.seal(f)
         #expect(try readAll(k, f) == data)
-        #expect(within10s { !dev.held })
+        #expect(eventually { dev.isOpen })
         try k.sync([f])
         #expect(try readAll(k, f) == data)
         let k2 = try KVIMR(device: mem.crashed())
@@ -121,18 +70,18 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
     func secondSealWhileTheTailIsQueuedStillReadsIt() throws {
         let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
         try KVIMR.format(device: mem)
-        let dev = ReviewHeldDevice(mem)
+        let dev = GatedTrackDevice(mem)
         let k = try KVIMR(device: dev)
         let f = try k.create(kind: .vlog, level: 0)
         let data = pattern(1000, seed: 32)
         try k.append(f, data)
-        dev.held = true
+        dev.isOpen = false
         try k.seal(f)   // the tail (one whole sector + a padded one) is queued
-        #expect(within10s { dev.waiting > 0 })
+        #expect(eventually { dev.waiting > 0 })
         releaseLater(dev)
         try k.seal(f)
         #expect(try readAll(k, f) == data)
-        #expect(within10s { !dev.held })
+        #expect(eventually { dev.isOpen })
         try k.sync([f])
         try k.close()
     }
@@ -147,7 +96,7 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
     func reorderedHostManagedBatchKeepsQueuedTopBytesReadable() throws {
         let mem = MemoryTrackDevice(geometry: g, policy: "kvimr")
         try KVIMR.format(device: mem)
-        let dev = ReviewHeldDevice(mem)
+        let dev = GatedTrackDevice(mem)
         let k = try KVIMR(device: dev, allocationPolicy: ReviewTopFirstPolicy())
         let f = try k.create(kind: .vlog, level: 0)
         dev.heldTrack = 1   // the file's first track, the top
@@ -156,7 +105,7 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
         let ext = k.extents(f) ?? []
         try #require(ext.map(\.track).count == 2 && ext[0].track == 1 && ext[1].track % 2 == 0,
                      "expected a top then a bottom: \(ext)")
-        #expect(within10s { dev.waiting > 0 }, "the top's write should be held")
+        #expect(eventually { dev.waiting > 0 }, "the top's write should be held")
         _ = k.stats()   // reaps the completed bottom write
         #expect(try readRange(k, f, at: 0, count: 24 * 1024) == Array(data[0..<(24 * 1024)]))
         #expect(try readAll(k, f) == data)
@@ -175,17 +124,17 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
     @Test func deleteWithQueuedWritesNeverLetsTheOldWriteLandOverNewData() throws {
         let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
         try KVIMR.format(device: mem)
-        let dev = ReviewHeldDevice(mem)
+        let dev = GatedTrackDevice(mem)
         let k = try KVIMR(device: dev)
         let a = try k.create(kind: .sstable, level: 1)
-        dev.held = true
+        dev.isOpen = false
         try k.append(a, pattern(32 * 1024 + 100, seed: 33))
-        #expect(within10s { dev.waiting > 0 })
+        #expect(eventually { dev.waiting > 0 })
         let oldTracks = Set((k.extents(a) ?? []).map(\.track))
         try k.delete(a)
         DispatchQueue.global().async {
             usleep(30_000)
-            dev.held = false
+            dev.isOpen = true
         }
         // New files fill the drive's first tracks again once a checkpoint released A's.
         var files: [(FileNumber, [UInt8])] = []
@@ -196,7 +145,7 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
             try k.sync([b])
             files.append((b, bytes))
         }
-        #expect(!dev.held, "the first sync must have waited for the queued write")
+        #expect(dev.isOpen, "the first sync must have waited for the queued write")
         #expect(files.contains { !Set((k.extents($0.0) ?? []).map(\.track)).isDisjoint(with: oldTracks) },
                 "a freed track should have been reused (else this test checks nothing)")
         for (b, bytes) in files { #expect(try readAll(k, b) == bytes) }

@@ -5,17 +5,23 @@ import Synchronization
 import IMRDisk
 import KVIMR
 
-/// A device whose track writes wait at a gate while it is closed: the write-behind thread is
-/// then held with chunks still queued, as a slow drive would hold it.
+/// A device whose track writes wait at a gate while it is closed, or (`heldTrack`) only the
+/// writes to one track (reads go through at once): the write-behind thread is then held with
+/// chunks still queued, as a slow drive would hold it.
 final class GatedTrackDevice: TrackDevice, @unchecked Sendable {
     let base: MemoryTrackDevice
-    private let state = Mutex((open: true, waiting: 0, written: 0))
+    private let state = Mutex((open: true, heldTrack: Int?.none, waiting: 0, written: 0))
 
     init(_ base: MemoryTrackDevice) { self.base = base }
 
     var isOpen: Bool {
         get { state.withLock { $0.open } }
         set { state.withLock { $0.open = newValue } }
+    }
+    /// Only writes to this track wait (the gate open or not).
+    var heldTrack: Int? {
+        get { state.withLock { $0.heldTrack } }
+        set { state.withLock { $0.heldTrack = newValue } }
     }
     /// Track writes waiting at the closed gate.
     var waiting: Int { state.withLock { $0.waiting } }
@@ -28,7 +34,7 @@ final class GatedTrackDevice: TrackDevice, @unchecked Sendable {
     }
     func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
         state.withLock { $0.waiting += 1 }
-        while !isOpen { usleep(1000) }
+        while state.withLock({ !$0.open || $0.heldTrack == track }) { usleep(500) }
         state.withLock { $0.waiting -= 1 }
         try base.writeTrack(track, sector: sector, from: buffer, mode: mode)
         state.withLock { $0.written += 1 }
