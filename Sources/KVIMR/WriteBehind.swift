@@ -119,8 +119,10 @@ final class WriteBehind: @unchecked Sendable {
     /// Completed writes since the last call (file, file bytes), in order, and their drive time.
     func reap() -> (done: [(file: FileNumber, bytes: Range<UInt64>)], io: IOBreakdown) {
         lock(); defer { unlock() }
+        // Handed over, not copied: emptying a still-shared array with `keepingCapacity` would
+        // allocate a fresh buffer on every call (each append while the queue is busy).
         let out = (completed, charges)
-        completed.removeAll(keepingCapacity: true)
+        completed = []
         charges = IOBreakdown()
         return out
     }
