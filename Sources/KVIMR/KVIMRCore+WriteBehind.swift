@@ -66,7 +66,7 @@ extension KVIMRCore {
             let pending = inFlight[n] ?? []
             if pending.isEmpty { inFlight[n] = nil }
             guard let rec = map.files[n] else { continue }
-            let keepFrom = pending.map(\.lowerBound).min() ?? rec.size / ss * ss
+            let keepFrom = pending.lazy.map(\.lowerBound).min() ?? rec.size / ss * ss
             buffers[n]?.dropPrefix(upTo: min(keepFrom, rec.size / ss * ss))
             // A sealed file whose every queued piece is written: nothing is left to buffer.
             if pending.isEmpty, rec.sealed, let buf = buffers[n], buf.end == rec.size { buffers[n] = nil }
