@@ -89,8 +89,9 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
         //    gone before they are rewritten), keeping clean bottoms for long-lived data.
         let short = shortLivedOnTops && cleanBottomsScarce(state) && isShortLived(state, mine, life: life)
         if short, let t = safeTop(state, life: life) { return t }
-        // 4. a clean bottom (dense, and no valid data to preserve), lowest first.
-        if let b = firstBottom(state, where: { isClean(state, $0) }) { return b }
+        // 4. a clean bottom (dense, and no valid data to preserve), lowest first (the state
+        //    counts them: with none left, no scan of every free bottom).
+        if state.cleanBottomCount > 0, let b = firstBottom(state, where: { isClean(state, $0) }) { return b }
         // 5. a safe top for anyone.
         if shortLivedOnTops, let t = safeTop(state, life: life) { return t }
         // 6. score every free track by the RMW it costs now (a bottom: one per valid neighbour)
