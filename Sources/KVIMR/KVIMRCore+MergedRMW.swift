@@ -190,7 +190,7 @@ extension KVIMRCore {
             if j == i + 1 {
                 try write(first, mode: .deviceManaged)
             } else {
-                let pieces = Array(ws[i..<j])
+                let pieces = ws[i..<j]
                 let before = device.counters()
                 let bytes = pieces.reduce(0) { $0 + $1.count }
                 defer {
