@@ -98,7 +98,10 @@ extension FileSystem {
     /// (where the kill makes it a mode change, the owner's), and clears nothing.
     package func killSetID(_ ino: UInt64, caller: Caller? = nil) throws(Errno) -> FileAttr? {
         if FileSystem.isPseudo(ino) { return nil }
-        let rec = try loadInode(ino)
+        // Mode, owner and type only: the stored record, without waiting for a write-behind of
+        // the file (this runs before every WRITE by non-root; a wait here would hold each write
+        // until the previous buffer is stored). A mode change below loads it fully itself.
+        let rec = try loadInode(ino, dirty: .some(nil))
         guard rec.isRegular else { return nil }
         var mode = rec.mode & 0o7777 & ~UInt32(S_ISUID)
         if mode & UInt32(S_ISGID | S_IXGRP) == UInt32(S_ISGID | S_IXGRP) { mode &= ~UInt32(S_ISGID) }
