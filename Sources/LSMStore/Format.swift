@@ -84,6 +84,16 @@ package enum InternalKey {
         k.appendLE(seq << 8 | UInt64(kind))
         return k
     }
+    /// Calls `body` with the internal key of `make` built in temporary memory (no array).
+    @inline(__always)
+    package static func withKey<R>(_ userKey: [UInt8], _ seq: UInt64, _ kind: UInt8,
+                                   _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(byteCount: userKey.count + 8, alignment: 8) { k in
+            userKey.withUnsafeBytes { if let b = $0.baseAddress { k.baseAddress!.copyMemory(from: b, byteCount: $0.count) } }
+            k.storeBytes(of: (seq << 8 | UInt64(kind)).littleEndian, toByteOffset: userKey.count, as: UInt64.self)
+            return body(UnsafeRawBufferPointer(k))
+        }
+    }
     package static func trailer(_ ikey: [UInt8]) -> UInt64 {
         ikey.readLE(UInt64.self, at: ikey.count - 8)
     }

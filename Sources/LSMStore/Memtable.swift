@@ -52,10 +52,8 @@ package final class Memtable: Sendable {
         }
         filter.add(hash: Bloom.hash(key))
         // The internal key is built on the stack and copied into the arena with the value.
-        withUnsafeTemporaryAllocation(byteCount: key.count + 8, alignment: 8) { ikey in
-            key.withUnsafeBytes { if let b = $0.baseAddress { ikey.baseAddress!.copyMemory(from: b, byteCount: $0.count) } }
-            ikey.storeBytes(of: (seq << 8 | UInt64(kind.rawValue)).littleEndian, toByteOffset: key.count, as: UInt64.self)
-            _ = value.withUnsafeBytes { list.insert(key: UnsafeRawBufferPointer(ikey), value: $0) }
+        InternalKey.withKey(key, seq, kind.rawValue) { ikey in
+            _ = value.withUnsafeBytes { list.insert(key: ikey, value: $0) }
         }
         guard kind == .valuePointer else { return }
         // A separated value also charges a share of its record (`ValueLog.memtableShare`): a
@@ -87,8 +85,8 @@ package final class Memtable: Sendable {
 
     /// The newest entry for `key` with sequence <= `seq`, with its sequence.
     package func getWithSeq(_ key: [UInt8], seq: UInt64) -> (ValueKind, UInt64, [UInt8])? {
-        let target = InternalKey.make(key, seq, LSMFormat.seekKind)
-        guard let n = list.seek(target) else { return nil }
+        // The seek key is built on the stack: no array per lookup.
+        guard let n = InternalKey.withKey(key, seq, LSMFormat.seekKind, { list.seek(raw: $0, prev: nil) }) else { return nil }
         let k = n.keyBytes
         guard k.count == key.count + 8,
               key.withUnsafeBytes({ compareBytes(UnsafeRawBufferPointer(rebasing: k[0..<key.count]), $0) }) == 0,
