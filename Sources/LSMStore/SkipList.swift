@@ -124,10 +124,12 @@ final class SkipList: @unchecked Sendable {
     var usedBytes: Int { used.load(ordering: .relaxed) }
 
     /// Writes a node's header, cleared links, key and value at `p`.
-    private static func build(_ p: UnsafeMutableRawPointer, key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, height: Int) {
+    /// `prefix`: `prefix(of: key)`, when the caller has it.
+    private static func build(_ p: UnsafeMutableRawPointer, key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer,
+                              height: Int, prefix kp: UInt64? = nil) {
         p.storeBytes(of: UInt32(key.count), as: UInt32.self)
         p.storeBytes(of: UInt32(value.count), toByteOffset: 4, as: UInt32.self)
-        p.storeBytes(of: prefix(of: key), toByteOffset: 8, as: UInt64.self)
+        p.storeBytes(of: kp ?? prefix(of: key), toByteOffset: 8, as: UInt64.self)
         p.storeBytes(of: height, toByteOffset: 16, as: Int.self)
         let links = (p + headerSize).bindMemory(to: Atomic<Int>.self, capacity: height)
         for i in 0..<height { (links + i).initialize(to: Atomic<Int>(0)) }
@@ -219,7 +221,10 @@ final class SkipList: @unchecked Sendable {
     @discardableResult
     func insert(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int {
         let used = writer.withLock { a -> Int in
-            _ = seek(raw: key, prev: a.prev)
+            // The only writer: nothing can be linked after the predecessors meanwhile, so
+            // the descent alone finds them (no walk past newer nodes as `seek` does).
+            let tp = SkipList.prefix(of: key)
+            _ = descend(key, tp, prev: a.prev)
             var h = 1
             while h < SkipList.maxHeight {
                 a.rng ^= a.rng << 13; a.rng ^= a.rng >> 7; a.rng ^= a.rng << 17
@@ -233,7 +238,7 @@ final class SkipList: @unchecked Sendable {
             }
             let bytes = (SkipList.headerSize + 8 * h + key.count + value.count + 7) & ~7
             let node = Node(base: allocate(&a, bytes))
-            SkipList.build(node.base, key: key, value, height: h)
+            SkipList.build(node.base, key: key, value, height: h, prefix: tp)
             for i in 0..<h { node.setNext(i, a.prev[i].next(i)) }
             for i in 0..<h { a.prev[i].setNext(i, node) } // publish, bottom level first
             return bytes
