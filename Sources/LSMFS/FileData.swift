@@ -15,7 +15,8 @@ public struct OpenReply: Sendable {
 }
 
 extension FileSystem {
-    package func open(_ ino: UInt64, flags: Int32) throws(Errno) -> OpenReply {
+    /// `caller`: checked for access by `flags` (see `checkOpen`) on the record read here.
+    package func open(_ ino: UInt64, flags: Int32, caller: Caller? = nil) throws(Errno) -> OpenReply {
         let writable = flags & O_ACCMODE != O_RDONLY
         if FileSystem.isPseudo(ino) {
             if writable || flags & O_TRUNC != 0 { throw .access }
@@ -24,6 +25,7 @@ extension FileSystem {
             return OpenReply(fh: fh, directIO: true)
         }
         let rec = try loadInode(ino)
+        try requireOpenAccess(rec, flags: flags, caller)
         if rec.isDirectory { throw .isDir }
         if writable || flags & O_TRUNC != 0 { try requireWritable() }
         let fh = registerOpen(ino, flags: flags)

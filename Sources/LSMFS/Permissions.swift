@@ -119,6 +119,12 @@ extension FileSystem {
     /// (the kernel itself refuses to exec a regular file no x bit allows).
     package func checkOpen(_ ino: UInt64, flags: Int32, caller: Caller?) throws(Errno) {
         guard let caller, caller.checksAccess, !caller.isRoot, !FileSystem.isPseudo(ino) else { return }
+        try requireOpenAccess(try loadInode(ino), flags: flags, caller)
+    }
+
+    /// `checkOpen` on a record the caller has loaded (`open` checks the one it reads anyway).
+    func requireOpenAccess(_ rec: InodeRecord, flags: Int32, _ caller: Caller?) throws(Errno) {
+        guard let caller, caller.checksAccess, !caller.isRoot else { return }
         var want: AccessMask = []
         if flags & FileSystem.fmodeExec != 0 {
             want = .exec
@@ -130,7 +136,7 @@ extension FileSystem {
             }
             if flags & O_TRUNC != 0 { want.insert(.write) }
         }
-        try requireAccess(try loadInode(ino), caller, want)
+        try requireAccess(rec, caller, want)
     }
 
     /// The kernel's `__FMODE_EXEC` open flag (set in f_flags when a file is opened to execute).

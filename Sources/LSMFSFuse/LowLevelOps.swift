@@ -156,8 +156,7 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     ops.open = { req, ino, fi in
         serve(req, .open) { fs throws(Errno) in
             guard let fi else { throw Errno(rawValue: EINVAL) }
-            try fs.checkOpen(ino, flags: fi.pointee.flags, caller: checkedCaller(req))
-            let r = try fs.open(ino, flags: fi.pointee.flags)
+            let r = try fs.open(ino, flags: fi.pointee.flags, caller: checkedCaller(req))
             if fi.pointee.flags & O_TRUNC != 0 && killsSetID(req) {
                 do throws(Errno) { _ = try fs.killSetID(ino) } catch {
                     try? fs.release(r.fh)
