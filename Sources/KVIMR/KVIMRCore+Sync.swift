@@ -22,7 +22,9 @@ extension KVIMRCore {
     /// writes in program order. Returns whether the batch was queued.
     @discardableResult
     mutating func writeOut(_ n: FileNumber, includeTail: Bool, queueTail: Bool = false) throws(KVIMRError) -> Bool {
-        let queue = (!includeTail || queueTail) && asyncWriteOut && !readOnly
+        // After a failed background write no early write-out is queued: it is written at once
+        // (after a retry of the queue), so the queue's cap holds while the device fails.
+        let queue = ((!includeTail && !writeBehind.failed) || queueTail) && asyncWriteOut && !readOnly
         if !queue { try drainWrites() }
         var before = map.files[n]
         var savedBuf = buffers[n]

@@ -38,6 +38,23 @@ extension KVIMRCore {
         writeBehind.enqueue(ordered.map { WriteBehind.Job(write: $0, mode: mode, file: n, category: category) })
     }
 
+    /// After a failed background write: an append that would take the write buffers past the
+    /// buffer budget (at least twice the queue's cap) first retries the queue here, and gets
+    /// the error if that fails again (nothing is buffered), so memory stays bounded while the
+    /// device keeps failing. (Write-outs are not queued meanwhile: `writeOut`.)
+    mutating func admitAfterWriteFailure(_ count: Int) throws(KVIMRError) {
+        guard writeBehind.failed else { return }
+        let bound = max(bufferBudget, 2 * UInt64(writeBehind.limitBytes))
+        guard bufferedMemory + UInt64(count) > bound else { return }
+        try drainWrites()
+    }
+
+    /// `delete`: the file's queued writes not started yet are dropped (its tracks are freed).
+    mutating func dropQueuedWrites(_ n: FileNumber) {
+        guard inFlight.removeValue(forKey: n) != nil else { return }
+        writeBehind.drop(file: n)
+    }
+
     /// Whether queued writes of file `n` are not written yet.
     func hasQueuedWrites(_ n: FileNumber) -> Bool { !(inFlight[n]?.isEmpty ?? true) }
 

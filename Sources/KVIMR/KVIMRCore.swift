@@ -160,6 +160,7 @@ struct KVIMRCore: Sendable {
                 throw KVIMRError(.noSpace, "no space for \(count) more bytes of \(rec.kind) file \(n): needs \(need) bytes of new tracks, \(available) free")
             }
         }
+        try admitAfterWriteFailure(count)
         if writeBehind.busy { reapWrites() }
         // Appended in place: taking the buffer out of the dictionary and storing it back would
         // copy every byte buffered so far on each append.
@@ -194,6 +195,7 @@ struct KVIMRCore: Sendable {
         try checkWritable()
         guard let rec = map.files.removeValue(forKey: n) else { throw KVIMRError(.notFound, "no file \(n)") }
         buffers[n] = nil
+        dropQueuedWrites(n)
         if let first = rec.extents.first, alloc.isUsed(first.track) {
             // Teach the allocator how long files of this kind and level live.
             alloc.observeLifetime(KVIMRPolicy.lifetimeClass(kind: rec.kind, level: rec.level), alloc.age(first.track))

@@ -33,7 +33,12 @@ struct PendingWrite: Sendable {
 /// - a failed write stops the thread with the job still queued; the next `drain` (every sync)
 ///   retries the queue in order on the caller's thread and throws if it fails again, so a sync
 ///   fails cleanly and nothing is lost that was not lost before (unsynced bytes only);
-/// - queued bytes are bounded (`limitBytes`): the writer waits when the thread falls behind.
+/// - queued bytes are bounded (`limitBytes`): the writer waits when the thread falls behind;
+///   after a failure nothing more is queued (`failed`: write-outs are written at once, after a
+///   retry of the queue) and appends past the buffer budget get the error
+///   (`KVIMRCore.admitAfterWriteFailure`), so memory stays bounded while the device fails;
+/// - a deleted file's jobs not yet started are dropped (`drop`): its tracks are freed, nothing
+///   may be written to them later, and its failed job no longer blocks every checkpoint.
 ///
 /// Guarded by its own pthread mutex (a condition variable is needed; `Mutex` has none). Lock
 /// order: KVIMR's core lock, then this one; the thread never takes the core lock.
@@ -57,6 +62,11 @@ final class WriteBehind: @unchecked Sendable {
     private var failure: KVIMRError?
     private var stopping = false
     private var started = false
+    /// The thread is writing job `head` (without the lock).
+    private var writing = false
+    /// Job `head`, being written, belongs to a file deleted meanwhile: it counts as done
+    /// whatever its outcome (never retried).
+    private var cancelHead = false
     private var thread = pthread_t()
     private var completed: [(file: FileNumber, bytes: Range<UInt64>)] = []
     private var charges = IOBreakdown()
@@ -80,6 +90,36 @@ final class WriteBehind: @unchecked Sendable {
     var busy: Bool {
         lock(); defer { unlock() }
         return head < queue.count || !completed.isEmpty
+    }
+
+    /// Whether the thread stopped on a failed write that no retry has written yet.
+    var failed: Bool {
+        lock(); defer { unlock() }
+        return failure != nil
+    }
+
+    /// Drops the queued jobs of `file` (deleted) that the thread has not started; one it is
+    /// writing now completes (and is not retried if it fails). If the failed job the thread
+    /// stopped on was the file's, the thread goes on with the rest.
+    func drop(file: FileNumber) {
+        lock(); defer { unlock() }
+        guard head < queue.count else { return }
+        var from = head
+        if writing {
+            if queue[head]!.file == file { cancelHead = true }
+            from += 1
+        } else if failure != nil, queue[head]!.file == file {
+            failure = nil   // the failed job goes with the file
+        }
+        var kept: [Job?] = Array(queue[head..<from])
+        kept.reserveCapacity(queue.count - head)
+        for i in from..<queue.count {
+            let job = queue[i]!
+            if job.file == file { queuedBytes -= job.write.count } else { kept.append(job) }
+        }
+        queue = kept
+        head = 0
+        pthread_cond_broadcast(cond)
     }
 
     /// Queues `jobs` in order, waiting while more than `limitBytes` are queued (unless the
@@ -163,10 +203,13 @@ final class WriteBehind: @unchecked Sendable {
             while !stopping && (failure != nil || head == queue.count) { pthread_cond_wait(cond, mutex) }
             if stopping { break }
             let job = queue[head]!
+            writing = true
             unlock()
             let result = perform(job)
             lock()
-            if let error = result { failure = error } else { finished(job) }
+            writing = false
+            if let error = result, !cancelHead { failure = error } else { finished(job) }
+            cancelHead = false
             pthread_cond_broadcast(cond)
         }
         unlock()
