@@ -24,14 +24,17 @@ extension Engine {
         // what frees space).
         do throws(LSMError) { try flushAll() } catch where error.kind == .noSpace {}
         return try withCollector { () throws(LSMError) -> GCResult in
-            let (usage, active) = segmentUsage()
+            // Measure what the counts have not reached (VLogGCProbe.swift); a tree the walk
+            // cannot read leaves the segments to `probeVictims`.
+            do throws(LSMError) { try probeGarbage() } catch where error.kind == .corrupt {}
+            let (usage, active) = segmentUsage(measured: false)
             let skip = gc.state.withLock { $0.skip }
             var victims = VLogGCPolicy.victims(usage.filter { !skip.contains($0.number) }, active: active,
                                                minRatio: minGarbageRatio, maxSegments: maxSegments)
             if victims.count < maxSegments {
                 let taken = Set(victims).union(active).union(skip)
-                victims += try probeVictims(usage.map(\.number).filter { !taken.contains($0) },
-                                            minRatio: minGarbageRatio, budget: maxSegments - victims.count)
+                victims += try measuredVictims(taken: taken, minRatio: minGarbageRatio,
+                                               budget: maxSegments - victims.count)
             }
             var pacer: GCPacer? = nil
             return try collect(victims, pacer: &pacer)
@@ -88,7 +91,9 @@ extension Engine {
     /// WALs may still point into. A segment gets user pointers only while it is the newest;
     /// once the manifest's log number passes the next segment's number, every WAL written
     /// meanwhile is obsolete, so WAL replay never meets a pointer into a segment GC freed.
-    func segmentUsage() -> (usage: [SegmentUsage], active: Set<UInt64>) {
+    /// `measured`: a segment's garbage is the larger of its count and the last garbage
+    /// probe's measurement (VLogGCProbe.swift); otherwise the count alone.
+    func segmentUsage(measured: Bool) -> (usage: [SegmentUsage], active: Set<UInt64>) {
         let (v, logNumber, headActive) = vlog.head.withLock { h in
             let (v, log) = state.withLock { ($0.version, $0.logNumber) }
             return (v, log, Set(h.unsynced + (h.segment.map { [$0] } ?? [])))
@@ -98,8 +103,10 @@ extension Engine {
         for (i, n) in numbers.enumerated() where i + 1 == numbers.count || numbers[i + 1] >= logNumber {
             active.insert(n)
         }
+        let probed = measured ? gc.state.withLock { $0.measured } : [:]
         let usage = numbers.map { n in
-            SegmentUsage(number: n, totalBytes: kvimr.size(n) ?? 0, garbageBytes: v.vlogGarbage[n] ?? 0,
+            SegmentUsage(number: n, totalBytes: kvimr.size(n) ?? 0,
+                         garbageBytes: max(v.vlogGarbage[n] ?? 0, probed[n] ?? 0),
                          interrupted: v.vlogVictims.contains(n))
         }
         return (usage, active)

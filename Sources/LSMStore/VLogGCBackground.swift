@@ -16,6 +16,11 @@ final class VLogCollector: Sendable {
         var failuresInARow = 0
         /// Segments with a damaged record the tree still points to: not collected until reopen.
         var skip: Set<UInt64> = []
+        /// Garbage per settled segment as the last garbage probe measured it (VLogGCProbe.swift):
+        /// a lower bound from then on. In memory only.
+        var measured: [UInt64: UInt64] = [:]
+        /// Value-log bytes appended (values and GC moves) when the last probe started.
+        var probedAt: UInt64 = 0
     }
     let state = Mutex(State())
     /// Its own queue: a long pass never delays a flush or compaction on the background queue.
@@ -24,6 +29,8 @@ final class VLogCollector: Sendable {
     let segmentsFreed = Atomic<UInt64>(0)
     let bytesMoved = Atomic<UInt64>(0)
     let bytesFreed = Atomic<UInt64>(0)
+    /// Garbage probes (tree walks) run.
+    let probes = Atomic<UInt64>(0)
 
     /// A failed background pass is retried after this long (space may be freed meanwhile).
     static let retryMicros: UInt64 = 1_000_000
@@ -51,14 +58,15 @@ struct GCPacer {
 
 extension Engine {
     /// Starts a background pass when the value log's garbage passes `options.gcGarbageRatio`
-    /// (or an interrupted pass waits to be finished). Called after every flush and compaction
-    /// (they find the garbage) and after a pass.
+    /// (or an interrupted pass waits to be finished), or when a garbage probe is due
+    /// (VLogGCProbe.swift: the counts lag behind overwrites and deletes). Called after every
+    /// flush and compaction (they find the garbage and write the log) and after a pass.
     func maybeScheduleGC() {
         if readOnly || options.gcGarbageRatio <= 0 || options.gcGarbageRatio > 1 { return }
         if state.withLock({ $0.closing || $0.closed }) { return }
         let now = monotonicMicros()
         let idle = gc.state.withLock { s in !s.running && !s.scheduled && now >= s.retryAfter }
-        guard idle, !backgroundVictims().isEmpty else { return }
+        guard idle, !backgroundVictims().isEmpty || garbageProbeDue(totalBytes: vlogBytes()) else { return }
         let go = gc.state.withLock { s -> Bool in
             if s.running || s.scheduled { return false }
             s.scheduled = true
@@ -67,9 +75,14 @@ extension Engine {
         if go { gc.queue.async { self.backgroundGC() } }
     }
 
+    /// Bytes of every listed segment.
+    func vlogBytes() -> UInt64 {
+        segmentUsage(measured: false).usage.reduce(0) { $0 + $1.totalBytes }
+    }
+
     /// What a background pass would take now.
     func backgroundVictims() -> [UInt64] {
-        let (usage, active) = segmentUsage()
+        let (usage, active) = segmentUsage(measured: true)
         let skip = gc.state.withLock { $0.skip }
         return VLogGCPolicy.backgroundVictims(usage.filter { !skip.contains($0.number) }, active: active,
                                               trigger: options.gcGarbageRatio)
@@ -82,6 +95,7 @@ extension Engine {
             try withCollector { () throws(LSMError) in
                 gc.state.withLock { $0.scheduled = false }
                 var pacer: GCPacer? = options.gcBytesPerSecond > 0 ? GCPacer(bytesPerSecond: options.gcBytesPerSecond) : nil
+                if garbageProbeDue(totalBytes: vlogBytes()) { try probeGarbage() }
                 freedAny = try collect(backgroundVictims(), pacer: &pacer).segmentsFreed > 0
             }
             gc.state.withLock { $0.failuresInARow = 0 }
@@ -115,10 +129,10 @@ extension Engine {
         }
     }
 
-    /// The collector's part of `VLogStats`: garbage and live bytes per the manifest's counts,
-    /// and the GC counters.
+    /// The collector's part of `VLogStats`: garbage and live bytes per the manifest's counts
+    /// or the last garbage probe (the larger), and the GC counters.
     func fillGCStats(_ s: inout VLogStats) {
-        let (usage, _) = segmentUsage()
+        let (usage, _) = segmentUsage(measured: true)
         s.garbageBytes = usage.reduce(0) { $0 + min($1.totalBytes, $1.garbageBytes) }
         s.liveBytes = usage.reduce(0) { $0 + $1.liveBytes }
         s.gcRuns = gc.runs.value

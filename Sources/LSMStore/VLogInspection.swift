@@ -25,3 +25,22 @@ extension LSMStore {
         try engine.readValue(pointer, key: key)
     }
 }
+
+extension LSMStore {
+    /// For tests: runs a garbage probe now (VLogGCProbe.swift) and returns every measurement
+    /// held (segment → garbage bytes, a lower bound).
+    package func probeVLogGarbage() throws(LSMError) -> [UInt64: UInt64] {
+        let e = engine
+        try e.withCollector { () throws(LSMError) in try e.probeGarbage() }
+        return e.gc.state.withLock { $0.measured }
+    }
+
+    /// For tests: `segment`'s record bytes the tree points to now and its size, by reading
+    /// every record (nil: unreadable).
+    package func vlogSegmentLiveBytes(_ segment: UInt64) throws(LSMError) -> (live: UInt64, total: UInt64)? {
+        try engine.measureLive(segment)
+    }
+
+    /// For tests: garbage probes run since open.
+    package var vlogGarbageProbes: UInt64 { engine.gc.probes.value }
+}

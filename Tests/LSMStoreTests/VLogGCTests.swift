@@ -217,20 +217,19 @@ func expectModel(_ s: LSMStore, _ model: [[UInt8]: [UInt8]], _ what: String) thr
         }
         try s.flush()
         s.waitForBackgroundWork()
-        // Passes follow one another while the garbage the compactions find stays above the
-        // trigger: wait (bounded) for the log to come within 1 / (1 - 0.4) ≈ 1.7x of what the
-        // tree counts as live. The tree counts an overwritten value as garbage only once a
-        // compaction drops its pointer: the values that L0 tables shadow in L1 still count as
-        // live (with this flush pattern up to ~1.3x the really live data on top of it, since
-        // the arena memtable of 8f33bb8), so against the really live data the bound is 4x.
+        // Passes follow one another while the garbage found stays above the trigger: wait
+        // (bounded) for the log to come within 1 / (1 - 0.4) ≈ 1.7x of what the tree counts as
+        // live, and 2.5x the really live data. (Counted garbage alone — pointers compactions
+        // drop — left values that L0 tables shadow in L1 counted live, and the log at up to 4x
+        // the really live data; the garbage probe measures them: VLogGCProbe.swift.)
         let live = liveRecordBytes(model)
         var st = s.stats().vlog
-        for _ in 0..<200 where st.totalBytes > 4 * live || Double(st.totalBytes) > 1.7 * Double(st.liveBytes) {
+        for _ in 0..<200 where 2 * st.totalBytes > 5 * live || Double(st.totalBytes) > 1.7 * Double(st.liveBytes) {
             sleepMillis(50)
             st = s.stats().vlog
         }
         #expect(st.gcRuns > 0 && st.gcSegmentsFreed > 0)
-        #expect(st.totalBytes <= 4 * live, "vLog \(st.totalBytes) bytes for \(live) live")
+        #expect(2 * st.totalBytes <= 5 * live, "vLog \(st.totalBytes) bytes for \(live) live")
         #expect(Double(st.totalBytes) <= 1.7 * Double(st.liveBytes))
         try expectModel(s, model, "after background GC")
         try s.close()
