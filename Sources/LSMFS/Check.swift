@@ -30,6 +30,14 @@ extension FileSystem {
         var dentries: [(parent: UInt64, name: [UInt8], d: DentryRecord)] = []
         var chunkEnds: [UInt64: UInt64] = [:]  // ino -> max byte end of its chunks
         var chunkBlocks: [UInt64: UInt64] = [:]  // ino -> blocks its chunks account for
+        var chunkFolder = ChunkLengthFolder()
+        func addChunk(_ c: StoredChunkLength) {
+            if !c.hasBase { fail("inode \(c.ino) chunk \(c.index): patches without the chunk") }
+            if c.length > FSFormat.chunkSize { fail("inode \(c.ino) chunk \(c.index): \(c.length) bytes") }
+            chunkEnds[c.ino] = max(chunkEnds[c.ino] ?? 0, c.index &* UInt64(FSFormat.chunkSize) &+ UInt64(c.length))
+            chunkBlocks[c.ino, default: 0] &+= InodeRecord.blocks(ofChunkLength: c.length)
+            report.chunks += 1
+        }
         var orphans: Set<UInt64> = []
         var xattrInos: Set<UInt64> = []
         try store.scan(from: [], to: nil) { key, value in
@@ -46,14 +54,15 @@ extension FileSystem {
                 if let d = DentryRecord.decode(value) {
                     dentries.append((parent, Array(key[9...]), d))
                 } else { fail("dentry in \(parent): undecodable") }
-            case FSFormat.chunkPrefix where key.count == 17:
+            case FSFormat.chunkPrefix where key.count == FSFormat.chunkKeyLength || key.count == FSFormat.patchKeyLength:
                 let ino = Keys.ino(of: key)!
                 let idx = key.readBE(UInt64.self, at: 9)
-                let end = idx &* UInt64(FSFormat.chunkSize) &+ UInt64(value.count)
-                if value.count > FSFormat.chunkSize || value.isEmpty { fail("inode \(ino) chunk \(idx): \(value.count) bytes") }
-                chunkEnds[ino] = max(chunkEnds[ino] ?? 0, end)
-                chunkBlocks[ino, default: 0] &+= InodeRecord.blocks(ofChunkLength: value.count)
-                report.chunks += 1
+                if !ChunkPatch.isWellFormed(key: key, size: value.count) {
+                    let what = ChunkPatch.block(of: key).map { " patch \($0)" } ?? ""
+                    fail("inode \(ino) chunk \(idx)\(what): \(value.count) bytes")
+                }
+                // A chunk's length and blocks count its patches with it (docs/format/keys.md).
+                if let c = chunkFolder.add(key: key, size: value.count) { addChunk(c) }
             case FSFormat.orphanPrefix where key.count == 9:
                 orphans.insert(Keys.ino(of: key)!)
             case FSFormat.xattrPrefix where key.count > 9:
@@ -70,6 +79,7 @@ extension FileSystem {
             }
             return true
         }
+        if let c = chunkFolder.finish() { addChunk(c) }
 
         guard let record else {
             fail("no filesystem record: not an lsmfs filesystem")

@@ -8,9 +8,10 @@ import SystemPackage
 /// reach the store in one batch (every buffered chunk and the inode
 /// record) when the file's buffer passes `WriteBuffering.fileBytes`, all buffers together
 /// pass `WriteBuffering.totalBytes`, the file is released or fsynced, another operation needs
-/// the inode, or the periodic sync runs. One store write then carries many chunks (a random
-/// writer no longer stores a 64 KiB chunk per 4 KiB write; a sequential one hands the value log
-/// 16 MiB at a time). While an entry exists the store still holds the file's previous
+/// the inode, or the periodic sync runs. One store write then carries many chunks (a sequential
+/// writer hands the value log 16 MiB at a time), and whole 4 KiB blocks written into a stored
+/// chunk go in as chunk patches (`addChunks`, docs/format/keys.md): a random 4 KiB writer stores
+/// 4 KiB per write, not the 64 KiB chunk, and reads nothing back. While an entry exists the store still holds the file's previous
 /// consistent state (chunks and inode record both old), so a crash loses the buffered writes
 /// as a whole and never leaves a size that points past stored data.
 struct DirtyFile {
@@ -21,6 +22,9 @@ struct DirtyFile {
     /// not wait for a 64 KiB value-log read: the read happens when the buffer is stored, on
     /// the write-behind thread, or when a reader needs it).
     var partial: [UInt64: PartialChunk] = [:]
+    /// Patch blocks (`ChunkPatch`) that may be stored for a buffered chunk: a flush that
+    /// rewrites the chunk deletes them. Missing: none.
+    var storedPatches: [UInt64: ChunkPatchMask] = [:]
     var attrs: DirtyAttrs
     /// Sum of the chunks' lengths.
     var bytes = 0
@@ -155,17 +159,17 @@ extension FileSystem {
         // Stored lengths of the chunks that start from the store (one scan of sizes, no value
         // reads): whole-chunk writes replace them; partial writes leave the read for later.
         var storedLength: [UInt64: Int] = [:]
+        var storedPatches: [UInt64: ChunkPatchMask] = [:]
         let fromStore = (first...last).filter { !held.contains($0) && behind?.chunks[$0] == nil && $0 * cs < rec.size }
         if let lo = fromStore.first, let hi = fromStore.last {
-            try kv("scan chunk sizes", { () throws(LSMError) in
-                try store.scanSizes(from: Keys.chunk(ino, lo), to: Keys.chunk(ino, hi + 1)) { key, size in
-                    if key.count == 17 { storedLength[key.readBE(UInt64.self, at: 9)] = size }
-                    return true
-                }
-            })
+            try scanChunkLengths(ino, from: lo, to: hi + 1) { idx, length, patches in
+                storedLength[idx] = length
+                if patches != 0 { storedPatches[idx] = patches }
+                return true
+            }
         }
         // New chunks, built outside the leaf lock.
-        var fresh: [(index: UInt64, bytes: [UInt8], partial: PartialChunk?, oldLength: Int)] = []
+        var fresh: [(index: UInt64, bytes: [UInt8], partial: PartialChunk?, oldLength: Int, patches: ChunkPatchMask)] = []
         for idx in first...last where !held.contains(idx) {
             let start = idx * cs
             let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
@@ -174,10 +178,13 @@ extension FileSystem {
             var base: [UInt8] = []
             var partial: PartialChunk?
             var oldLength = 0
+            var patches: ChunkPatchMask = 0
             if let behind, let b = behind.chunks[idx] {
                 // The buffer being written behind is newer than the store: start from it (and
-                // from its written ranges, if it has not read its stored content either).
+                // from its written ranges, if it has not read its stored content either). The
+                // patches it may store count as stored.
                 oldLength = behind.length(idx)
+                patches = (behind.storedPatches[idx] ?? 0) | (behind.partial[idx]?.wholeBlocks ?? 0)
                 if !whole {
                     base = b
                     partial = behind.partial[idx]
@@ -185,15 +192,16 @@ extension FileSystem {
                 }
             } else if start < rec.size {
                 oldLength = storedLength[idx] ?? 0
+                patches = storedPatches[idx] ?? 0
                 if !whole && oldLength > 0 { partial = PartialChunk(baseLength: oldLength, ranges: [lo..<hi]) }
             }
             if base.isEmpty && lo == 0 {
-                fresh.append((idx, Array(src), partial, oldLength))
+                fresh.append((idx, Array(src), partial, oldLength, patches))
                 continue
             }
             if base.count < hi { base.append(contentsOf: repeatElement(0, count: hi - base.count)) }
             base.withUnsafeMutableBytes { c in (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: src.count) }
-            fresh.append((idx, base, partial, oldLength))
+            fresh.append((idx, base, partial, oldLength, patches))
         }
         let (fileBytes, fillingBytes, flushingBytes) = dirty.withLock { t -> (Int, Int, Int) in
             var f = t.files.removeValue(forKey: ino)
@@ -221,6 +229,7 @@ extension FileSystem {
                 f.bytes += c.bytes.count
                 f.chunks[c.index] = c.bytes
                 f.partial[c.index] = c.partial
+                f.storedPatches[c.index] = c.patches == 0 ? nil : c.patches
                 f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: c.oldLength, to: f.length(c.index))
             }
             f.attrs.size = max(f.attrs.size, end)
@@ -248,15 +257,37 @@ extension FileSystem {
         try addChunks(of: f, ino, to: &batch)
     }
 
-    /// Puts every chunk of buffer `f` into `batch`, reading the stored content of partial ones.
+    /// Puts every chunk of buffer `f` into `batch`. A partial chunk (written ranges only) goes
+    /// in as patches of the whole 4 KiB blocks it wrote when it wrote only whole blocks, the
+    /// file is larger than one chunk and the chunk keeps at most `maxPatchesPerChunk`
+    /// (docs/format/keys.md: no value-log read, 4 KiB stored per 4 KiB written); otherwise its
+    /// stored content is read, the ranges laid over it, and the chunk rewritten with its
+    /// patches deleted (folded). A complete chunk is rewritten and deletes the patches that
+    /// may be stored for it.
     func addChunks(of f: DirtyFile, _ ino: UInt64, to batch: inout WriteBatch) throws(Errno) {
+        let bs = FSFormat.patchBlockSize
+        var allowed: Bool?
         for idx in f.chunks.keys.sorted() {
-            var bytes = f.chunks[idx]!
-            if let p = f.partial[idx] {
-                let base = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) })
-                bytes = p.compose(base: consume base, bytes)
+            let bytes = f.chunks[idx]!
+            guard let p = f.partial[idx] else {
+                putChunk(ino, idx, bytes, clearing: f.storedPatches[idx] ?? 0, to: &batch)
+                continue
             }
-            batch.put(Keys.chunk(ino, idx), bytes)
+            if f.attrs.size > UInt64(chunkSize), let blocks = p.wholeBlocks, blocks != 0,
+               ((f.storedPatches[idx] ?? 0) | blocks).nonzeroBitCount <= FSFormat.maxPatchesPerChunk {
+                if allowed == nil { allowed = try patchesAllowed() }
+                if allowed == true {
+                    var m = blocks
+                    while m != 0 {
+                        let b = m.trailingZeroBitCount
+                        batch.put(Keys.patch(ino, idx, b), Array(bytes[b * bs ..< (b + 1) * bs]))
+                        m &= m - 1
+                    }
+                    continue
+                }
+            }
+            let (base, patches) = try loadChunk(ino, idx)
+            putChunk(ino, idx, p.compose(base: consume base, bytes), clearing: patches, to: &batch)
         }
     }
 

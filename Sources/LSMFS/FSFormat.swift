@@ -8,6 +8,8 @@ import LSMCommon
 ///     'I' ino:u64                       -> inode attributes (InodeRecord)
 ///     'D' parent:u64 name:bytes         -> dentry: child ino + type (DentryRecord)
 ///     'B' ino:u64 chunk:u64             -> bytes of one file chunk (1..chunkSize bytes)
+///     'B' ino:u64 chunk:u64 block:u8    -> patch: new bytes of one 4 KiB block of that chunk
+///                                          (1..patchBlockSize bytes; format version 2)
 ///     'X' ino:u64 name:bytes            -> xattr value (name with its namespace, e.g. user.x)
 ///     'O' ino:u64                       -> orphan marker (empty value)
 public enum FSFormat {
@@ -20,7 +22,11 @@ public enum FSFormat {
 
     /// "LSMFS\0" as a little-endian u64 in the filesystem record.
     public static let magic: UInt64 = 0x0000_5346_4D53_4C
-    public static let formatVersion: UInt16 = 1
+    /// Version 2 adds chunk patches (the 18-byte `B` keys). Version-1 images mount as they
+    /// are (they hold no patches) and become version 2 when the record is next written; a
+    /// version-1 binary refuses version 2 instead of reading chunks without their patches.
+    public static let formatVersion: UInt16 = 2
+    public static let oldestFormatVersion: UInt16 = 1
     public static let inodeRecordVersion: UInt8 = 1
 
     /// File bytes are stored in chunks of this size. 64 KiB: a partial write rewrites at most
@@ -28,6 +34,18 @@ public enum FSFormat {
     /// and a full chunk is large enough to go through the WiscKey value log (once the engine has
     /// one) instead of riding through every compaction of the tree.
     public static let chunkSize = 64 * 1024
+
+    /// Chunk patches (docs/format/keys.md, "Chunk patches"): a small write into a stored chunk
+    /// is stored as whole 4 KiB blocks under `'B' ino chunk block` instead of a rewrite of the
+    /// 64 KiB chunk; readers overlay them on the chunk. A chunk carries at most
+    /// `maxPatchesPerChunk` of them: a flush that would pass it (or that writes a block only in
+    /// part) folds them into a rewritten chunk and deletes them.
+    public static let patchBlockSize = 4096
+    public static let patchesPerChunk = chunkSize / patchBlockSize
+    public static let maxPatchesPerChunk = 8
+    /// Length of a chunk key, and of a patch key (a chunk key and one block byte).
+    public static let chunkKeyLength = 17
+    public static let patchKeyLength = 18
 
     public static let rootIno: UInt64 = 1
     /// The stats pseudo-files `/.lsmfs-stats` and `/.lsmfs-stats.json` (never stored).
@@ -73,7 +91,13 @@ enum Keys {
         k.appendBE(index)
         return k
     }
-    /// Every chunk of `ino`: [chunk(ino, 0), chunksEnd(ino)).
+    /// Patch of 4 KiB block `block` of chunk `index` (sorts after the chunk, before the next).
+    static func patch(_ ino: UInt64, _ index: UInt64, _ block: Int) -> [UInt8] {
+        var k = chunk(ino, index)
+        k.append(UInt8(block))
+        return k
+    }
+    /// Every chunk of `ino` (and their patches): [chunk(ino, 0), chunksEnd(ino)).
     static func chunksEnd(_ ino: UInt64) -> [UInt8] { prefixed(FSFormat.chunkPrefix, ino &+ 1) }
     static func xattr(_ ino: UInt64, _ name: [UInt8]) -> [UInt8] {
         var k = prefixed(FSFormat.xattrPrefix, ino)
@@ -106,6 +130,9 @@ struct FSRecord: Equatable {
     /// Inode numbers below this may have been used; allocation resumes here after a restart.
     var inoLimit: UInt64
 
+    /// The format version the record was read with (`encode` always writes the current one).
+    var version: UInt16 = FSFormat.formatVersion
+
     /// Layout (little-endian): magic:u64 version:u16 chunkSize:u32 inoLimit:u64   (22 bytes)
     func encode() -> [UInt8] {
         var b: [UInt8] = []
@@ -119,8 +146,9 @@ struct FSRecord: Equatable {
 
     static func decode(_ b: [UInt8]) -> FSRecord? {
         guard b.count >= 22, b.readLE(UInt64.self, at: 0) == FSFormat.magic,
-              b.readLE(UInt16.self, at: 8) == FSFormat.formatVersion else { return nil }
-        return FSRecord(chunkSize: b.readLE(UInt32.self, at: 10), inoLimit: b.readLE(UInt64.self, at: 14))
+              (FSFormat.oldestFormatVersion...FSFormat.formatVersion).contains(b.readLE(UInt16.self, at: 8)) else { return nil }
+        return FSRecord(chunkSize: b.readLE(UInt32.self, at: 10), inoLimit: b.readLE(UInt64.self, at: 14),
+                        version: b.readLE(UInt16.self, at: 8))
     }
 }
 

@@ -66,20 +66,19 @@ extension FileSystem {
         let cs = UInt64(chunkSize)
         let firstIdx = lo / cs, lastIdx = (hi - 1) / cs
         // Sizes first (no value-log reads); only chunks the range cuts partly are read.
-        var stored: [(index: UInt64, length: Int)] = []
-        try kv("scan chunks", { () throws(LSMError) in
-            try store.scanSizes(from: Keys.chunk(ino, firstIdx), to: Keys.chunk(ino, lastIdx + 1)) { key, length in
-                if key.count == 17 { stored.append((key.readBE(UInt64.self, at: 9), length)) }
-                return true
-            }
-        })
-        for (idx, old) in stored {
+        // (with their patches: a chunk changed here is folded, docs/format/keys.md)
+        var stored: [(index: UInt64, length: Int, patches: ChunkPatchMask)] = []
+        try scanChunkLengths(ino, from: firstIdx, to: lastIdx + 1) { idx, length, patches in
+            stored.append((idx, length, patches))
+            return true
+        }
+        for (idx, old, patches) in stored {
             let start = idx * cs
             let a = Int(max(lo, start) - start), b = Int(min(hi, start + cs) - start)
             var new: [UInt8] = []
             if a >= old { continue }                   // the range starts past the stored end
             if !(a == 0 && b >= old) {                 // not the whole stored chunk: read it
-                guard let bytes = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) else { continue }
+                guard let bytes = try loadChunk(ino, idx).bytes else { continue }
                 new = bytes
                 if b >= new.count {
                     new.removeSubrange(min(a, new.count)..<new.count)   // the range reaches the stored end: shorten
@@ -90,7 +89,7 @@ extension FileSystem {
                 }
             }
             rec.blocks = InodeRecord.adjust(rec.blocks, from: old, to: new.count)
-            if new.isEmpty { batch.delete(Keys.chunk(ino, idx)) } else { batch.put(Keys.chunk(ino, idx), new) }
+            putChunk(ino, idx, new, clearing: patches, to: &batch)
         }
     }
 
@@ -105,22 +104,19 @@ extension FileSystem {
         let cs = UInt64(chunkSize)
         var result: UInt64?
         var pos = offset
-        try kv("seek", { () throws(LSMError) in
-            try store.scanSizes(from: Keys.chunk(ino, offset / cs), to: Keys.chunksEnd(ino)) { key, length in
-                guard key.count == 17 else { return true }
-                let start = key.readBE(UInt64.self, at: 9) * cs
-                let dataEnd = start + UInt64(length)
-                if whence == SeekWhence.data {
-                    if dataEnd > pos { result = max(start, pos); return false }
-                    return true
-                }
-                // SEEK_HOLE: the first byte at or after pos no stored byte covers.
-                if start > pos { result = pos; return false }
-                if dataEnd > pos { pos = dataEnd }
-                if length < Int(cs) { result = pos; return false }
+        try scanChunkLengths(ino, from: offset / cs, to: nil) { idx, length, _ in
+            let start = idx * cs
+            let dataEnd = start + UInt64(length)
+            if whence == SeekWhence.data {
+                if dataEnd > pos { result = max(start, pos); return false }
                 return true
             }
-        })
+            // SEEK_HOLE: the first byte at or after pos no stored byte covers.
+            if start > pos { result = pos; return false }
+            if dataEnd > pos { pos = dataEnd }
+            if length < Int(cs) { result = pos; return false }
+            return true
+        }
         if whence == SeekWhence.data {
             guard let r = result, r < rec.size else { throw Errno(rawValue: ENXIO) }
             return r

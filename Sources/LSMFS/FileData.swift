@@ -103,7 +103,11 @@ extension FileSystem {
                 let stored = (idx, runEnd)
                 try kv("read chunks", { () throws(LSMError) in
                     try store.scan(from: Keys.chunk(ino, stored.0), to: Keys.chunk(ino, stored.1)) { key, value in
-                        if key.count == 17 { content[key.readBE(UInt64.self, at: 9)] = value }
+                        if key.count == FSFormat.chunkKeyLength {
+                            content[key.readBE(UInt64.self, at: 9)] = value
+                        } else if let b = ChunkPatch.block(of: key) {   // after its chunk: laid over it
+                            ChunkPatch.apply(value, block: b, to: &content[key.readBE(UInt64.self, at: 9), default: []])
+                        }
                         return true
                     }
                 })
@@ -167,7 +171,7 @@ extension FileSystem {
             }
             try flushDirtyLocked(ino)  // stores what `rec` already shows
             let cs = UInt64(chunkSize)
-            var chunks: [(index: UInt64, bytes: [UInt8])] = []
+            var chunks: [(index: UInt64, bytes: [UInt8], patches: ChunkPatchMask)] = []
             var idx = off / cs
             while idx * cs < end {
                 let start = idx * cs
@@ -175,11 +179,14 @@ extension FileSystem {
                 let src = UnsafeRawBufferPointer(rebasing: data[Int(start + UInt64(lo) - off) ..< Int(start + UInt64(hi) - off)])
                 var chunk: [UInt8]
                 let oldLength: Int
+                var patches: ChunkPatchMask = 0
                 if start >= rec.size {
                     chunk = Array(src)  // past EOF: nothing stored for this chunk
                     oldLength = 0
                 } else {
-                    chunk = try kv("read chunk", { () throws(LSMError) in try store.get(Keys.chunk(ino, idx)) }) ?? []
+                    let stored = try loadChunk(ino, idx)   // folded: its patches go
+                    chunk = stored.bytes ?? []
+                    patches = stored.patches
                     oldLength = chunk.count
                     if chunk.count < hi { chunk += [UInt8](repeating: 0, count: hi - chunk.count) }
                     chunk.withUnsafeMutableBytes { c in
@@ -187,12 +194,12 @@ extension FileSystem {
                     }
                 }
                 rec.blocks = InodeRecord.adjust(rec.blocks, from: oldLength, to: chunk.count)
-                chunks.append((idx, chunk))
+                chunks.append((idx, chunk, patches))
                 idx += 1
             }
             let newSize = max(rec.size, end)
             var batch = WriteBatch()
-            for c in chunks { batch.put(Keys.chunk(ino, c.index), c.bytes) }
+            for c in chunks { putChunk(ino, c.index, c.bytes, clearing: c.patches, to: &batch) }
             rec.size = newSize
             rec.mtime = now; rec.ctime = now
             batch.put(Keys.inode(ino), rec.encode())
@@ -223,19 +230,23 @@ extension FileSystem {
                 rec.blocks = 0
             } else {
                 // The chunks that go, with their lengths (for blocks): sizes only, so chunks
-                // in the value log are not read back; the one chunk that shrinks is read.
+                // in the value log are not read back; the one chunk that shrinks is read, and
+                // folded with its patches (chunk patches: docs/format/keys.md). A file cut to
+                // one chunk keeps no patches (its unlink deletes chunk 0 alone).
                 var freed: UInt64 = 0
-                var cutChunk: [UInt8]?
-                try kv("scan chunks", { () throws(LSMError) in
-                    try store.scanSizes(from: Keys.chunk(ino, firstDropped), to: Keys.chunksEnd(ino)) { key, size in
-                        if key.count == 17 { freed += InodeRecord.blocks(ofChunkLength: size) }
-                        return true
+                try scanChunkLengths(ino, from: firstDropped, to: nil) { _, length, _ in
+                    freed += InodeRecord.blocks(ofChunkLength: length)
+                    return true
+                }
+                let refold = rem == 0 && cut == 1 && rec.size > cs ? UInt64(0) : nil
+                if let idx = rem != 0 ? cut : refold {
+                    let (c, patches) = try loadChunk(ino, idx)
+                    if let c, c.count > rem && rem != 0 {
+                        putChunk(ino, idx, Array(c[0..<rem]), clearing: patches, to: &batch)
+                        freed += InodeRecord.blocks(ofChunkLength: c.count) - InodeRecord.blocks(ofChunkLength: rem)
+                    } else if let c, patches != 0 {
+                        putChunk(ino, idx, c, clearing: patches, to: &batch)
                     }
-                    if rem != 0 { cutChunk = try store.get(Keys.chunk(ino, cut)) }
-                })
-                if let c = cutChunk, c.count > rem {
-                    batch.put(Keys.chunk(ino, cut), Array(c[0..<rem]))
-                    freed += InodeRecord.blocks(ofChunkLength: c.count) - InodeRecord.blocks(ofChunkLength: rem)
                 }
                 rec.blocks = rec.blocks >= freed ? rec.blocks - freed : 0
             }

@@ -9,7 +9,7 @@ extension FileSystem {
         switch p {
         case FSFormat.recordKeyPrefix where key.count == 1:
             guard let r = FSRecord.decode(value) else { return "record (undecodable, \(value.count) bytes)" }
-            return "record lsmfs v\(FSFormat.formatVersion) chunk=\(r.chunkSize) inoLimit=\(r.inoLimit)"
+            return "record lsmfs v\(r.version) chunk=\(r.chunkSize) inoLimit=\(r.inoLimit)"
         case FSFormat.inodePrefix where key.count == 9:
             let ino = Keys.ino(of: key)!
             guard let r = InodeRecord.decode(value) else { return "inode \(ino) (undecodable, \(value.count) bytes)" }
@@ -25,6 +25,8 @@ extension FileSystem {
             return "dentry \(parent)/\(printable(Array(key[9...]))) -> \(d.ino) (\(typeName(d.type)))"
         case FSFormat.chunkPrefix where key.count == 17:
             return "chunk \(Keys.ino(of: key)!)#\(key.readBE(UInt64.self, at: 9)) \(value.count) bytes"
+        case FSFormat.chunkPrefix where key.count == FSFormat.patchKeyLength:
+            return "chunk \(Keys.ino(of: key)!)#\(key.readBE(UInt64.self, at: 9)) patch block \(key[17]) \(value.count) bytes"
         case FSFormat.orphanPrefix where key.count == 9:
             return "orphan \(Keys.ino(of: key)!)"
         case FSFormat.xattrPrefix where key.count > 9:

@@ -28,6 +28,17 @@ extension FileSystem {
         var orphans: Set<UInt64> = []
         var xattrInos: Set<UInt64> = []
         var strayKeys: [[UInt8]] = []
+        // A chunk's length counts its patches (docs/format/keys.md); patches whose chunk is
+        // gone are deleted.
+        var chunkFolder = ChunkLengthFolder()
+        func addChunk(_ c: StoredChunkLength) {
+            guard c.hasBase else {
+                for b in 0..<FSFormat.patchesPerChunk where c.patches & (1 << b) != 0 { strayKeys.append(Keys.patch(c.ino, c.index, b)) }
+                return
+            }
+            chunkEnds[c.ino] = max(chunkEnds[c.ino] ?? 0, c.index &* UInt64(FSFormat.chunkSize) &+ UInt64(c.length))
+            chunkBlocks[c.ino, default: 0] &+= InodeRecord.blocks(ofChunkLength: c.length)
+        }
         try store.scan(from: [], to: nil) { key, value in
             guard let p = key.first else { return true }
             switch p {
@@ -37,14 +48,11 @@ extension FileSystem {
                 if let r = InodeRecord.decode(value) { inodes[ino] = r } else { badInodes.append(ino) }
             case FSFormat.dentryPrefix where key.count > 9:
                 dentries.append((Keys.ino(of: key)!, Array(key[9...]), DentryRecord.decode(value)))
-            case FSFormat.chunkPrefix where key.count == 17:
-                let ino = Keys.ino(of: key)!
-                let idx = key.readBE(UInt64.self, at: 9)
-                if value.isEmpty || value.count > FSFormat.chunkSize {
+            case FSFormat.chunkPrefix where key.count == FSFormat.chunkKeyLength || key.count == FSFormat.patchKeyLength:
+                if !ChunkPatch.isWellFormed(key: key, size: value.count) {
                     strayKeys.append(key)
-                } else {
-                    chunkEnds[ino] = max(chunkEnds[ino] ?? 0, idx &* UInt64(FSFormat.chunkSize) &+ UInt64(value.count))
-                    chunkBlocks[ino, default: 0] &+= InodeRecord.blocks(ofChunkLength: value.count)
+                } else if let c = chunkFolder.add(key: key, size: value.count) {
+                    addChunk(c)
                 }
             case FSFormat.orphanPrefix where key.count == 9: orphans.insert(Keys.ino(of: key)!)
             case FSFormat.xattrPrefix where key.count > 9: xattrInos.insert(Keys.ino(of: key)!)
@@ -52,6 +60,7 @@ extension FileSystem {
             }
             return true
         }
+        if let c = chunkFolder.finish() { addChunk(c) }
         for key in strayKeys { batch.delete(key); fixed.append("deleted a key outside the schema or a malformed chunk") }
         for ino in badInodes {
             batch.delete(Keys.inode(ino))

@@ -87,6 +87,7 @@ extension FileSystem {
             for (idx, c) in d.file.chunks where f.chunks[idx] == nil {
                 f.chunks[idx] = c
                 f.partial[idx] = d.file.partial[idx]
+                f.storedPatches[idx] = d.file.storedPatches[idx]
                 f.bytes += c.count
             }
             t.fillingBytes += f.bytes - before

@@ -71,7 +71,7 @@ import Testing
             return true
         }
         #expect(!lines.contains("?"))
-        #expect(lines.contains { $0.hasPrefix("record lsmfs v1 chunk=65536") })
+        #expect(lines.contains { $0.hasPrefix("record lsmfs v\(FSFormat.formatVersion) chunk=65536") })
         #expect(lines.contains { $0.hasPrefix("dentry 1/\"dir\" -> \(d.ino) (dir)") })
         #expect(lines.filter { $0.hasPrefix("chunk ") }.count == 2)
         #expect(lines.contains { $0.contains("-> \"dir/f\"") })

@@ -1,0 +1,163 @@
+import LSMStore
+import SystemPackage
+
+/// Chunk patches (docs/format/keys.md, "Chunk patches"): whole 4 KiB blocks of a stored chunk
+/// written since the chunk itself, each under its own key `'B' ino chunk block` right after the
+/// chunk's key. A stored chunk's content is its base value with its patches laid over it in
+/// block order (a patch past the base's end extends the chunk, zeros between); its length is
+/// the furthest byte either holds. Invariants the writers keep:
+/// - every put or delete of a chunk's base deletes that chunk's patches in the same batch
+///   (`ChunkPatchMask` tracks which may exist);
+/// - only chunks with a stored base get patches, and only files larger than one chunk (so a
+///   file of at most one chunk is wholly deleted by deleting chunk 0, as `addDelete` does);
+/// - truncation folds the chunk it cuts, and drops whole chunks with one range delete that
+///   covers their patches too.
+enum ChunkPatch {
+    /// The block byte of a patch key, or nil for a base chunk key (or a malformed key).
+    static func block(of key: [UInt8]) -> Int? {
+        key.count == FSFormat.patchKeyLength ? Int(key[FSFormat.chunkKeyLength]) : nil
+    }
+
+    /// Whether `key`/`size` is a well-formed patch (block in range, 1...patchBlockSize bytes).
+    static func isValid(block: Int, size: Int) -> Bool {
+        block < FSFormat.patchesPerChunk && size > 0 && size <= FSFormat.patchBlockSize
+    }
+
+    /// Whether a `B` key of chunk or patch length holds a value of a size its kind allows.
+    static func isWellFormed(key: [UInt8], size: Int) -> Bool {
+        if let b = block(of: key) { return isValid(block: b, size: size) }
+        return size > 0 && size <= FSFormat.chunkSize
+    }
+
+    /// Lays patch `value` of `block` over `content`, growing it with zeros as needed.
+    static func apply(_ value: [UInt8], block: Int, to content: inout [UInt8]) {
+        guard isValid(block: block, size: value.count) else { return }
+        let lo = block * FSFormat.patchBlockSize, hi = lo + value.count
+        if content.count < hi { content.append(contentsOf: repeatElement(0, count: hi - content.count)) }
+        content.withUnsafeMutableBytes { c in
+            value.withUnsafeBytes { v in (c.baseAddress! + lo).copyMemory(from: v.baseAddress!, byteCount: value.count) }
+        }
+    }
+}
+
+/// The patch blocks of one chunk, as bits (bit b: block b).
+typealias ChunkPatchMask = UInt16
+
+/// One stored chunk as a scan of sizes shows it.
+struct StoredChunkLength {
+    var ino: UInt64
+    var index: UInt64
+    /// The furthest byte its base or a patch holds.
+    var length = 0
+    var patches: ChunkPatchMask = 0
+    var hasBase = false
+}
+
+/// Folds a scan of chunk keys with their value sizes (base keys and patch keys, in key order)
+/// into one value per chunk. For `scanSizes` callers and fsck.
+struct ChunkLengthFolder {
+    private var current: StoredChunkLength?
+
+    /// Feeds one `B` key; returns the previous chunk when this key starts another one.
+    /// Malformed keys and patches are skipped (fsck reports them).
+    mutating func add(key: [UInt8], size: Int) -> StoredChunkLength? {
+        guard key.count == FSFormat.chunkKeyLength || key.count == FSFormat.patchKeyLength else { return nil }
+        let ino = key.readBE(UInt64.self, at: 1), idx = key.readBE(UInt64.self, at: 9)
+        var done: StoredChunkLength?
+        if let c = current, c.index != idx || c.ino != ino { done = c; current = nil }
+        var c = current ?? StoredChunkLength(ino: ino, index: idx)
+        if let b = ChunkPatch.block(of: key) {
+            if ChunkPatch.isValid(block: b, size: size) {
+                c.patches |= 1 << b
+                c.length = max(c.length, b * FSFormat.patchBlockSize + size)
+            }
+        } else {
+            c.hasBase = true
+            c.length = max(c.length, size)
+        }
+        current = c
+        return done
+    }
+
+    /// The last chunk fed.
+    mutating func finish() -> StoredChunkLength? {
+        defer { current = nil }
+        return current
+    }
+}
+
+extension FileSystem {
+    /// Calls `body` with each stored chunk of `ino` in [from, to) (to nil: every chunk to the
+    /// end of the file): index, length with its patches, patch blocks. Sizes only: no
+    /// value-log reads. `body` returns false to stop.
+    func scanChunkLengths(_ ino: UInt64, from: UInt64, to: UInt64?,
+                          _ body: (_ index: UInt64, _ length: Int, _ patches: ChunkPatchMask) -> Bool) throws(Errno) {
+        var folder = ChunkLengthFolder()
+        var stopped = false
+        try kv("scan chunk sizes", { () throws(LSMError) in
+            try store.scanSizes(from: Keys.chunk(ino, from), to: to.map { Keys.chunk(ino, $0) } ?? Keys.chunksEnd(ino)) { key, size in
+                if let c = folder.add(key: key, size: size), !body(c.index, c.length, c.patches) {
+                    stopped = true
+                    return false
+                }
+                return true
+            }
+        })
+        if !stopped, let c = folder.finish() { _ = body(c.index, c.length, c.patches) }
+    }
+
+    /// Stored content of chunk `idx` of `ino` (its patches applied; nil if nothing is stored)
+    /// and its patch blocks.
+    func loadChunk(_ ino: UInt64, _ idx: UInt64) throws(Errno) -> (bytes: [UInt8]?, patches: ChunkPatchMask) {
+        var bytes: [UInt8]?
+        var patches: ChunkPatchMask = 0
+        try kv("read chunk", { () throws(LSMError) in
+            try store.scan(from: Keys.chunk(ino, idx), to: Keys.chunk(ino, idx &+ 1)) { key, value in
+                if let b = ChunkPatch.block(of: key) {
+                    var c = bytes ?? []
+                    bytes = nil
+                    ChunkPatch.apply(value, block: b, to: &c)
+                    bytes = c
+                    patches |= 1 << b
+                } else if key.count == FSFormat.chunkKeyLength {
+                    bytes = value
+                }
+                return true
+            }
+        })
+        return (bytes, patches)
+    }
+
+    /// Adds a put of chunk `idx` (empty: a delete) and deletes of the patch blocks in
+    /// `patches` (those that may be stored) to `batch`.
+    func putChunk(_ ino: UInt64, _ idx: UInt64, _ bytes: [UInt8], clearing patches: ChunkPatchMask, to batch: inout WriteBatch) {
+        if bytes.isEmpty { batch.delete(Keys.chunk(ino, idx)) } else { batch.put(Keys.chunk(ino, idx), bytes) }
+        var m = patches
+        while m != 0 {
+            let b = m.trailingZeroBitCount
+            batch.delete(Keys.patch(ino, idx, b))
+            m &= m - 1
+        }
+    }
+
+    /// Whether the image's format has chunk patches (version 2; a version-1 image becomes one
+    /// when its record is next written, e.g. at the first inode reservation).
+    func patchesAllowed() throws(Errno) -> Bool {
+        let rec = try kv("read filesystem record", { () throws(LSMError) in try store.get(Keys.record) })
+        return rec.flatMap(FSRecord.decode)?.version ?? 0 >= 2
+    }
+}
+
+extension PartialChunk {
+    /// The patch blocks a flush may store instead of the whole chunk: every block the written
+    /// ranges touch, if each is written whole; nil if one is written only in part.
+    var wholeBlocks: ChunkPatchMask? {
+        let bs = FSFormat.patchBlockSize
+        var mask: ChunkPatchMask = 0
+        for r in ranges where !r.isEmpty {
+            if r.lowerBound % bs != 0 || r.upperBound % bs != 0 { return nil }
+            for b in (r.lowerBound / bs)..<(r.upperBound / bs) { mask |= 1 << b }
+        }
+        return mask
+    }
+}
