@@ -16,6 +16,10 @@ public struct SetAttr: Sendable {
     public var size: UInt64?
     public var atime: TimeSet?
     public var mtime: TimeSet?
+    /// Clear set-user-ID (and set-group-ID of a group-executable file) and
+    /// `security.capability` from the record as it is under the inode lock (`killSetID`: a
+    /// mode computed from an earlier read could undo a concurrent chmod).
+    package var killSetID = false
     public init(mode: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, size: UInt64? = nil,
                 atime: TimeSet? = nil, mtime: TimeSet? = nil) {
         self.mode = mode; self.uid = uid; self.gid = gid; self.size = size; self.atime = atime; self.mtime = mtime
@@ -60,11 +64,14 @@ extension FileSystem {
             if pending != nil { try addDirtyChunks(ino, to: &batch) }
             let now = TimeSpec.now()
             if let m = s.mode { rec.mode = checkedMode ?? (rec.type | (m & 0o7777)) }
+            if s.killSetID && rec.isRegular {
+                rec.mode = FileSystem.withoutSetID(rec.mode)
+                try addKillCapability(ino, &batch)
+            }
             // chown of a non-directory drops set-user-ID, and set-group-ID when group-executable
             // (without it the bit marks mandatory locking), as Linux does — even for root.
             if (s.uid != nil || s.gid != nil) && !rec.isDirectory {
-                rec.mode &= ~UInt32(S_ISUID)
-                if rec.mode & UInt32(S_IXGRP) != 0 { rec.mode &= ~UInt32(S_ISGID) }
+                rec.mode = FileSystem.withoutSetID(rec.mode)
                 try addKillCapability(ino, &batch)
             }
             if let u = s.uid { rec.uid = u }
@@ -101,16 +108,21 @@ extension FileSystem {
         // Mode, owner and type only: the stored record, without waiting for a write-behind of
         // the file (this runs before every WRITE by non-root; a wait here would hold each write
         // until the previous buffer is stored). A mode change below loads it fully itself.
+        // When there are bits to clear, the setattr clears them from the record it reads under
+        // the inode lock (with the capability), so a concurrent chmod is never undone.
         let rec = try loadInode(ino, dirty: .some(nil))
         guard rec.isRegular else { return nil }
-        var mode = rec.mode & 0o7777 & ~UInt32(S_ISUID)
-        if mode & UInt32(S_ISGID | S_IXGRP) == UInt32(S_ISGID | S_IXGRP) { mode &= ~UInt32(S_ISGID) }
+        let clears = FileSystem.withoutSetID(rec.mode) != rec.mode
         if let caller, caller.checksAccess, caller.uid != rec.uid, !FileSystem.permits(rec, caller, .write) {
-            if mode != rec.mode & 0o7777 { throw .perm }
+            if clears { throw .perm }
             return nil
         }
+        if clears {
+            var s = SetAttr()
+            s.killSetID = true
+            return try setattr(ino, s)
+        }
         var attr: FileAttr?
-        if mode != rec.mode & 0o7777 { attr = try setattr(ino, SetAttr(mode: mode)) }
         if xattrPresence.withLock({ $0.known[ino] }) != false {
             do throws(Errno) {
                 try removexattr(ino, FileSystem.capabilityName)

@@ -22,6 +22,9 @@ public struct Caller: Sendable {
     /// The caller's supplementary groups, asked only when a check needs them (reading them
     /// costs a /proc read); nil = none.
     public var supplementaryGroups: (@Sendable () -> [UInt32])?
+    /// The caller's effective capability set (CapEff), asked only when a mode-bit or owner
+    /// check denies a non-root caller (see Permissions.swift); nil = none. uid 0 has all.
+    package var capabilities: (@Sendable () -> UInt64)?
     public init(uid: UInt32, gid: UInt32) { self.uid = uid; self.gid = gid }
     public init(uid: UInt32, gid: UInt32, checksAccess: Bool, supplementaryGroups: (@Sendable () -> [UInt32])? = nil) {
         self.uid = uid; self.gid = gid

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import SystemPackage
 
 /// Permission checks made by the filesystem itself, for mounts where the kernel does not make
@@ -20,8 +21,22 @@ public struct AccessMask: OptionSet, Sendable {
     public static let exec = AccessMask(rawValue: 1)
 }
 
+/// The capabilities (linux/capability.h bit numbers) that override the checks made here.
+enum Capability: UInt64 {
+    case chown = 0, dacOverride = 1, dacReadSearch = 2, fowner = 3, fsetid = 4, sysAdmin = 21
+}
+
 extension Caller {
     var isRoot: Bool { uid == 0 }
+
+    /// Whether the caller holds `cap`: uid 0 holds every one (a uid-0 process that dropped
+    /// capabilities is still root here: reading them would cost a /proc read per request);
+    /// anyone else by its effective set, read from /proc only when a check would deny.
+    func has(_ cap: Capability) -> Bool {
+        if isRoot { return true }
+        guard let capabilities else { return false }
+        return capabilities() & (1 << cap.rawValue) != 0
+    }
 
     /// in_group_p: the primary group or a supplementary one.
     func inGroup(_ gid: UInt32) -> Bool {
@@ -31,6 +46,10 @@ extension Caller {
 }
 
 extension FileSystem {
+    /// Set by the FUSE layer when the kernel accepted FUSE_HANDLE_KILLPRIV_V2: it then sends
+    /// no mode change of its own to kill set-ID bits on a write (see `checkSetattr`).
+    package static let daemonKillsPrivileges = Atomic<Bool>(false)
+
     /// Whether `caller` may access `rec` for `want` by its mode bits (Linux's
     /// acl_permission_check plus the root override). Group membership is asked only when the
     /// group and other bits differ in what is wanted.
@@ -45,7 +64,28 @@ extension FileSystem {
         } else if mask & (mode ^ (mode >> 3)) != 0 && caller.inGroup(rec.gid) {
             mode >>= 3
         }
-        return mask & ~mode == 0
+        return mask & ~mode == 0 || overrides(rec, caller, mask)
+    }
+
+    /// The end of Linux's generic_permission for a caller the mode bits deny: directories
+    /// by CAP_DAC_READ_SEARCH (read and search) or CAP_DAC_OVERRIDE; files by
+    /// CAP_DAC_READ_SEARCH (read only) or CAP_DAC_OVERRIDE (execute only if some x bit is set).
+    private static func overrides(_ rec: InodeRecord, _ caller: Caller, _ mask: UInt32) -> Bool {
+        guard let capabilities = caller.capabilities else { return false }
+        let caps = capabilities()
+        let readSearch = caps & (1 << Capability.dacReadSearch.rawValue) != 0
+        let override = caps & (1 << Capability.dacOverride.rawValue) != 0
+        if rec.isDirectory { return (mask & 2 == 0 && readSearch) || override }
+        if mask == 4 && readSearch { return true }
+        return override && (mask & 1 == 0 || rec.mode & 0o111 != 0)
+    }
+
+    /// `mode` without set-user-ID, and without set-group-ID when group-executable (without
+    /// group x the bit marks mandatory locking and stays): what Linux's kill-privileges clears.
+    static func withoutSetID(_ mode: UInt32) -> UInt32 {
+        var m = mode & ~UInt32(S_ISUID)
+        if m & UInt32(S_ISGID | S_IXGRP) == UInt32(S_ISGID | S_IXGRP) { m &= ~UInt32(S_ISGID) }
+        return m
     }
 
     /// EACCES unless `caller` (when it is checked) may access `rec` for `want`.
@@ -60,7 +100,7 @@ extension FileSystem {
     func requireDelete(dir: InodeRecord, victim: InodeRecord, _ caller: Caller?) throws(Errno) {
         guard let caller, caller.checksAccess else { return }
         try requireAccess(dir, caller, [.write, .exec])
-        if dir.mode & UInt32(S_ISVTX) != 0 && !caller.isRoot && caller.uid != victim.uid && caller.uid != dir.uid {
+        if dir.mode & UInt32(S_ISVTX) != 0 && caller.uid != victim.uid && caller.uid != dir.uid && !caller.has(.fowner) {
             throw .perm
         }
     }
@@ -68,7 +108,7 @@ extension FileSystem {
     /// Owner-only changes (chmod, setting explicit times): the owner or root, else EPERM.
     func requireOwner(_ rec: InodeRecord, _ caller: Caller?) throws(Errno) {
         guard let caller, caller.checksAccess else { return }
-        if !caller.isRoot && caller.uid != rec.uid { throw .perm }
+        if caller.uid != rec.uid && !caller.has(.fowner) { throw .perm }
     }
 
     /// The checks of one setattr (Linux's setattr_prepare and may_setattr), given the stored
@@ -83,19 +123,22 @@ extension FileSystem {
             // Only clearing set-user/group-ID (the kernel's kill-privileges on a write or
             // truncate by someone who may write but does not own the file, without
             // KILLPRIV_V2) is allowed to a non-owner, and only to one who may write the file:
-            // anyone else's chmod is EPERM, as on Linux.
+            // anyone else's chmod is EPERM, as on Linux. Under KILLPRIV_V2 the kernel never
+            // sends such a chmod (the daemon clears the bits itself, `killSetID`), so a
+            // non-owner's mode change is a chmod(2) and EPERM like any other.
             let onlyClearsSetID = requested != rec.mode && requested & ~rec.mode == 0
                 && requested | UInt32(S_ISUID | S_ISGID) == rec.mode | UInt32(S_ISUID | S_ISGID)
+                && !FileSystem.daemonKillsPrivileges.load(ordering: .relaxed)
             if !onlyClearsSetID || !FileSystem.permits(rec, caller, .write) { try requireOwner(rec, caller) }
-            if !caller.isRoot && requested & UInt32(S_ISGID) != 0 && !caller.inGroup(s.gid ?? rec.gid) {
+            if requested & UInt32(S_ISGID) != 0 && !caller.inGroup(s.gid ?? rec.gid) && !caller.has(.fsetid) {
                 mode = requested & ~UInt32(S_ISGID)
             }
         }
         // chown: root only, except a no-op by the owner.
-        if let u = s.uid, !caller.isRoot, u != rec.uid || caller.uid != rec.uid { throw .perm }
-        if let g = s.gid, !caller.isRoot {
-            // chgrp: the owner, to a group it belongs to (or the current one).
-            if caller.uid != rec.uid || (g != rec.gid && !caller.inGroup(g)) { throw .perm }
+        if let u = s.uid, u != rec.uid || caller.uid != rec.uid, !caller.has(.chown) { throw .perm }
+        if let g = s.gid, caller.uid != rec.uid || (g != rec.gid && !caller.inGroup(g)), !caller.has(.chown) {
+            // chgrp: the owner, to a group it belongs to (or the current one), or CAP_CHOWN.
+            throw .perm
         }
         if s.size != nil && !viaHandle && rec.isRegular {
             try requireAccess(rec, caller, .write)
@@ -105,7 +148,7 @@ extension FileSystem {
             let touch = s.atime == .now && (s.mtime == .now || (s.mtime != nil && usesWritebackCache))
             if touch {
                 // utimes(NULL): the owner, root, or anyone who may write the file.
-                if !caller.isRoot && caller.uid != rec.uid && !FileSystem.permits(rec, caller, .write) { throw .access }
+                if caller.uid != rec.uid && !FileSystem.permits(rec, caller, .write) && !caller.has(.fowner) { throw .access }
             } else {
                 try requireOwner(rec, caller)
             }
@@ -149,9 +192,17 @@ extension FileSystem {
             return
         }
         let rec = try loadInode(ino)
-        if mask & W_OK != 0 && options.readOnly { throw .roFS }
+        // Linux's sb_permission: a read-only filesystem refuses writes to what lives in it
+        // (files, directories, symlinks); a FIFO, socket or device node stays writable.
+        if mask & W_OK != 0 && options.readOnly && (rec.isRegular || rec.isDirectory || rec.isSymlink) { throw .roFS }
         guard caller.checksAccess else { return }
-        if !FileSystem.permits(rec, caller, AccessMask(rawValue: UInt32(mask & 7))) { throw .access }
+        // access(2) checks with the real ids and, for a non-root real uid, without
+        // capabilities (Linux's access_override_creds). chdir asks the same request (X_OK on
+        // a directory) with the capabilities kept; that one case keeps them, so a process
+        // holding CAP_DAC_READ_SEARCH can still chdir.
+        var c = caller
+        if !(mask == X_OK && rec.isDirectory) { c.capabilities = nil }
+        if !FileSystem.permits(rec, c, AccessMask(rawValue: UInt32(mask & 7))) { throw .access }
     }
 
     /// Search permission on directory `parent` for a lookup (root always has it).
@@ -177,7 +228,7 @@ extension FileSystem {
         guard let caller, caller.checksAccess, !caller.isRoot, caller.uid != rec.uid,
               FileSystem.protectedHardlinks else { return }
         let setID = rec.mode & UInt32(S_ISUID) != 0 || rec.mode & UInt32(S_ISGID | S_IXGRP) == UInt32(S_ISGID | S_IXGRP)
-        if !rec.isRegular || setID || !FileSystem.permits(rec, caller, [.read, .write]) { throw .perm }
+        if (!rec.isRegular || setID || !FileSystem.permits(rec, caller, [.read, .write])) && !caller.has(.fowner) { throw .perm }
     }
 
     /// Whether a readdirplus may hand `caller` the entries of directory `dir` with their
@@ -195,7 +246,7 @@ extension FileSystem {
     /// (CAP_SYS_ADMIN), `security.*` and `system.*` are left to the kernel's own checks.
     func requireXattrAccess(_ rec: InodeRecord, _ name: [UInt8], write: Bool, _ caller: Caller?) throws(Errno) {
         guard let caller, caller.checksAccess, name.starts(with: FileSystem.userPrefix) else { return }
-        if write && rec.isDirectory && rec.mode & UInt32(S_ISVTX) != 0 && !caller.isRoot && caller.uid != rec.uid {
+        if write && rec.isDirectory && rec.mode & UInt32(S_ISVTX) != 0 && caller.uid != rec.uid && !caller.has(.fowner) {
             throw .perm
         }
         try requireAccess(rec, caller, write ? .write : .read)

@@ -1,5 +1,6 @@
 import CFuse
 import Glibc
+import LSMFS
 import Synchronization
 
 /// FUSE_HANDLE_KILLPRIV_V2, negotiated behind libfuse's back.
@@ -68,6 +69,7 @@ enum KillPriv {
         let flags = body.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
         body.storeBytes(of: flags | flag, toByteOffset: 12, as: UInt32.self)
         active.store(true, ordering: .relaxed)
+        FileSystem.daemonKillsPrivileges.store(true, ordering: .relaxed)
     }
 }
 

@@ -60,7 +60,41 @@ func caller(_ req: fuse_req_t?) -> Caller {
     // root's checks never ask for groups: no closure (no allocation) for it
     if uid == 0 { return Caller(uid: uid, gid: gid, checksAccess: true) }
     let ref = RequestRef(req: req)
-    return Caller(uid: uid, gid: gid, checksAccess: true) { requestGroups(ref.req) }
+    var c = Caller(uid: uid, gid: gid, checksAccess: true) { requestGroups(ref.req) }
+    let pid = ctx.pointee.pid
+    c.capabilities = { effectiveCapabilities(pid) }
+    return c
+}
+
+/// CapEff of process `pid` from /proc/PID/status (0 if it cannot be read: no overrides).
+private func effectiveCapabilities(_ pid: pid_t) -> UInt64 {
+    let fd = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var buf = [UInt8](repeating: 0, count: 4096)
+    let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    guard n > 0 else { return 0 }
+    let key = Array("\nCapEff:".utf8)
+    var i = 0
+    while i + key.count <= n {
+        if buf[i] == key[0] && buf[i..<i + key.count].elementsEqual(key) {
+            var j = i + key.count, v: UInt64 = 0
+            while j < n && (buf[j] == 0x20 || buf[j] == 0x09) { j += 1 }
+            while j < n, let d = hexDigit(buf[j]) { v = v << 4 | d; j += 1 }
+            return v
+        }
+        i += 1
+    }
+    return 0
+}
+
+private func hexDigit(_ c: UInt8) -> UInt64? {
+    switch c {
+    case 0x30...0x39: return UInt64(c - 0x30)
+    case 0x61...0x66: return UInt64(c - 0x61 + 10)
+    case 0x41...0x46: return UInt64(c - 0x41 + 10)
+    default: return nil
+    }
 }
 
 /// The caller to hand operations that only check permissions: nil when the kernel checks them.
