@@ -3,8 +3,9 @@ import CLSMChecksum
 /// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every structure lsmfs
 /// writes: superblock, track-map checkpoints, RMW journal, WAL records, SSTable blocks, manifest
 /// records. Uses the CPU's CRC32C instruction when there is one (CLSMChecksum, x86-64 SSE4.2:
-/// about 10x faster than tables), else slicing-by-8 over one flat table read through an unsafe
-/// pointer (no bounds checks, no nested arrays).
+/// about 10x faster than tables; from 256 bytes on, carry-less multiplication folding with
+/// AVX-512 VPCLMULQDQ where available, about 5x faster again), else slicing-by-8 over one flat
+/// table read through an unsafe pointer (no bounds checks, no nested arrays).
 public enum CRC32C {
     /// 8 x 256 entries: table k maps a byte to its CRC contribution k bytes further on.
     nonisolated(unsafe) private static let table: UnsafePointer<UInt32> = {
@@ -25,6 +26,16 @@ public enum CRC32C {
 
     /// Whether the hardware instruction is used.
     public static let hardware = lsm_crc32c_hw_available() != 0
+    /// Whether long buffers are folded with VPCLMULQDQ (on top of `hardware`).
+    package static let folding = hardware && lsm_crc32c_fold_available() != 0
+
+    /// The crc32-instruction path without folding (tests compare the two); nil without
+    /// the instruction.
+    package static func threeWay(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32? {
+        guard hardware else { return nil }
+        guard let base = bytes.baseAddress else { return crc }
+        return lsm_crc32c_hw3_extend(crc, base, bytes.count)
+    }
 
     /// Extends `crc` (the value returned by an earlier call, or 0) over `bytes`.
     @inline(__always)

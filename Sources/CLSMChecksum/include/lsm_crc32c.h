@@ -10,5 +10,10 @@ int lsm_crc32c_hw_available(void);
 /// Extends `crc` (an earlier result, or 0) over `n` bytes. Call only when
 /// lsm_crc32c_hw_available() returned 1.
 uint32_t lsm_crc32c_hw_extend(uint32_t crc, const void *data, size_t n);
+/// The crc32-instruction path alone (three-way interleaved), without the folding path
+/// lsm_crc32c_hw_extend takes for long buffers on CPUs with AVX-512 VPCLMULQDQ (tests).
+uint32_t lsm_crc32c_hw3_extend(uint32_t crc, const void *data, size_t n);
+/// 1 when lsm_crc32c_hw_extend folds long buffers with VPCLMULQDQ, else 0.
+int lsm_crc32c_fold_available(void);
 
 #endif
