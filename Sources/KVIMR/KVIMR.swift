@@ -87,6 +87,8 @@ public final class KVIMR: Sendable {
     private let core: Mutex<KVIMRCore>
     private let dev: any TrackDevice
     private let policy: String
+    /// Files being read in order, and how far ahead of them the device was asked to prefetch.
+    private let readAhead = Mutex(ReadAhead())
 
     /// Writes an empty track map to a freshly created device: checkpoint 1 (no files, empty
     /// root, next file number 1) into slot A, slot B cleared, then a device sync.
@@ -143,6 +145,21 @@ public final class KVIMR: Sendable {
     public func sync(_ files: [FileNumber]) throws(KVIMRError) {
         try core.withLock { c throws(KVIMRError) in try c.sync(files) }
     }
+    /// Writes the files' buffered bytes to their tracks (queued for the write-behind thread)
+    /// without a checkpoint: they become durable with the next checkpoint, whoever takes it. So
+    /// no later checkpoint can make durable bytes appended (to any file) after this call
+    /// without these: the ordering of a sync at the cost of a track write.
+    public func writeOut(_ files: [FileNumber]) throws(KVIMRError) {
+        try core.withLock { c throws(KVIMRError) in
+            try c.checkWritable()
+            for n in files {
+                guard c.map.files[n] != nil else { throw KVIMRError(.notFound, "no file \(n)") }
+                // Queued like a sealed file's tail (its last sector a padded copy); a later
+                // write-out rewrites that sector whole, after it in queue order.
+                try c.writeOut(n, includeTail: true, queueTail: true)
+            }
+        }
+    }
     /// Everything buffered becomes durable.
     public func syncAll() throws(KVIMRError) {
         try core.withLock { c throws(KVIMRError) in try c.syncAll() }
@@ -151,17 +168,49 @@ public final class KVIMR: Sendable {
         core.withLock { c in c.logicalSize(file) }
     }
     /// Reads up to `buffer.count` bytes at `offset`; returns the count read (short only at EOF).
+    ///
+    /// The track reads run without the core lock (concurrent readers, e.g. the kernel's parallel
+    /// read-ahead requests, would otherwise queue behind each other's pread): the read is planned
+    /// under the lock (bytes still buffered copied then), its track pieces read after, and the
+    /// lock taken again to confirm nothing could have changed those bytes meanwhile (`ReadPlan`);
+    /// if something could (the file was deleted, a merged RMW ran), the read is done again
+    /// under the lock. Sequential readers get the file's next extents prefetched (`ReadAhead`).
     public func read(_ file: FileNumber, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int {
-        try core.withLock { c throws(KVIMRError) in
-            guard let rec = c.map.files[file] else { return try c.read(file, at: offset, into: buffer) }
-            let category = IOBreakdown.category("read", kind: rec.kind, level: rec.level)
-            return try c.charged(category, bytes: buffer.count) { (c: inout KVIMRCore) throws(KVIMRError) in
-                try c.read(rec, at: offset, into: buffer)
+        let plan = try core.withLock { c throws(KVIMRError) -> ReadPlan in
+            try c.checkOpen()
+            let plan = try c.planRead(c.record(file), at: offset, into: buffer)
+            if plan.pieces.isEmpty {
+                let now = c.device.counters()
+                c.io.charge(plan.category, bytes: buffer.count, before: now, after: now)
+            }
+            return plan
+        }
+        if plan.pieces.isEmpty { return plan.count }
+        let before = plan.device.counters()
+        var failure: KVIMRError?
+        do { try KVIMRCore.readPieces(plan.pieces, from: plan.device, into: buffer) } catch { failure = error }
+        let after = plan.device.counters()
+        let trusted = core.withLock { c in c.confirmUnlockedRead(plan, bytes: buffer.count, before: before, after: after) }
+        guard trusted else {
+            return try core.withLock { c throws(KVIMRError) in
+                try c.checkOpen()
+                let rec = try c.record(file)
+                let category = IOBreakdown.category("read", kind: rec.kind, level: rec.level)
+                return try c.charged(category, bytes: buffer.count) { (c: inout KVIMRCore) throws(KVIMRError) in
+                    try c.read(rec, at: offset, into: buffer)
+                }
             }
         }
+        if let failure { throw failure }
+        if let image = plan.device as? ImageTrackDevice,
+           let ahead = readAhead.withLock({ $0.note(file, offset: offset, end: offset + UInt64(plan.count)) }) {
+            ReadAhead.prefetch(ahead, of: plan.record, on: image)
+        }
+        return plan.count
     }
     public func delete(_ file: FileNumber) throws(KVIMRError) {
         try core.withLock { c throws(KVIMRError) in try c.delete(file) }
+        readAhead.withLock { $0.forget(file) }
     }
     public func files() -> [KVIMRFileInfo] {
         core.withLock { c in c.fileInfos() }
