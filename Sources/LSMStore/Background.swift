@@ -134,8 +134,9 @@ extension Engine {
 
     /// Logs `edit` durably in the manifest, then installs the new version (and `also`'s
     /// changes) atomically for readers. Tables the edit drops are marked obsolete: their files
-    /// go once the last reader of an older version lets go.
-    func logAndApply(_ edit: VersionEdit, also: (inout EngineState) -> Void = { _ in }) throws(LSMError) {
+    /// go once the last reader of an older version lets go. `durable: false`: the edit is only
+    /// ordered before every later write, durable with the next sync (`ManifestLog.append`).
+    func logAndApply(_ edit: VersionEdit, durable: Bool = true, also: (inout EngineState) -> Void = { _ in }) throws(LSMError) {
         var edit = edit
         let reclaimer = self.reclaimer
         let obsolete = try manifest.withLock { (m: inout ManifestLog?) throws(LSMError) -> [FileMeta] in
@@ -144,7 +145,7 @@ extension Engine {
                 return s.manifestState
             }
             guard var log = m else { throw LSMError(.closed, "manifest is closed") }
-            try log.append(edit, before: before, kvimr: kvimr)
+            try log.append(edit, before: before, kvimr: kvimr, durable: durable)
             m = log
             return state.withLock { s -> [FileMeta] in
                 let (v, dropped) = s.version.applying(edit, reclaimer: reclaimer)

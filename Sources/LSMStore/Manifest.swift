@@ -100,8 +100,11 @@ package struct ManifestLog {
     private init(number: FileNumber, log: LogWriter) { self.number = number; self.log = log }
 
     /// Appends `edit` and makes it durable. `before` is the state the edit applies to; when the
-    /// manifest has grown past its limit it is rewritten as a snapshot first.
-    package mutating func append(_ edit: VersionEdit, before: ManifestState, kvimr: KVIMR) throws(LSMError) {
+    /// manifest has grown past its limit it is rewritten as a snapshot first. With `durable`
+    /// false the edit is only written out (`KVIMR.writeOut`): durable with the next checkpoint,
+    /// and before anything appended to any file after this call.
+    package mutating func append(_ edit: VersionEdit, before: ManifestState, kvimr: KVIMR,
+                                 durable: Bool = true) throws(LSMError) {
         if broken || (kvimr.size(number) ?? 0) >= LSMFormat.manifestRollBytes {
             let old = number
             let fresh = try ManifestLog.create(kvimr: kvimr, before)
@@ -110,7 +113,11 @@ package struct ManifestLog {
         }
         do throws(LSMError) {
             try log.add(edit.encode(), kvimr: kvimr)
-            try kvimr.syncFiles([number])
+            if durable {
+                try kvimr.syncFiles([number])
+            } else {
+                do throws(KVIMRError) { try kvimr.writeOut([number]) } catch { throw LSMError(error, "write out manifest \(number)") }
+            }
         } catch {
             broken = true
             throw error

@@ -153,8 +153,10 @@ extension Engine {
     }
 
     /// Seals the head (its tail becomes durable with the next sync or checkpoint; KVIMR queues
-    /// it for its write-behind thread) and starts a new segment, durably listed in the manifest
-    /// before any pointer into it can be written.
+    /// it for its write-behind thread) and starts a new segment, listed in the manifest before
+    /// any pointer into it can be written: the edit is written out, not synced (a sync per
+    /// segment made the whole dirty image write back, stalling the writer), so the checkpoint
+    /// that first makes a WAL record or table pointing into the segment durable carries it too.
     private func startSegment(_ h: inout ValueLog.Head) throws(LSMError) {
         if let old = h.segment {
             h.segment = nil
@@ -167,7 +169,7 @@ extension Engine {
         edit.vlogAdded = [n]
         // On failure the edit may or may not be durable: the file stays (an orphan the next
         // open deletes if no manifest lists it).
-        try logAndApply(edit)
+        try logAndApply(edit, durable: false)
         h.segment = n
         h.size = 0
     }
