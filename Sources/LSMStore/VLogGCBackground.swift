@@ -21,6 +21,9 @@ final class VLogCollector: Sendable {
         var measured: [UInt64: UInt64] = [:]
         /// Value-log bytes appended (values and GC moves) when the last probe started.
         var probedAt: UInt64 = 0
+        /// The last background pass freed segments: the next goes on until the garbage ratio
+        /// is down to half the trigger (`VLogGCPolicy.backgroundVictims`).
+        var draining = false
     }
     let state = Mutex(State())
     /// Its own queue: a long pass never delays a flush or compaction on the background queue.
@@ -83,9 +86,9 @@ extension Engine {
     /// What a background pass would take now.
     func backgroundVictims() -> [UInt64] {
         let (usage, active) = segmentUsage(measured: true)
-        let skip = gc.state.withLock { $0.skip }
+        let (skip, draining) = gc.state.withLock { ($0.skip, $0.draining) }
         return VLogGCPolicy.backgroundVictims(usage.filter { !skip.contains($0.number) }, active: active,
-                                              trigger: options.gcGarbageRatio)
+                                              trigger: options.gcGarbageRatio, draining: draining)
     }
 
     /// One background pass, rate-limited; stops between chunks when the store closes.
@@ -98,8 +101,9 @@ extension Engine {
                 if garbageProbeDue(totalBytes: vlogBytes()) { try probeGarbage() }
                 freedAny = try collect(backgroundVictims(), pacer: &pacer).segmentsFreed > 0
             }
-            gc.state.withLock { $0.failuresInARow = 0 }
+            gc.state.withLock { $0.failuresInARow = 0; $0.draining = freedAny }
         } catch {
+            gc.state.withLock { $0.draining = false }
             let pause = gc.state.withLock { s -> UInt64 in
                 let pause = min(VLogCollector.maxRetryMicros, VLogCollector.retryMicros << min(s.failuresInARow, 5))
                 s.failuresInARow += 1

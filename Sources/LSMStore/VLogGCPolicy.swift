@@ -50,13 +50,17 @@ package enum VLogGCPolicy {
     /// What background GC does now: first any segment an interrupted pass left; then, once
     /// garbage / total passes `trigger`, victims most garbage first until the projected ratio
     /// falls to `trigger / 2` (hysteresis: the space stays within 1 / (1 - trigger / 2) of
-    /// the live data once GC has run, 1.33x at the default 0.5). Segments with less than
-    /// `floorRatio` garbage are not worth their rewrite and are left alone. An interrupted
-    /// victim that cannot finish (no room for its live records) never hides the others.
+    /// the live data once GC has run, 1.33x at the default 0.5). A pass takes at most
+    /// `maxSegments`; `draining` (the previous pass freed some and GC has not yet reached
+    /// `trigger / 2`) lets the next one go on below the trigger, so the hysteresis holds across
+    /// passes. Segments with less than `floorRatio` garbage are not worth their rewrite and are
+    /// left alone. An interrupted victim that cannot finish (no room for its live records)
+    /// never hides the others.
     package static func backgroundVictims(_ segments: [SegmentUsage], active: Set<UInt64>, trigger: Double,
-                                          floorRatio: Double = 0.1, maxSegments: Int = 4) -> [UInt64] {
+                                          floorRatio: Double = 0.1, maxSegments: Int = 4,
+                                          draining: Bool = false) -> [UInt64] {
         var out = victims(segments.filter(\.interrupted), active: active, minRatio: 0, maxSegments: maxSegments)
-        guard trigger > 0, overallRatio(segments) >= trigger else { return out }
+        guard trigger > 0, overallRatio(segments) >= (draining ? trigger / 2 : trigger) else { return out }
         let usage = Dictionary(segments.map { ($0.number, $0) }, uniquingKeysWith: { a, _ in a })
         func garbage(_ n: UInt64) -> UInt64 { min(usage[n]!.totalBytes, usage[n]!.garbageBytes) }
         // Removing a victim takes its garbage off both sums: its live bytes move to the head.

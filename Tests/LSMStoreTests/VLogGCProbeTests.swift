@@ -48,6 +48,21 @@ import Testing
         try again.close()
     }
 
+    /// Was a gap: a background pass takes at most four segments, and the next started only
+    /// while the garbage ratio was still at the trigger, so the log stayed just under the
+    /// trigger (2x the live data at 0.5) instead of going down to half of it. A pass that
+    /// freed segments now lets the next go on below the trigger, down to half.
+    @Test func drainingGoesOnBelowTheTriggerDownToHalf() {
+        let segs = (1...10).map { n in
+            SegmentUsage(number: UInt64(n), totalBytes: 1000, garbageBytes: n <= 8 ? 400 : 0)
+        }   // 32% garbage
+        #expect(VLogGCPolicy.backgroundVictims(segs, active: [], trigger: 0.5).isEmpty)
+        #expect(VLogGCPolicy.backgroundVictims(segs, active: [], trigger: 0.5, draining: true) == [1, 2, 3])
+        let clean = segs.map { s in SegmentUsage(number: s.number, totalBytes: 1000, garbageBytes: s.number <= 2 ? 400 : 0) }
+        #expect(VLogGCPolicy.backgroundVictims(clean, active: [], trigger: 0.5, draining: true).isEmpty,
+                "8% garbage: below half the trigger, draining stops")
+    }
+
     /// Deleted keys (point deletes and a range) are garbage to the probe at once; a manual pass
     /// collects them without any compaction.
     @Test func manualGCCollectsDeletesTheCountsHaveNotReached() throws {
