@@ -33,7 +33,7 @@ enum ChunkPatch {
     static func apply(_ value: [UInt8], block: Int, to content: inout [UInt8]) {
         guard isValid(block: block, size: value.count) else { return }
         let lo = block * FSFormat.patchBlockSize, hi = lo + value.count
-        if content.count < hi { content.append(contentsOf: repeatElement(0, count: hi - content.count)) }
+        content.zeroExtend(to: hi)
         content.withUnsafeMutableBytes { c in
             value.withUnsafeBytes { v in (c.baseAddress! + lo).copyMemory(from: v.baseAddress!, byteCount: value.count) }
         }

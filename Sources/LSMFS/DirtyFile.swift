@@ -199,7 +199,7 @@ extension FileSystem {
                 fresh.append((idx, Array(src), partial, oldLength, patches))
                 continue
             }
-            if base.count < hi { base.append(contentsOf: repeatElement(0, count: hi - base.count)) }
+            base.zeroExtend(to: hi)
             base.withUnsafeMutableBytes { c in (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: src.count) }
             fresh.append((idx, base, partial, oldLength, patches))
         }
@@ -213,7 +213,7 @@ extension FileSystem {
                 let oldLength = f.length(idx)
                 var c = f.chunks.removeValue(forKey: idx)!   // unique here: changed in place
                 let old = c.count
-                if c.count < hi { c.append(contentsOf: repeatElement(0, count: hi - c.count)) }
+                c.zeroExtend(to: hi)
                 c.withUnsafeMutableBytes { p in
                     (p.baseAddress! + lo).copyMemory(from: data.baseAddress! + Int(start + UInt64(lo) - off), byteCount: hi - lo)
                 }

@@ -20,12 +20,26 @@ struct PartialChunk {
     /// `base` is consumed: pass it without keeping a reference, or it is copied to be changed.
     func compose(base: consuming [UInt8]?, _ bytes: [UInt8]) -> [UInt8] {
         var out = (consume base) ?? []
-        if out.count < bytes.count { out.append(contentsOf: repeatElement(0, count: bytes.count - out.count)) }
+        out.zeroExtend(to: bytes.count)
         out.withUnsafeMutableBytes { o in
             bytes.withUnsafeBytes { b in
                 for r in ranges { (o.baseAddress! + r.lowerBound).copyMemory(from: b.baseAddress! + r.lowerBound, byteCount: r.count) }
             }
         }
         return out
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Grows to `n` bytes with zeros at the end (no-op if already that long). One memset and
+    /// one copy: appending a `repeatElement` goes element by element (9% of a random-write
+    /// profile, where a 4 KiB write near a chunk's end pads up to 60 KiB).
+    mutating func zeroExtend(to n: Int) {
+        guard count < n else { return }
+        var out = [UInt8](repeating: 0, count: n)
+        if !isEmpty {
+            out.withUnsafeMutableBytes { o in withUnsafeBytes { o.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        }
+        self = out
     }
 }
