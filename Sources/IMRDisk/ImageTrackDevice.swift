@@ -14,6 +14,10 @@ import Synchronization
 public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
     private struct State {
         var fd: Int32
+        /// A second descriptor of the image without kernel read-ahead, for reads of files KVIMR
+        /// reads sequentially and prefetches itself (`readTrackBytes(streaming:)`); `fd` if it
+        /// could not be opened.
+        var streamFD: Int32
         var closed = false
         var model: DriveModel
     }
@@ -26,18 +30,28 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         self.sb = superblock
         self.path = path
         self.readOnly = readOnly
-        self.state = Mutex(State(fd: fd, model: DriveModel(geometry: superblock.geometry)))
-        // No kernel read-ahead on the image: its window (the disk's read_ahead_kb, often MiBs)
-        // runs past the end of a file's extents into tracks never written — holes the page
-        // cache fills with zeros (a fifth of a cold sequential read's time) — and into other
-        // files' tracks. KVIMR prefetches the exact extents of files read sequentially instead
-        // (`prefetch`).
-        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM)
+        // Sequential streams read through a descriptor without kernel read-ahead: its window
+        // (the disk's read_ahead_kb, often MiBs) runs past the end of a file's extents into
+        // tracks never written — holes the page cache fills with zeros (a seventh of a cold
+        // 1 GiB read's time) — and into other files' tracks. KVIMR prefetches the exact extents
+        // of such files instead (`prefetch`). Other reads (random, small) keep the kernel's
+        // read-ahead, whose context detection serves reads that wander near each other.
+        var streamFD = FileIO.open(path, O_RDONLY)
+        if streamFD >= 0 {
+            _ = posix_fadvise(streamFD, 0, 0, POSIX_FADV_RANDOM)
+        } else {
+            streamFD = fd
+        }
+        self.state = Mutex(State(fd: fd, streamFD: streamFD, model: DriveModel(geometry: superblock.geometry)))
     }
 
     deinit {
         state.withLock { s in
-            if !s.closed { _ = Glibc.close(s.fd); s.closed = true }
+            if !s.closed {
+                if s.streamFD != s.fd { _ = Glibc.close(s.streamFD) }
+                _ = Glibc.close(s.fd)
+                s.closed = true
+            }
         }
     }
 
@@ -162,11 +176,11 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         state.withLock { $0.model.markValid(track: track, range: r) }
     }
 
-    private func liveFD(writing: Bool) throws(DeviceError) -> Int32 {
+    private func liveFD(writing: Bool, streaming: Bool = false) throws(DeviceError) -> Int32 {
         if writing && readOnly { throw DeviceError(.io, errno: EROFS, "image is read-only: \(path)") }
         return try state.withLock { (s) throws(DeviceError) -> Int32 in
             guard !s.closed else { throw TrackIOCheck.closed }
-            return s.fd
+            return streaming ? s.streamFD : s.fd
         }
     }
 
@@ -188,13 +202,20 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
     /// starts or ends inside a sector). Checked, priced and counted like `readTrack` of the
     /// sectors it touches.
     public func readTrackBytes(_ track: Int, sector: Int, skip: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
+        try readTrackBytes(track, sector: sector, skip: skip, into: buffer, streaming: false)
+    }
+
+    /// `readTrackBytes`; `streaming`: the caller reads this file in order and prefetches it
+    /// itself (`prefetch`): read through the descriptor without kernel read-ahead.
+    public func readTrackBytes(_ track: Int, sector: Int, skip: Int, into buffer: UnsafeMutableRawBufferPointer,
+                               streaming: Bool) throws(DeviceError) {
         let ss = sb.geometry.sectorSize
         guard skip >= 0, skip < ss else {
             throw DeviceError(.outOfRange, errno: 22, "byte offset \(skip) is not inside a \(ss)-byte sector")
         }
         let covering = (skip + buffer.count + ss - 1) / ss * ss
         let count = try TrackIOCheck.sectors(sb.geometry, track: track, sector: sector, byteCount: covering)
-        let fd = try liveFD(writing: false)
+        let fd = try liveFD(writing: false, streaming: streaming)
         if buffer.count > 0 {
             try FileIO.preadFully(fd, buffer, at: offset(track, sector) + UInt64(skip), "track \(track) sectors \(sector)..<\(sector + count) of \(path)")
         }
@@ -207,7 +228,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
     /// (the drive model sees the later `readTrack`).
     public func prefetch(_ track: Int, sector: Int, count: Int) {
         guard let r = TrackIOCheck.clip(sb.geometry, track: track, sector: sector, count: count), !r.isEmpty,
-              let fd = try? liveFD(writing: false) else { return }
+              let fd = try? liveFD(writing: false, streaming: true) else { return }
         let ss = UInt64(sb.geometry.sectorSize)
         _ = posix_fadvise(fd, off_t(offset(track, r.lowerBound)), off_t(UInt64(r.count) * ss), POSIX_FADV_WILLNEED)
     }
@@ -266,15 +287,16 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
     /// Syncs and closes (releasing the lock); later calls fail with `.closed`. The descriptor is
     /// closed even when the final sync fails (that failure is then thrown).
     public func close() throws(DeviceError) {
-        let fd = try state.withLock { (s) throws(DeviceError) -> Int32 in
+        let (fd, streamFD) = try state.withLock { (s) throws(DeviceError) -> (Int32, Int32) in
             guard !s.closed else { throw TrackIOCheck.closed }
             s.closed = true
-            return s.fd
+            return (s.fd, s.streamFD)
         }
         var failure: DeviceError? = nil
         if !readOnly {
             do { try FileIO.fdatasync(fd, path) } catch { failure = error }
         }
+        if streamFD != fd { _ = Glibc.close(streamFD) }
         if Glibc.close(fd) != 0 && failure == nil && errno != EINTR { failure = FileIO.ioError("close \(path)") }
         if failure == nil { state.withLock { $0.model.counters.syncs += readOnly ? 0 : 1 } }
         if let f = failure { throw f }

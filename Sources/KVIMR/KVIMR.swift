@@ -186,9 +186,17 @@ public final class KVIMR: Sendable {
             return plan
         }
         if plan.pieces.isEmpty { return plan.count }
+        // In-order readers: the next extents are prefetched, this read skips the kernel's
+        // read-ahead (it would run past the file's extents into never-written tracks).
+        var streaming = false
+        if let image = plan.device as? ImageTrackDevice {
+            let (ahead, inOrder) = readAhead.withLock { $0.note(file, offset: offset, end: offset + UInt64(plan.count)) }
+            streaming = inOrder
+            if let ahead { ReadAhead.prefetch(ahead, of: plan.record, on: image) }
+        }
         let before = plan.device.counters()
         var failure: KVIMRError?
-        do { try KVIMRCore.readPieces(plan.pieces, from: plan.device, into: buffer) } catch { failure = error }
+        do { try KVIMRCore.readPieces(plan.pieces, from: plan.device, into: buffer, streaming: streaming) } catch { failure = error }
         let after = plan.device.counters()
         let trusted = core.withLock { c in c.confirmUnlockedRead(plan, bytes: buffer.count, before: before, after: after) }
         guard trusted else {
@@ -202,10 +210,6 @@ public final class KVIMR: Sendable {
             }
         }
         if let failure { throw failure }
-        if let image = plan.device as? ImageTrackDevice,
-           let ahead = readAhead.withLock({ $0.note(file, offset: offset, end: offset + UInt64(plan.count)) }) {
-            ReadAhead.prefetch(ahead, of: plan.record, on: image)
-        }
         return plan.count
     }
     public func delete(_ file: FileNumber) throws(KVIMRError) {

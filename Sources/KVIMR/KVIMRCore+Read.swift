@@ -115,18 +115,20 @@ extension KVIMRCore {
     }
 
     /// Reads each piece into its place in `dst`. Touches no core state (safe without the lock).
+    /// `streaming`: part of an in-order read KVIMR prefetches itself (`ReadAhead`): on an image,
+    /// read without the kernel's read-ahead.
     static func readPieces(_ pieces: [StoredPiece], from device: any TrackDevice,
-                           into dst: UnsafeMutableRawBufferPointer) throws(KVIMRError) {
+                           into dst: UnsafeMutableRawBufferPointer, streaming: Bool = false) throws(KVIMRError) {
         let ss = device.geometry.sectorSize
         let image = device as? ImageTrackDevice
         for p in pieces {
             let target = UnsafeMutableRawBufferPointer(rebasing: dst[p.into..<(p.into + p.count)])
             do throws(DeviceError) {
-                if p.skip == 0 && p.count % ss == 0 {
+                if let image {
+                    // On an image file: exactly the bytes wanted, no bounce buffer if unaligned.
+                    try image.readTrackBytes(p.track, sector: p.sector, skip: p.skip, into: target, streaming: streaming)
+                } else if p.skip == 0 && p.count % ss == 0 {
                     try device.readTrack(p.track, sector: p.sector, into: target)
-                } else if let image {
-                    // Unaligned on an image file: read exactly the bytes wanted, no bounce buffer.
-                    try image.readTrackBytes(p.track, sector: p.sector, skip: p.skip, into: target)
                 } else {
                     let sectors = (p.skip + p.count + ss - 1) / ss
                     var scratch = [UInt8](unsafeUninitializedCapacity: sectors * ss) { _, n in

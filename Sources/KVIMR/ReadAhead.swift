@@ -31,17 +31,18 @@ package struct ReadAhead: Sendable {
     package init() {}
 
     /// Notes a read of bytes `[offset, end)` of `file`; returns the file bytes to prefetch now
-    /// (nil: none). The second in-order read starts prefetching.
-    package mutating func note(_ file: FileNumber, offset: UInt64, end: UInt64) -> Range<UInt64>? {
+    /// (nil: none) and whether the read is part of an in-order stream (from the second
+    /// in-order read on: prefetching has started).
+    package mutating func note(_ file: FileNumber, offset: UInt64, end: UInt64) -> (prefetch: Range<UInt64>?, inOrder: Bool) {
         guard var s = streams[file] else {
             if streams.count >= ReadAhead.maxStreams { streams.removeAll(keepingCapacity: true) }
             streams[file] = Stream(next: end, ahead: end, window: ReadAhead.firstWindow, hits: 0)
-            return nil
+            return (nil, false)
         }
         let near = offset >= s.next ? offset - s.next <= ReadAhead.slack : s.next - offset <= ReadAhead.slack
         guard near else {
             streams[file] = Stream(next: end, ahead: end, window: ReadAhead.firstWindow, hits: 0)
-            return nil
+            return (nil, false)
         }
         s.next = max(s.next, end)
         s.hits += 1
@@ -49,11 +50,11 @@ package struct ReadAhead: Sendable {
         // Top up once less than a quarter of the window is left ahead of the reader: fewer,
         // larger requests.
         let from = max(s.ahead, s.next)
-        guard from - s.next < s.window / 4 else { return nil }
+        guard from - s.next < s.window / 4 else { return (nil, true) }
         let target = s.next + s.window
         s.ahead = target
         s.window = min(s.window * 2, ReadAhead.maxWindow)
-        return from..<target
+        return (from..<target, true)
     }
 
     /// Forgets a file (deleted).

@@ -220,29 +220,29 @@ final class StallingDevice: TrackDevice, @unchecked Sendable {
 
     @Test func readAheadFollowsInOrderReadsOnly() {
         var ra = ReadAhead()
-        #expect(ra.note(1, offset: 0, end: 65536) == nil)                    // first read: none yet
+        #expect(ra.note(1, offset: 0, end: 65536) == (nil, false))           // first read: none yet
         let first = ra.note(1, offset: 65536, end: 131072)
-        #expect(first == 131072..<(131072 + ReadAhead.firstWindow))
-        #expect(ra.note(1, offset: 131072, end: 196608) == nil)              // window still ahead
+        #expect(first.prefetch == 131072..<(131072 + ReadAhead.firstWindow) && first.inOrder)
+        #expect(ra.note(1, offset: 131072, end: 196608) == (nil, true))      // window still ahead
         // Out of order within the slack (parallel requests) keeps the stream.
         _ = ra.note(1, offset: 300_000, end: 400_000)
-        #expect(ra.note(1, offset: 200_000, end: 300_000) == nil)
+        #expect(ra.note(1, offset: 200_000, end: 300_000) == (nil, true))
         // Far away: starts over, nothing prefetched on the first read there.
-        #expect(ra.note(1, offset: 900 << 20, end: (900 << 20) + 4096) == nil)
+        #expect(ra.note(1, offset: 900 << 20, end: (900 << 20) + 4096) == (nil, false))
         // The window doubles up to its maximum while the stream goes on.
         var pos: UInt64 = (900 << 20) + 4096
         var last: Range<UInt64>?
         for _ in 0..<400 {
-            if let r = ra.note(1, offset: pos, end: pos + 262_144) { last = r }
+            if let r = ra.note(1, offset: pos, end: pos + 262_144).prefetch { last = r }
             pos += 262_144
         }
         let r = try! #require(last)
         #expect(r.upperBound - pos <= ReadAhead.maxWindow)
         #expect(r.upperBound > pos)
         // Other files have streams of their own.
-        #expect(ra.note(2, offset: 0, end: 10) == nil)
+        #expect(ra.note(2, offset: 0, end: 10) == (nil, false))
         ra.forget(2)
-        #expect(ra.note(2, offset: 10, end: 20) == nil)
+        #expect(ra.note(2, offset: 10, end: 20) == (nil, false))
     }
 }
 
