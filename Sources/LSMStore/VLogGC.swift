@@ -33,7 +33,7 @@ extension Engine {
                                                minRatio: minGarbageRatio, maxSegments: maxSegments)
             if victims.count < maxSegments {
                 let taken = Set(victims).union(active).union(skip)
-                victims += try measuredVictims(taken: taken, minRatio: minGarbageRatio,
+                victims += try measuredVictims(usage, taken: taken, minRatio: minGarbageRatio,
                                                budget: maxSegments - victims.count)
             }
             var pacer: GCPacer? = nil

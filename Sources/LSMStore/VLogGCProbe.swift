@@ -68,19 +68,25 @@ extension Engine {
         }
     }
 
-    /// Manual GC's picks by measurement: settled segments not already `taken` whose measured
-    /// garbage ratio is at least `max(minRatio, probeFloor)`, most garbage first, at most
-    /// `budget`; then, among segments the probe did not measure, those `probeVictims` finds.
-    func measuredVictims(taken: Set<UInt64>, minRatio: Double, budget: Int) throws(LSMError) -> [UInt64] {
+    /// Manual GC's picks by measurement among `usage` (the listing `taken`'s active segments
+    /// were read with: a segment started since may be the head and must not be picked):
+    /// measured segments not already `taken` whose garbage ratio is at least
+    /// `max(minRatio, probeFloor)`, most garbage first, at most `budget`; then, among segments
+    /// the probe did not measure, those `probeVictims` finds.
+    func measuredVictims(_ usage: [SegmentUsage], taken: Set<UInt64>, minRatio: Double,
+                         budget: Int) throws(LSMError) -> [UInt64] {
         guard budget > 0 else { return [] }
         let floor = max(minRatio, GCTuning.probeFloor)
-        let (usage, _) = segmentUsage(measured: true)
         let measured = gc.state.withLock { $0.measured }
-        let picked = usage.filter { u in
-            !taken.contains(u.number) && measured[u.number] != nil && u.garbageBytes > 0 && u.garbageRatio >= floor
+        var candidates: [SegmentUsage] = []
+        for u in usage where !taken.contains(u.number) {
+            guard let m = measured[u.number] else { continue }
+            var c = u
+            c.garbageBytes = max(u.garbageBytes, m)
+            if c.garbageBytes > 0 && c.garbageRatio >= floor { candidates.append(c) }
         }
-        .sorted { a, b in a.garbageRatio != b.garbageRatio ? a.garbageRatio > b.garbageRatio : a.number < b.number }
-        .prefix(budget).map(\.number)
+        candidates.sort { a, b in a.garbageRatio != b.garbageRatio ? a.garbageRatio > b.garbageRatio : a.number < b.number }
+        let picked = candidates.prefix(budget).map(\.number)
         let unmeasured = usage.map(\.number).filter { !taken.contains($0) && measured[$0] == nil }
         return picked + (try probeVictims(unmeasured, minRatio: minRatio, budget: budget - picked.count))
     }
