@@ -143,33 +143,42 @@ struct KVIMRCore: Sendable {
 
     /// Appends `first` then `second`: both, or (refused up front) neither.
     mutating func append(_ n: FileNumber, _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(KVIMRError) {
-        try checkWritable()
-        let rec = try record(n)
-        if rec.sealed { throw KVIMRError(.sealed, "file \(n) is sealed") }
+        // Stored properties are read directly, not through `checkWritable()` or
+        // `reservedBytes(leftBy:)`: calling a non-mutating method here copied the whole core
+        // (a retain and a release of each of its references) on every append, and a copy of
+        // the record would retain and release its extents array (together ~7% of a large-value
+        // load's samples).
+        if closed { throw KVIMRError(.io, "KVIMR is closed") }
+        if readOnly { throw KVIMRError(.readOnly, "KVIMR is open read-only") }
+        guard let at = map.files.index(forKey: n) else { throw KVIMRError(.notFound, "no file \(n)") }
+        let (sealed, size, kind, owned) = map.files.values[at].appendFields(geometry)
+        if sealed { throw KVIMRError(.sealed, "file \(n) is sealed") }
         let count = first.count + second.count
         guard count > 0 else { return }
         // Refuse up front what could never be placed, so a failed append changes nothing.
-        let newEnd = (buffers[n]?.end ?? rec.size) + UInt64(count)
-        let owned = ownedCapacity(rec)
+        let newEnd = (buffers[n]?.end ?? size) + UInt64(count)
         if newEnd > owned {
             let need = newEnd - owned
             let all = alloc.freeCapacityBytes + alloc.pendingCapacityBytes
-            let keep = reservedBytes(leftBy: rec.kind)
+            let keep = UInt64(TrackReserve.floor(kind, reserved: reservedTracks))
+                * UInt64(max(geometry.bottomSectors, geometry.topSectors) * geometry.sectorSize)
             let available = all - min(all, keep)
             if need > available {
-                throw KVIMRError(.noSpace, "no space for \(count) more bytes of \(rec.kind) file \(n): needs \(need) bytes of new tracks, \(available) free")
+                throw KVIMRError(.noSpace, "no space for \(count) more bytes of \(kind) file \(n): needs \(need) bytes of new tracks, \(available) free")
             }
         }
         try admitAfterWriteFailure(count)
         if writeBehind.busy { reapWrites() }
         // Appended in place: taking the buffer out of the dictionary and storing it back would
         // copy every byte buffered so far on each append.
-        let fresh = FileBuffer(start: rec.size, sectorSize: geometry.sectorSize, pool: pagePool)
-        if first.count > 0 { buffers[n, default: fresh].append(first) }
-        if second.count > 0 { buffers[n, default: fresh].append(second) }
-        // A whole track's worth buffered: write full tracks out now. Failures here are not the
-        // append's: the bytes stay buffered and the next sync reports the problem.
-        if newEnd - rec.size >= UInt64(geometry.bottomSectors * geometry.sectorSize) {
+        if buffers[n] == nil { buffers[n] = FileBuffer(start: size, sectorSize: geometry.sectorSize, pool: pagePool) }
+        if first.count > 0 { buffers[n]!.append(first) }
+        if second.count > 0 { buffers[n]!.append(second) }
+        // The policy's early write-out worth of tracks buffered (`writeOut` checks the same):
+        // write full tracks out now. Failures here are not the append's: the bytes stay
+        // buffered and the next sync reports the problem. (Tested here, not only in
+        // `writeOut`, whose record and buffer copies cost every append past one track.)
+        if newEnd - size >= UInt64(max(policy.writeOutTracks, 1) * geometry.bottomSectors * geometry.sectorSize) {
             _ = try? writeOut(n, includeTail: false)
         }
         enforceBufferBudget()
@@ -215,16 +224,10 @@ struct KVIMRCore: Sendable {
     }
 
     /// Bytes the file's tracks can hold: its extents plus the unused rest of its last track.
-    func ownedCapacity(_ rec: FileRecord) -> UInt64 {
-        var sectors = rec.sectorCount
-        if let last = rec.extents.last {
-            sectors += geometry.sectors(of: last.track) - (last.firstSector + last.sectorCount)
-        }
-        return UInt64(sectors) * UInt64(geometry.sectorSize)
-    }
+    func ownedCapacity(_ rec: FileRecord) -> UInt64 { rec.ownedCapacity(geometry) }
 
     /// Bytes of reserved tracks a file of `kind` must leave free (counted at the larger
-    /// track capacity).
+    /// track capacity). (Written out again in `append`.)
     func reservedBytes(leftBy kind: FileKind) -> UInt64 {
         UInt64(TrackReserve.floor(kind, reserved: reservedTracks))
             * UInt64(max(geometry.bottomSectors, geometry.topSectors) * geometry.sectorSize)
@@ -269,5 +272,23 @@ struct KVIMRCore: Sendable {
             KVIMRFileInfo(number: $0.number, kind: $0.kind, level: $0.level,
                           size: buffers[$0.number]?.end ?? $0.size, sealed: $0.sealed)
         }
+    }
+}
+
+extension FileRecord {
+    /// Bytes the file's tracks can hold: its extents plus the unused rest of its last track.
+    func ownedCapacity(_ geometry: IMRGeometry) -> UInt64 {
+        var sectors = sectorCount
+        if let last = extents.last {
+            sectors += geometry.sectors(of: last.track) - (last.firstSector + last.sectorCount)
+        }
+        return UInt64(sectors) * UInt64(geometry.sectorSize)
+    }
+
+    /// What `append` checks — sealed, size, kind, owned capacity — read in place (called on
+    /// the dictionary's storage, the record is not copied).
+    @inline(__always)
+    func appendFields(_ geometry: IMRGeometry) -> (Bool, UInt64, FileKind, UInt64) {
+        (sealed, size, kind, ownedCapacity(geometry))
     }
 }
