@@ -24,7 +24,13 @@ extension FileSystem {
     func checkXattrName(_ name: [UInt8]) throws(Errno) {
         if name.isEmpty || name.contains(0) { throw .inval }
         if name.count > FSFormat.xattrNameMax { throw Errno(rawValue: ERANGE) }
-        guard FileSystem.inStoredNamespace(name) else { throw Errno(rawValue: EOPNOTSUPP) }
+        guard FileSystem.inStoredNamespace(name) else { throw FileSystem.unstoredNameError(name) }
+    }
+
+    /// Why `name` (outside the stored namespaces) is refused: a bare prefix ("user.") names no
+    /// attribute, EINVAL as in Linux's xattr_resolve_name; an unknown namespace EOPNOTSUPP.
+    static func unstoredNameError(_ name: [UInt8]) -> Errno {
+        Errno(rawValue: xattrNamespaces.contains(name) ? EINVAL : EOPNOTSUPP)
     }
 
     /// Whether `name` is a non-empty name in one of `xattrNamespaces`.
@@ -91,7 +97,7 @@ extension FileSystem {
     package func getxattr(_ ino: UInt64, _ name: [UInt8], caller: Caller? = nil) throws(Errno) -> [UInt8] {
         if FileSystem.isPseudo(ino) { throw Errno(rawValue: ENODATA) }
         if name.isEmpty || name.count > FSFormat.xattrNameMax { throw Errno(rawValue: name.isEmpty ? EINVAL : ERANGE) }
-        guard FileSystem.inStoredNamespace(name) else { throw Errno(rawValue: EOPNOTSUPP) }
+        guard FileSystem.inStoredNamespace(name) else { throw FileSystem.unstoredNameError(name) }
         if let caller, caller.checksAccess, name.starts(with: FileSystem.userPrefix) {
             try requireXattrAccess(try loadInode(ino), name, write: false, caller)
         }
@@ -132,6 +138,7 @@ extension FileSystem {
     package func removexattr(_ ino: UInt64, _ name: [UInt8], caller: Caller? = nil) throws(Errno) {
         if FileSystem.isPseudo(ino) { throw .perm }
         if name.isEmpty || name.count > FSFormat.xattrNameMax { throw Errno(rawValue: name.isEmpty ? EINVAL : ERANGE) }
+        guard FileSystem.inStoredNamespace(name) else { throw FileSystem.unstoredNameError(name) }
         try requireWritable()
         try withInodeLock(ino) { () throws(Errno) in
             try flushDirtyLocked(ino)  // the record stored below carries the size of stored chunks only
