@@ -40,7 +40,12 @@ public struct FSStatfs: Sendable {
 extension FileSystem {
     package func getattr(_ ino: UInt64) throws(Errno) -> FileAttr {
         if FileSystem.isPseudo(ino) { return statsAttr(ino) }
-        return try loadInode(ino).attr(ino: ino)
+        do {
+            return try loadInode(ino).attr(ino: ino)
+        } catch where error == .noEnt {
+            if let a = removedDir(ino) { return a }  // someone's working directory, removed
+            throw error
+        }
     }
 
     /// chmod, chown, truncate and utimens; ctime always moves. A checked `caller` is held to

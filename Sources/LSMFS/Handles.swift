@@ -27,6 +27,10 @@ struct Tables {
     var orphans: Set<UInt64> = []
     /// Kernel lookup counts (entry replies minus forgets).
     var lookups: [UInt64: UInt64] = [:]
+    /// Removed directories the kernel still holds (a process's working directory): their last
+    /// attributes (nlink 0), so stat and open of "." answer as on ext4 until the kernel's
+    /// forget. Memory only: after a remount no process can hold one.
+    var removedDirs: [UInt64: FileAttr] = [:]
 
     mutating func add(_ h: Handle) -> UInt64 {
         let fh = nextFh
@@ -46,8 +50,25 @@ extension FileSystem {
     package func forget(_ ino: UInt64, _ n: UInt64) {
         tables.withLock { t in
             guard let c = t.lookups[ino] else { return }
-            if c <= n { t.lookups[ino] = nil } else { t.lookups[ino] = c - n }
+            if c <= n {
+                t.lookups[ino] = nil
+                if !t.removedDirs.isEmpty { t.removedDirs[ino] = nil }
+            } else {
+                t.lookups[ino] = c - n
+            }
         }
+    }
+
+    /// After an rmdir: keeps the directory's last attributes while the kernel holds it.
+    func rememberRemovedDir(_ attr: FileAttr) {
+        tables.withLock { t in
+            if (t.lookups[attr.ino] ?? 0) > 0 { t.removedDirs[attr.ino] = attr }
+        }
+    }
+
+    /// The attributes of a removed directory the kernel still holds (see `Tables.removedDirs`).
+    func removedDir(_ ino: UInt64) -> FileAttr? {
+        tables.withLock { $0.removedDirs.isEmpty ? nil : $0.removedDirs[ino] }
     }
 
     /// The current kernel lookup count of `ino` (for tests and stats).

@@ -257,6 +257,7 @@ extension FileSystem {
                 batch.delete(Keys.inode(d.ino))
                 set.flush(into: &batch)
                 try write(batch, "rmdir")
+                rememberRemovedDir(set.recs[d.ino]!.attr(ino: d.ino))
             }
         }
     }

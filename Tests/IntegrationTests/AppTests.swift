@@ -280,4 +280,28 @@ struct AppTests {
             assert open('config').read() == 'version 29\n'"
             """#, expect: "posix-lock ['busy', 'True', 'other-range']\n")
     }
+
+    /// A shell left in a directory another process removed: stat and open of "." answer
+    /// (nlink 0, an empty listing), creating in it is ENOENT, as on ext4.
+    @Test func removedWorkingDirectory() throws {
+        try sameAsHost(#"""
+            /usr/bin/python3 - <<'EOF'
+            import os, errno
+            def e(f, *a):
+                try: r = f(*a); return 'ok' if r is None else r
+                except OSError as x: return errno.errorcode[x.errno]
+            os.mkdir('gone'); top = os.getcwd(); os.chdir('gone')
+            fd = os.open('.', os.O_RDONLY)
+            os.rmdir(os.path.join(top, 'gone'))
+            st = os.stat('.'); print('stat', st.st_nlink, oct(st.st_mode))
+            print('fstat', os.fstat(fd).st_nlink)
+            print('open', e(lambda: os.close(os.open('.', os.O_RDONLY | os.O_DIRECTORY))))
+            print('list', e(os.listdir, '.'))
+            print('create', e(os.open, 'x', os.O_CREAT | os.O_WRONLY))
+            print('mkdir', e(os.mkdir, 'y'))
+            os.close(fd); os.chdir(top)
+            print('gone', os.path.exists('gone'))
+            EOF
+            """#, after: "test ! -e gone", expect: "stat 0 0o40755\n")
+    }
 }

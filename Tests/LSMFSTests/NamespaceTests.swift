@@ -23,6 +23,8 @@ import Testing
         try fs.rmdir(root, n("d"))
         #expect(try fs.getattr(root).nlink == 2)
         #expect(throws: errno(ENOENT)) { try fs.lookup(root, n("d")) }
+        #expect(try fs.getattr(d.ino).nlink == 0)  // still held by the kernel (a working directory)
+        fs.forget(d.ino, fs.lookupCount(d.ino))
         #expect(throws: errno(ENOENT)) { try fs.getattr(d.ino) }
     }
 
