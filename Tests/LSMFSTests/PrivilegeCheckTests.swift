@@ -95,16 +95,21 @@ import Testing
     @Test func killSetIDNeverUndoesAConcurrentChmod() throws {
         let fs = try Rig.fresh().fs
         let f = try fs.createFile(1, "f", [1, 2, 3])
-        let undone = Atomic<Int>(0)
-        for _ in 0..<300 {
+        // A killer thread loops while the test alternates 04777 and 0640: right after a
+        // chmod to 0640 the mode must read 0640 (a kill of the 04777 before it must not land
+        // after it, as 0777).
+        let stop = StopFlag()
+        let t = Thread { while !stop.flag.load(ordering: .relaxed) { _ = try? fs.killSetID(f) } }
+        t.start()
+        var undone = 0
+        for _ in 0..<1000 {
             _ = try fs.setattr(f, SetAttr(mode: 0o4777))
-            let t = Thread { _ = try? fs.killSetID(f) }
-            t.start()
             _ = try fs.setattr(f, SetAttr(mode: 0o640))
-            t.join()
-            if try fs.getattr(f).mode & 0o7777 != 0o640 { undone.add(1, ordering: .relaxed) }
+            if try fs.getattr(f).mode & 0o7777 != 0o640 { undone += 1 }
         }
-        #expect(undone.load(ordering: .relaxed) == 0)
+        stop.flag.store(true, ordering: .relaxed)
+        t.join()
+        #expect(undone == 0)
         // and on its own it clears set-user-ID and group-executable set-group-ID only
         _ = try fs.setattr(f, SetAttr(mode: 0o6755))
         let killed = try fs.killSetID(f)
@@ -113,6 +118,10 @@ import Testing
         #expect(try fs.killSetID(f) == nil)
         #expect(try fs.getattr(f).mode & 0o7777 == 0o2745)
     }
+}
+
+private final class StopFlag: Sendable {
+    let flag = Atomic<Bool>(false)
 }
 
 /// A joinable pthread running `body` (the test needs a real concurrent thread).
