@@ -76,65 +76,84 @@ extension FileSystem {
         case .dir:
             throw .isDir
         case .file(let ino, let flags):
-            // No inode lock: the buffers are read first, then the store. A write or flush that
-            // completed before the call is in one or the other (a flush writes the store before
-            // it drops the buffer), so completed writes are always seen; a write racing with
-            // this read may be seen in part, as on any filesystem.
-            let (behind, pending) = dirtyFiles(ino)
-            let rec = try loadInode(ino, dirty: .some(pending?.attrs ?? behind?.attrs))
-            if size > 0 { touchAtime(ino, seen: rec, flags: flags) }
-            guard offset < rec.size, size > 0 else { return 0 }
-            let end = min(rec.size, offset + UInt64(size))
-            let cs = UInt64(chunkSize)
-            let first = offset / cs, last = (end - 1) / cs
-            // Each chunk's newest content: buffered (newer, covering all the stored bytes; past
-            // its length zeros), else stored; the store is read only for runs of chunks the
-            // buffers do not hold.
-            // Partial buffered chunks (written ranges only) go over the stored content.
-            var content: [UInt64: [UInt8]] = [:]
-            func complete(_ i: UInt64) -> Bool {
-                (pending?.chunks[i] != nil && pending?.partial[i] == nil) || (behind?.chunks[i] != nil && behind?.partial[i] == nil)
-            }
-            var idx = first
-            while idx <= last {
-                if complete(idx) { idx += 1; continue }
-                var runEnd = idx + 1
-                while runEnd <= last && !complete(runEnd) { runEnd += 1 }
-                let stored = (idx, runEnd)
-                try kv("read chunks", { () throws(LSMError) in
-                    try store.scan(from: Keys.chunk(ino, stored.0), to: Keys.chunk(ino, stored.1)) { key, value in
-                        if key.count == FSFormat.chunkKeyLength {
-                            content[key.readBE(UInt64.self, at: 9)] = value
-                        } else if let b = ChunkPatch.block(of: key) {   // after its chunk: laid over it
-                            ChunkPatch.apply(value, block: b, to: &content[key.readBE(UInt64.self, at: 9), default: []])
-                        }
-                        return true
-                    }
-                })
-                idx = runEnd
-            }
-            for f in [behind, pending] {   // older, then newer
-                guard let f else { continue }
-                for i in first...last {
-                    guard let c = f.chunks[i] else { continue }
-                    if let p = f.partial[i] { content[i] = p.compose(base: content.removeValue(forKey: i), c) } else { content[i] = c }
-                }
-            }
+            guard let c = try chunkContent(ino, flags: flags, offset: offset, size: size) else { return 0 }
             let base = buf.baseAddress!
-            for i in first...last {
-                let start = i * cs
-                let lo = max(start, offset), hi = min(start + cs, end)
-                let dataHi = min(hi, start + UInt64(content[i]?.count ?? 0))
-                if lo < dataHi {
-                    content[i]!.withUnsafeBytes { c in
-                        (base + Int(lo - offset)).copyMemory(from: c.baseAddress! + Int(lo - start), byteCount: Int(dataHi - lo))
-                    }
+            var at = 0
+            c.forEachPiece { piece in
+                switch piece {
+                case .bytes(let chunk, let range):
+                    chunk.withUnsafeBytes { (base + at).copyMemory(from: $0.baseAddress! + range.lowerBound, byteCount: range.count) }
+                    at += range.count
+                case .zeros(let n):
+                    memset(base + at, 0, n)
+                    at += n
                 }
-                let zeroFrom = max(lo, dataHi)
-                if zeroFrom < hi { memset(base + Int(zeroFrom - offset), 0, Int(hi - zeroFrom)) }
             }
-            return Int(end - offset)
+            return at
         }
+    }
+
+    /// `read` of a regular file's handle without copying the bytes: `reply` gets them as pieces
+    /// in file order (ranges of chunk arrays, runs of zeros), totalling the count read (short at
+    /// EOF) — for the FUSE read handler, which sends them with one writev. nil: not a regular
+    /// file's handle (use `read(_:offset:into:)`).
+    package func readPieces<R>(_ fh: UInt64, offset: UInt64, size: Int, _ reply: ([ReadPiece]) -> R) throws(Errno) -> R? {
+        guard case .file(let ino, let flags) = try handle(fh) else { return nil }
+        var pieces: [ReadPiece] = []
+        if let c = try chunkContent(ino, flags: flags, offset: offset, size: size) {
+            c.forEachPiece { pieces.append($0) }
+        }
+        return reply(pieces)
+    }
+
+    /// The newest content of the chunks bytes `[offset, offset + size)` of file `ino` touch
+    /// (nil: nothing to read there).
+    private func chunkContent(_ ino: UInt64, flags: Int32, offset: UInt64, size: Int) throws(Errno) -> ReadContent? {
+        // No inode lock: the buffers are read first, then the store. A write or flush that
+        // completed before the call is in one or the other (a flush writes the store before
+        // it drops the buffer), so completed writes are always seen; a write racing with
+        // this read may be seen in part, as on any filesystem.
+        let (behind, pending) = dirtyFiles(ino)
+        let rec = try loadInode(ino, dirty: .some(pending?.attrs ?? behind?.attrs))
+        if size > 0 { touchAtime(ino, seen: rec, flags: flags) }
+        guard offset < rec.size, size > 0 else { return nil }
+        let end = min(rec.size, offset + UInt64(size))
+        let cs = UInt64(chunkSize)
+        let first = offset / cs, last = (end - 1) / cs
+        // Each chunk's newest content: buffered (newer, covering all the stored bytes; past
+        // its length zeros), else stored; the store is read only for runs of chunks the
+        // buffers do not hold.
+        // Partial buffered chunks (written ranges only) go over the stored content.
+        var content: [UInt64: [UInt8]] = [:]
+        func complete(_ i: UInt64) -> Bool {
+            (pending?.chunks[i] != nil && pending?.partial[i] == nil) || (behind?.chunks[i] != nil && behind?.partial[i] == nil)
+        }
+        var idx = first
+        while idx <= last {
+            if complete(idx) { idx += 1; continue }
+            var runEnd = idx + 1
+            while runEnd <= last && !complete(runEnd) { runEnd += 1 }
+            let stored = (idx, runEnd)
+            try kv("read chunks", { () throws(LSMError) in
+                try store.scan(from: Keys.chunk(ino, stored.0), to: Keys.chunk(ino, stored.1)) { key, value in
+                    if key.count == FSFormat.chunkKeyLength {
+                        content[key.readBE(UInt64.self, at: 9)] = value
+                    } else if let b = ChunkPatch.block(of: key) {   // after its chunk: laid over it
+                        ChunkPatch.apply(value, block: b, to: &content[key.readBE(UInt64.self, at: 9), default: []])
+                    }
+                    return true
+                }
+            })
+            idx = runEnd
+        }
+        for f in [behind, pending] {   // older, then newer
+            guard let f else { continue }
+            for i in first...last {
+                guard let c = f.chunks[i] else { continue }
+                if let p = f.partial[i] { content[i] = p.compose(base: content.removeValue(forKey: i), c) } else { content[i] = c }
+            }
+        }
+        return ReadContent(content: content, offset: offset, end: end, chunkSize: cs)
     }
 
     /// Writes `data` at `offset` (at EOF for O_APPEND handles). Writes are buffered
@@ -267,5 +286,32 @@ extension FileSystem {
         if let fh { _ = try handle(fh) }
         if options.readOnly { return }
         try syncAll()
+    }
+}
+
+/// A piece of a read's result (`FileSystem.readPieces`).
+package enum ReadPiece {
+    case bytes([UInt8], Range<Int>)
+    case zeros(Int)
+}
+
+/// The chunks a read touches, newest content each (`chunkContent`).
+struct ReadContent {
+    var content: [UInt64: [UInt8]]
+    var offset: UInt64
+    var end: UInt64
+    var chunkSize: UInt64
+
+    /// The read's bytes in order: each chunk's data, then zeros past its length (holes).
+    func forEachPiece(_ body: (ReadPiece) -> Void) {
+        let cs = chunkSize
+        for i in (offset / cs)...((end - 1) / cs) {
+            let start = i * cs
+            let lo = max(start, offset), hi = min(start + cs, end)
+            let dataHi = min(hi, start + UInt64(content[i]?.count ?? 0))
+            if lo < dataHi { body(.bytes(content[i]!, Int(lo - start)..<Int(dataHi - start))) }
+            let zeroFrom = max(lo, dataHi)
+            if zeroFrom < hi { body(.zeros(Int(hi - zeroFrom))) }
+        }
     }
 }

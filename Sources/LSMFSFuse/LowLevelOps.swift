@@ -188,6 +188,11 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     ops.read = { req, _, size, off, fi in
         serve(req, .read) { fs throws(Errno) in
             guard let fi, off >= 0 else { throw Errno(rawValue: EINVAL) }
+            // A regular file: the chunks' bytes go to the kernel straight from the arrays the
+            // store returned (one writev), not copied into a reply buffer first.
+            if let n = try fs.readPieces(fi.pointee.fh, offset: UInt64(off), size: size, { replyPieces(req, $0) }) {
+                return n
+            }
             return try ReadBuffers.shared.with(size: size) { (buf) throws(Errno) -> UInt64 in
                 let n = try fs.read(fi.pointee.fh, offset: UInt64(off), into: buf)
                 fuse_reply_buf(req, buf.baseAddress?.assumingMemoryBound(to: CChar.self), n)

@@ -1,4 +1,6 @@
+import CFuse
 import Glibc
+import LSMFS
 import Synchronization
 
 /// Reply buffers for READ, reused across requests: a fresh 1 MiB array per read was an mmap,
@@ -35,3 +37,43 @@ final class ReadBuffers: Sendable {
         return try body(UnsafeMutableRawBufferPointer(rebasing: b[0..<size]))
     }
 }
+
+/// Replies to a READ with `pieces` (FileSystem.readPieces) as one iovec list: chunk bytes from
+/// their arrays, holes from a shared page of zeros. Returns the byte count sent.
+func replyPieces(_ req: fuse_req_t?, _ pieces: [ReadPiece]) -> UInt64 {
+    var iov: [iovec] = []
+    iov.reserveCapacity(pieces.count)
+    var total = 0
+    func send(_ i: Int) {
+        guard i < pieces.count else {
+            _ = iov.withUnsafeBufferPointer { fuse_reply_iov(req, $0.baseAddress, Int32($0.count)) }
+            return
+        }
+        switch pieces[i] {
+        case .bytes(let chunk, let range):
+            chunk.withUnsafeBytes { b in
+                iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress! + range.lowerBound), iov_len: range.count))
+                total += range.count
+                send(i + 1)   // inside: the array's bytes stay put until the reply is sent
+            }
+        case .zeros(var n):
+            while n > 0 {
+                let k = min(n, zeroPageBytes)
+                iov.append(iovec(iov_base: zeroPage, iov_len: k))
+                total += k
+                n -= k
+            }
+            send(i + 1)
+        }
+    }
+    send(0)
+    return UInt64(total)
+}
+
+/// Zeros for the holes of a READ reply (never written).
+private let zeroPageBytes = 64 << 10
+private nonisolated(unsafe) let zeroPage: UnsafeMutableRawPointer = {
+    let p = UnsafeMutableRawPointer.allocate(byteCount: zeroPageBytes, alignment: 4096)
+    p.initializeMemory(as: UInt8.self, repeating: 0, count: zeroPageBytes)
+    return p
+}()
