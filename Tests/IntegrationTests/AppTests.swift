@@ -10,21 +10,35 @@ import Testing
 struct AppTests {
     /// Runs `script` on the host and in the mount (same relative paths), expects the same
     /// output; then unmount, fsck clean, mount again, and `after` must succeed in the mount.
-    func sameAsHost(_ script: String, after: String, expect needle: String? = nil,
+    /// `unprivileged`: the script runs as uid 65534 (setpriv) in directories it owns, on a
+    /// mount where the daemon checks permissions for several users.
+    func sameAsHost(_ script: String, after: String, expect needle: String? = nil, unprivileged: Bool = false,
                     sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let m = try MountedImage(size: "1G")
+        let options = unprivileged ? "allow_other,daemon_permissions" : nil
+        let m = try MountedImage(size: "1G", options: options)
         defer { m.close() }
         let env = "export HOME='\(m.dir)/home' GIT_CONFIG_NOSYSTEM=1 LC_ALL=C TZ=UTC\nmkdir -p \"$HOME\"\numask 022\n"
-        let host = Harness.sh(env + script, cwd: m.host)
+        var run = { (dir: String) in Harness.sh(env + script, cwd: dir) }
+        if unprivileged {
+            let file = m.dir + "/script.sh"
+            try (env + script).write(toFile: file, atomically: true, encoding: .utf8)
+            let prep = Harness.sh("""
+                mkdir -p '\(m.dir)/home' && chown 65534:65534 '\(m.dir)/home' '\(m.host)' '\(m.mnt)'
+                chmod 755 '\(m.dir)' '\(file)'
+                """)
+            try #require(prep.ok, "\(prep.stderr)", sourceLocation: sourceLocation)
+            run = { dir in Harness.sh("setpriv --reuid=65534 --regid=65534 --clear-groups bash -e -o pipefail '\(file)'", cwd: dir) }
+        }
+        let host = run(m.host)
         try #require(host.ok, "host run failed (\(host.status)): \(host.stdout)\n\(host.stderr)", sourceLocation: sourceLocation)
         if let needle { #expect(host.stdout.contains(needle), "host output: \(host.stdout)", sourceLocation: sourceLocation) }
-        let got = m.sh(env + script)
+        let got = run(m.mnt)
         #expect(got.ok, "lsmfs run failed (\(got.status)): \(got.stderr)", sourceLocation: sourceLocation)
         Harness.expectSameLines(host: host.stdout, lsmfs: got.stdout, sourceLocation: sourceLocation)
         try m.unmount()
         let fsck = Harness.sh("'\(Harness.binary)' fsck '\(m.image)'", timeout: 120)
         #expect(fsck.status == 0, "fsck: \(fsck.stdout)\n\(fsck.stderr)", sourceLocation: sourceLocation)
-        try m.mount()
+        try m.mount(options: options)
         let a = m.sh(env + after)
         #expect(a.ok, "after remount (\(a.status)): \(a.stdout)\n\(a.stderr)", sourceLocation: sourceLocation)
     }
@@ -69,6 +83,17 @@ struct AppTests {
             cd repo && git fsck --strict --no-dangling && test "$(git status --porcelain | wc -l)" = 0
             test "$(git log --oneline | wc -l)" = 22 && git -C ../clone fsck --strict
             """#, expect: "\n22\n")
+    }
+
+    /// The same git workflow as uid 65534 on a mount where the daemon checks permissions
+    /// (git's 0444 objects, its lock files and renames, gc's unlinks in its own directories).
+    @Test func gitAsUnprivilegedUser() throws {
+        try sameAsHost(Self.gitEnv + "\nmkdir repo && cd repo && git init -q -b main . && for i in $(seq 1 30); do seq $i 500 > f$i; done\n"
+                       + "git add -A && git commit -q -m one && chmod 600 f1 && echo x >> f2 && git commit -q -am two\n"
+                       + "git gc -q && git fsck --strict --no-dangling && git log --oneline | wc -l && git rev-parse HEAD && stat -c %a f1 .git/objects/pack\n",
+                       after: "export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*'\n"
+                           + "cd repo && git fsck --strict --no-dangling && test -z \"$(git status --porcelain)\"",
+                       expect: "2\n", unprivileged: true)
     }
 
     /// journal_mode=DELETE and WAL: many transactions, VACUUM, concurrent writers and readers
