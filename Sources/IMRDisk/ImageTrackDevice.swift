@@ -36,10 +36,14 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         // 1 GiB read's time) — and into other files' tracks. KVIMR prefetches the exact extents
         // of such files instead (`prefetch`). Other reads (random, small) keep the kernel's
         // read-ahead, whose context detection serves reads that wander near each other.
+        // Opened again by path: it must be the same file as `fd` (the path may have been
+        // replaced since), else its reads would return another file's bytes.
         var streamFD = FileIO.open(path, O_RDONLY)
-        if streamFD >= 0 {
+        var a = stat(), b = stat()
+        if streamFD >= 0, fstat(fd, &a) == 0, fstat(streamFD, &b) == 0, a.st_dev == b.st_dev, a.st_ino == b.st_ino {
             _ = posix_fadvise(streamFD, 0, 0, POSIX_FADV_RANDOM)
         } else {
+            if streamFD >= 0 { _ = Glibc.close(streamFD) }
             streamFD = fd
         }
         self.state = Mutex(State(fd: fd, streamFD: streamFD, model: DriveModel(geometry: superblock.geometry)))
