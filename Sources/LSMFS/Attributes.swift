@@ -55,18 +55,14 @@ extension FileSystem {
         if FileSystem.isPseudo(ino) { throw .perm }
         try requireWritable()
         return try withInodeLock(ino) { () throws(Errno) -> FileAttr in
-            // Buffered writes go to the store in this setattr's batch (one write, not two: the
-            // kernel's writeback cache sends a times-only setattr at every close); a size change
-            // needs the stored chunks current first.
-            var pending = dirtyEntry(ino)
-            if s.size != nil && pending != nil {
-                try flushDirtyLocked(ino)
-                pending = nil
-            }
-            var rec = try loadInode(ino)
+            // A size change needs the stored chunks current first. Otherwise buffered writes stay
+            // buffered (`storedRec`): tar sets times, mode and owner right after closing each
+            // file, and storing its data inside this request would make tar wait for it.
+            if s.size != nil && dirtyEntry(ino) != nil { try flushDirtyLocked(ino) }
+            var rec = try loadInode(ino)  // (waits for a write-behind of the file)
+            let storedRec = dirtyEntry(ino) == nil ? nil : try loadInode(ino, dirty: .some(nil))
             let checkedMode = try checkSetattr(rec, s, caller, viaHandle: viaHandle)
             var batch = WriteBatch()
-            if pending != nil { try addDirtyChunks(ino, to: &batch) }
             let now = TimeSpec.now()
             if let m = s.mode { rec.mode = checkedMode ?? (rec.type | (m & 0o7777)) }
             if s.killSetID && rec.isRegular {
@@ -94,10 +90,37 @@ extension FileSystem {
             if let a = s.atime { rec.atime = a.resolved(now) }
             if let m = s.mtime { rec.mtime = m.resolved(now) }
             rec.ctime = now
-            batch.put(Keys.inode(ino), rec.encode())
-            try write(batch, "setattr")
-            if pending != nil { discardDirty(ino) }
+            guard let storedRec else {
+                batch.put(Keys.inode(ino), rec.encode())
+                try write(batch, "setattr")
+                return rec.attr(ino: ino)
+            }
+            try setattrKeepingBuffer(ino, rec, stored: storedRec, setsMtime: s.mtime != nil, &batch)
             return rec.attr(ino: ino)
+        }
+    }
+
+    /// Stores the attributes of a setattr on a file with buffered writes (inode lock held, no
+    /// write-behind running) without storing the buffer: the stored record gets the new mode,
+    /// owner, times and ctime but keeps the stored size and blocks (so a crash before the
+    /// buffer lands leaves a record that agrees with the stored chunks), and the buffer takes
+    /// the new mtime (its flush overlays size, blocks and mtime on the stored record: the
+    /// times set here are not undone by it).
+    func setattrKeepingBuffer(_ ino: UInt64, _ rec: InodeRecord, stored: InodeRecord, setsMtime: Bool,
+                              _ batch: inout WriteBatch) throws(Errno) {
+        var out = rec
+        out.size = stored.size
+        out.blocks = stored.blocks
+        if !setsMtime { out.mtime = stored.mtime }
+        batch.put(Keys.inode(ino), out.encode())
+        let old = dirty.withLock { t -> TimeSpec? in
+            let m = t.files[ino]?.attrs.mtime
+            t.files[ino]?.attrs.mtime = rec.mtime
+            return m
+        }
+        do throws(Errno) { try write(batch, "setattr") } catch {
+            if let old { dirty.withLock { $0.files[ino]?.attrs.mtime = old } }
+            throw error
         }
     }
 
