@@ -105,8 +105,9 @@ extension Engine {
             for t in pieces { current!.builder.addRangeTombstone(t) }
             guard var c = current else { return }
             let info = try c.builder.finish()   // on failure `current` still names the file
+            // Sealing writes the table out (queued): every later checkpoint holds it, so the
+            // manifest edit's sync that names it makes it durable too (no sync of its own).
             try kvimr.sealFile(c.number)
-            try kvimr.syncFiles([c.number])
             current = nil
             lower = upper
             counters.tableBytesWritten.bump(info.size)

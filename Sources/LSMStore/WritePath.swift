@@ -89,8 +89,9 @@ extension Engine {
                 }
                 return (w.log.map { WALPosition(file: $0.file, offset: $0.bytesWritten) }, valueLogFilesToSync())
             }
-            // A WAL older than the current one was sealed and synced when it was frozen.
-            guard let current, current.file == target.file else { return }
+            // A WAL older than the current one was sealed (written out) when it was frozen:
+            // the checkpoint of this sync makes it durable with the current one.
+            guard let current else { return }
             do throws(LSMError) {
                 // One ordered sync: the value-log records the WAL points to are written out
                 // before the WAL, and one checkpoint makes both durable (DESIGN §6).
@@ -174,11 +175,18 @@ extension Engine {
         let wal = try kvimr.createFile(.wal, level: 0)
         do throws(LSMError) {
             try w.log!.flush(kvimr: kvimr)
-            try kvimr.sealFile(old.file)
-            // The frozen WAL's pointers must not outlive their values: the value log is synced
-            // with it (a later WAL never survives a crash that an earlier one's values did not).
+            // The frozen WAL's pointers must not outlive their values, and a later WAL never
+            // survives a crash that an earlier one did not: the value log and the sealed WAL
+            // are written out (`KVIMR.writeOut`; sealing writes the WAL out), so every later
+            // checkpoint — the flush's manifest edit, a sync of the new WAL — holds them. No
+            // checkpoint of its own: the switch does not wait for the device.
+            // (The value log first: a checkpoint another thread takes in between must not hold
+            // the WAL without the values.)
             let vlogFiles = valueLogFilesToSync()
-            try kvimr.syncFiles(vlogFiles.files + [old.file])
+            do throws(KVIMRError) { try kvimr.writeOut(vlogFiles.files) } catch {
+                throw LSMError(error, "write out value log \(vlogFiles.files)")
+            }
+            try kvimr.sealFile(old.file)
             valueLogSynced(vlogFiles)
         } catch {
             try? kvimr.deleteFile(wal)
@@ -193,8 +201,8 @@ extension Engine {
         maybeScheduleBackground()
     }
 
-    /// Makes every accepted write durable: older WALs were synced when their memtable was
-    /// frozen, so syncing the current WAL covers everything.
+    /// Makes every accepted write durable: older WALs were written out when their memtable
+    /// was frozen, so the checkpoint syncing the current WAL covers everything.
     func sync() throws(LSMError) {
         if readOnly { return }
         let position = try writer.withLock { (w: inout WriterState) throws(LSMError) -> WALPosition? in
@@ -209,6 +217,6 @@ extension Engine {
 struct WALPosition: Sendable {
     var file: UInt64
     var offset: UInt64
-    /// WALs are numbered in creation order and an older one is synced when it is frozen.
+    /// WALs are numbered in creation order and a sync of one makes every older one durable.
     func covers(_ p: WALPosition) -> Bool { file > p.file || (file == p.file && offset >= p.offset) }
 }
