@@ -11,15 +11,10 @@ import Synchronization
 ///
 ///     [key length: 4][value length: 4][user-key prefix: 8 (see `prefix(of:)`)][height: 8]
 ///     [next pointer: 8 (an atomic address, 0 = none)] × height
-///     [next node's user-key prefix: 8] × height   (the writer's copy; readers never read it)
 ///     [internal key: key length][value: value length]
 ///
 /// A writer fills a node completely, then links it bottom level first with release stores;
-/// readers follow links with acquire loads, so a node reached is fully built. The writer
-/// keeps, beside each link, the prefix of the node it points to: its descent compares against
-/// that copy and touches a successor only to step onto it or when the prefixes tie (with
-/// random keys about 40% fewer cache misses per insert; inserts were ~9% of a large-value
-/// load, nearly all misses).
+/// readers follow links with acquire loads, so a node reached is fully built.
 final class SkipList: @unchecked Sendable {
     static let maxHeight = 12
     static let headerSize = 24
@@ -37,19 +32,12 @@ final class SkipList: @unchecked Sendable {
         }
         /// The internal key, in place.
         var keyBytes: UnsafeRawBufferPointer {
-            UnsafeRawBufferPointer(start: base + SkipList.headerSize + 16 * height, count: keyCount)
+            UnsafeRawBufferPointer(start: base + SkipList.headerSize + 8 * height, count: keyCount)
         }
         /// The value, in place.
         var valueBytes: UnsafeRawBufferPointer {
-            UnsafeRawBufferPointer(start: base + SkipList.headerSize + 16 * height + keyCount, count: valueCount)
+            UnsafeRawBufferPointer(start: base + SkipList.headerSize + 8 * height + keyCount, count: valueCount)
         }
-        /// The writer's copy of the prefix of `next(level)` (meaningless when that is nil).
-        /// Only the writer, under the writer lock, reads or writes it.
-        private var nextPrefixes: UnsafeMutablePointer<UInt64> {
-            (base + SkipList.headerSize + 8 * height).assumingMemoryBound(to: UInt64.self)
-        }
-        @inline(__always) func nextPrefix(_ level: Int) -> UInt64 { nextPrefixes[level] }
-        @inline(__always) func setNextPrefix(_ level: Int, _ p: UInt64) { nextPrefixes[level] = p }
         var key: [UInt8] { Array(keyBytes) }
         var value: [UInt8] { Array(valueBytes) }
 
@@ -109,7 +97,7 @@ final class SkipList: @unchecked Sendable {
     static let maxChunk = 1 << 20
 
     init() {
-        let size = SkipList.headerSize + 16 * SkipList.maxHeight
+        let size = SkipList.headerSize + 8 * SkipList.maxHeight
         let h = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
         SkipList.build(h, key: UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0),
                        height: SkipList.maxHeight)
@@ -145,8 +133,7 @@ final class SkipList: @unchecked Sendable {
         p.storeBytes(of: height, toByteOffset: 16, as: Int.self)
         let links = (p + headerSize).bindMemory(to: Atomic<Int>.self, capacity: height)
         for i in 0..<height { (links + i).initialize(to: Atomic<Int>(0)) }
-        (p + headerSize + 8 * height).initializeMemory(as: UInt64.self, repeating: 0, count: height)
-        let k = p + headerSize + 16 * height
+        let k = p + headerSize + 8 * height
         if let b = key.baseAddress { k.copyMemory(from: b, byteCount: key.count) }
         if let b = value.baseAddress { (k + key.count).copyMemory(from: b, byteCount: value.count) }
     }
@@ -212,28 +199,6 @@ final class SkipList: @unchecked Sendable {
         }
     }
 
-    /// `descend` for the writer, recording the predecessors in `prev`: compares against each
-    /// link's copy of its successor's prefix, so a successor that sorts after `target` by its
-    /// prefix alone is never touched. (Readers cannot use the copies: they are not published
-    /// atomically with the links.)
-    @inline(__always)
-    private func writerDescend(_ target: UnsafeRawBufferPointer, _ tp: UInt64, prev: UnsafeMutablePointer<Node>) {
-        var x = head
-        var level = height.load(ordering: .relaxed) - 1
-        while true {
-            if let n = x.next(level) {
-                let np = x.nextPrefix(level)
-                if np < tp || (np == tp && InternalKey.compare(n.keyBytes, target) < 0) {
-                    x = n
-                    continue
-                }
-            }
-            prev[level] = x
-            if level == 0 { return }
-            level -= 1
-        }
-    }
-
     func first() -> Node? { head.next(0) }
 
     /// The last node (nil if the list is empty).
@@ -259,7 +224,7 @@ final class SkipList: @unchecked Sendable {
             // The only writer: nothing can be linked after the predecessors meanwhile, so
             // the descent alone finds them (no walk past newer nodes as `seek` does).
             let tp = SkipList.prefix(of: key)
-            writerDescend(key, tp, prev: a.prev)
+            _ = descend(key, tp, prev: a.prev)
             var h = 1
             while h < SkipList.maxHeight {
                 a.rng ^= a.rng << 13; a.rng ^= a.rng >> 7; a.rng ^= a.rng << 17
@@ -271,17 +236,11 @@ final class SkipList: @unchecked Sendable {
                 for i in height.load(ordering: .relaxed)..<h { a.prev[i] = head }
                 height.store(h, ordering: .releasing)
             }
-            let bytes = (SkipList.headerSize + 16 * h + key.count + value.count + 7) & ~7
+            let bytes = (SkipList.headerSize + 8 * h + key.count + value.count + 7) & ~7
             let node = Node(base: allocate(&a, bytes))
             SkipList.build(node.base, key: key, value, height: h, prefix: tp)
-            for i in 0..<h {
-                node.setNext(i, a.prev[i].next(i))
-                node.setNextPrefix(i, a.prev[i].nextPrefix(i))
-            }
-            for i in 0..<h {   // publish, bottom level first
-                a.prev[i].setNextPrefix(i, tp)
-                a.prev[i].setNext(i, node)
-            }
+            for i in 0..<h { node.setNext(i, a.prev[i].next(i)) }
+            for i in 0..<h { a.prev[i].setNext(i, node) } // publish, bottom level first
             return bytes
         }
         entryCount.add(1, ordering: .relaxed)
