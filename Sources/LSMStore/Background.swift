@@ -79,7 +79,8 @@ extension Engine {
     /// tables of `level`, cutting a new table at `targetFileBytes` when `split` (never between
     /// two versions of one user key). The tables partition the key space at their first point
     /// keys; each gets the tombstone pieces inside its part, so tables of one level never
-    /// overlap. Each table is sealed and synced before this returns.
+    /// overlap. Each table is sealed (written out) before this returns: the checkpoint that makes
+    /// the manifest edit naming it durable makes the table durable too.
     func writeTables(level: Int, split: Bool, tombstones: [RangeTombstone] = [],
                      _ produce: (_ add: ([UInt8], [UInt8]) throws(LSMError) -> Void) throws(LSMError) -> Void)
         throws(LSMError) -> [VersionEdit.NewFile] {

@@ -168,8 +168,9 @@ extension Engine {
         }
     }
 
-    /// Freezes the memtable and starts a new one with a new WAL. The old WAL is sealed and
-    /// synced first, so a crash can never keep a later WAL's records without an earlier one's.
+    /// Freezes the memtable and starts a new one with a new WAL. The value log and the old WAL
+    /// are written out first (no checkpoint: every later one holds them), so a crash can never
+    /// keep a later WAL's records without an earlier one's.
     func switchMemtable(_ w: inout WriterState) throws(LSMError) {
         guard let old = w.log else { throw LSMError(.closed, "no write-ahead log") }
         let wal = try kvimr.createFile(.wal, level: 0)
