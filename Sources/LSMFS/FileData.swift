@@ -207,7 +207,7 @@ extension FileSystem {
                     chunk = stored.bytes ?? []
                     patches = stored.patches
                     oldLength = chunk.count
-                    if chunk.count < hi { chunk += [UInt8](repeating: 0, count: hi - chunk.count) }
+                    chunk.zeroExtend(to: hi)
                     chunk.withUnsafeMutableBytes { c in
                         (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: hi - lo)
                     }
