@@ -34,8 +34,7 @@ extension FileSystem {
         func addChunk(_ c: StoredChunkLength) {
             if !c.hasBase { fail("inode \(c.ino) chunk \(c.index): patches without the chunk") }
             if c.length > FSFormat.chunkSize { fail("inode \(c.ino) chunk \(c.index): \(c.length) bytes") }
-            chunkEnds[c.ino] = max(chunkEnds[c.ino] ?? 0, c.index &* UInt64(FSFormat.chunkSize) &+ UInt64(c.length))
-            chunkBlocks[c.ino, default: 0] &+= InodeRecord.blocks(ofChunkLength: c.length)
+            c.tally(ends: &chunkEnds, blocks: &chunkBlocks)
             report.chunks += 1
         }
         var orphans: Set<UInt64> = []

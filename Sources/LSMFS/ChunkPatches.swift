@@ -29,6 +29,15 @@ enum ChunkPatch {
         return size > 0 && size <= FSFormat.chunkSize
     }
 
+    /// Calls `body` with each block of `mask`, in ascending order.
+    static func forEachBlock(in mask: ChunkPatchMask, _ body: (Int) -> Void) {
+        var m = mask
+        while m != 0 {
+            body(m.trailingZeroBitCount)
+            m &= m - 1
+        }
+    }
+
     /// Lays patch `value` of `block` over `content`, growing it with zeros as needed.
     static func apply(_ value: [UInt8], block: Int, to content: inout [UInt8]) {
         guard isValid(block: block, size: value.count) else { return }
@@ -51,6 +60,13 @@ struct StoredChunkLength {
     var length = 0
     var patches: ChunkPatchMask = 0
     var hasBase = false
+
+    /// Adds this chunk to per-inode totals (fsck, repair): the furthest byte stored, and the
+    /// blocks its length accounts for.
+    func tally(ends: inout [UInt64: UInt64], blocks: inout [UInt64: UInt64]) {
+        ends[ino] = max(ends[ino] ?? 0, index &* UInt64(FSFormat.chunkSize) &+ UInt64(length))
+        blocks[ino, default: 0] &+= InodeRecord.blocks(ofChunkLength: length)
+    }
 }
 
 /// Folds a scan of chunk keys with their value sizes (base keys and patch keys, in key order)
@@ -132,12 +148,7 @@ extension FileSystem {
     /// `patches` (those that may be stored) to `batch`.
     func putChunk(_ ino: UInt64, _ idx: UInt64, _ bytes: [UInt8], clearing patches: ChunkPatchMask, to batch: inout WriteBatch) {
         if bytes.isEmpty { batch.delete(Keys.chunk(ino, idx)) } else { batch.put(Keys.chunk(ino, idx), bytes) }
-        var m = patches
-        while m != 0 {
-            let b = m.trailingZeroBitCount
-            batch.delete(Keys.patch(ino, idx, b))
-            m &= m - 1
-        }
+        ChunkPatch.forEachBlock(in: patches) { batch.delete(Keys.patch(ino, idx, $0)) }
     }
 
     /// Whether the image's format has chunk patches (version 2; a version-1 image becomes one

@@ -277,11 +277,8 @@ extension FileSystem {
                ((f.storedPatches[idx] ?? 0) | blocks).nonzeroBitCount <= FSFormat.maxPatchesPerChunk {
                 if allowed == nil { allowed = try patchesAllowed() }
                 if allowed == true {
-                    var m = blocks
-                    while m != 0 {
-                        let b = m.trailingZeroBitCount
+                    ChunkPatch.forEachBlock(in: blocks) { b in
                         batch.put(Keys.patch(ino, idx, b), Array(bytes[b * bs ..< (b + 1) * bs]))
-                        m &= m - 1
                     }
                     continue
                 }

@@ -33,11 +33,10 @@ extension FileSystem {
         var chunkFolder = ChunkLengthFolder()
         func addChunk(_ c: StoredChunkLength) {
             guard c.hasBase else {
-                for b in 0..<FSFormat.patchesPerChunk where c.patches & (1 << b) != 0 { strayKeys.append(Keys.patch(c.ino, c.index, b)) }
+                ChunkPatch.forEachBlock(in: c.patches) { strayKeys.append(Keys.patch(c.ino, c.index, $0)) }
                 return
             }
-            chunkEnds[c.ino] = max(chunkEnds[c.ino] ?? 0, c.index &* UInt64(FSFormat.chunkSize) &+ UInt64(c.length))
-            chunkBlocks[c.ino, default: 0] &+= InodeRecord.blocks(ofChunkLength: c.length)
+            c.tally(ends: &chunkEnds, blocks: &chunkBlocks)
         }
         try store.scan(from: [], to: nil) { key, value in
             guard let p = key.first else { return true }
