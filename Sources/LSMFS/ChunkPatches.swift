@@ -152,10 +152,14 @@ extension FileSystem {
     }
 
     /// Whether the image's format has chunk patches (version 2; a version-1 image becomes one
-    /// when its record is next written, e.g. at the first inode reservation).
+    /// when its record is next written, e.g. at the first inode reservation). The record is
+    /// read only until it says version 2 (`patchFormat`), not at every flush.
     func patchesAllowed() throws(Errno) -> Bool {
+        if patchFormat.load(ordering: .relaxed) { return true }
         let rec = try kv("read filesystem record", { () throws(LSMError) in try store.get(Keys.record) })
-        return rec.flatMap(FSRecord.decode)?.version ?? 0 >= 2
+        let allowed = rec.flatMap(FSRecord.decode)?.version ?? 0 >= 2
+        if allowed { patchFormat.store(true, ordering: .relaxed) }
+        return allowed
     }
 }
 

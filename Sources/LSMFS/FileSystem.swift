@@ -75,6 +75,9 @@ public final class FileSystem: Sendable {
     let lowSpace = LowSpaceProbe()
     /// statfs's inode count (see InodeCountCache); leaf lock.
     let inodeCountCache = Mutex(InodeCountCache())
+    /// Set once the filesystem record is known to be version 2 (chunk patches allowed, see
+    /// `patchesAllowed`); a record is never written back to an older version.
+    let patchFormat: Atomic<Bool>
     let mountedAt = TimeSpec.now()
 
     struct InoAlloc { var next: UInt64; var limit: UInt64 }
@@ -115,6 +118,7 @@ public final class FileSystem: Sendable {
         self.chunkSize = Int(rec.chunkSize)
         self.stripes = (0..<FileSystem.stripeCount).map { _ in StripeLock() }
         self.inoAlloc = Mutex(InoAlloc(next: rec.inoLimit, limit: rec.inoLimit))
+        self.patchFormat = Atomic(rec.version >= 2)
         if !options.readOnly {
             try FileSystem.reclaimOrphans(store)
         }
