@@ -59,8 +59,14 @@ extension FileSystem {
             // buffered (`storedRec`): tar sets times, mode and owner right after closing each
             // file, and storing its data inside this request would make tar wait for it.
             if s.size != nil && dirtyEntry(ino) != nil { try flushDirtyLocked(ino) }
-            var rec = try loadInode(ino)  // (waits for a write-behind of the file)
-            let storedRec = dirtyEntry(ino) == nil ? nil : try loadInode(ino, dirty: .some(nil))
+            // One inode read gives both records: the stored one and, with the buffer's size
+            // and times over it, the current one (as `loadInode(ino)` makes it).
+            waitForWriteBehind(ino)
+            let pending = dirtyEntry(ino)
+            let stored = try loadInode(ino, dirty: .some(nil))
+            var rec = stored
+            if let pending { overlay(pending, &rec) }
+            let storedRec = pending == nil ? nil : stored
             let checkedMode = try checkSetattr(rec, s, caller, viaHandle: viaHandle)
             var batch = WriteBatch()
             let now = TimeSpec.now()
