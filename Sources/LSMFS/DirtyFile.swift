@@ -306,9 +306,8 @@ extension FileSystem {
     }
 
     /// Flushes every buffered file (before a store sync, or when the buffers are over budget).
-    /// Stores every file's buffered writes. A file whose flush fails keeps its buffer and does
-    /// not stop the others (one bad file must not hold back everyone's durability); the first
-    /// error is thrown once all were tried.
+    /// A file whose flush fails keeps its buffer and does not stop the others (one bad file
+    /// must not hold back everyone's durability); the first error is thrown once all were tried.
     func flushAllDirty() throws(Errno) {
         var first: Errno? = nil
         for ino in dirty.withLock({ Set($0.files.keys).union($0.flushing.keys) }) {

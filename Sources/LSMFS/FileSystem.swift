@@ -132,10 +132,9 @@ public final class FileSystem: Sendable {
         }
     }
 
-    /// Flushes buffered chunks, then makes every accepted write durable.
-    /// Stores every buffered write and syncs the store. The store is synced even when some
-    /// file's buffer could not be stored (what was stored becomes durable); that error is
-    /// thrown afterwards.
+    /// Flushes buffered chunks, then makes every accepted write durable. The store is synced
+    /// even when some file's buffer could not be stored (what was stored becomes durable);
+    /// that error is thrown afterwards.
     func syncAll() throws(Errno) {
         var flushError: Errno? = nil
         do throws(Errno) { try flushAllDirty() } catch { flushError = error }

@@ -23,10 +23,10 @@ extension FileSystem {
             let parent = Keys.ino(of: key)!
             guard let d = DentryRecord.decode(value) else { return "dentry \(parent)/\(printable(Array(key[9...]))) (undecodable)" }
             return "dentry \(parent)/\(printable(Array(key[9...]))) -> \(d.ino) (\(typeName(d.type)))"
-        case FSFormat.chunkPrefix where key.count == 17:
+        case FSFormat.chunkPrefix where key.count == FSFormat.chunkKeyLength:
             return "chunk \(Keys.ino(of: key)!)#\(key.readBE(UInt64.self, at: 9)) \(value.count) bytes"
         case FSFormat.chunkPrefix where key.count == FSFormat.patchKeyLength:
-            return "chunk \(Keys.ino(of: key)!)#\(key.readBE(UInt64.self, at: 9)) patch block \(key[17]) \(value.count) bytes"
+            return "chunk \(Keys.ino(of: key)!)#\(key.readBE(UInt64.self, at: 9)) patch block \(key[FSFormat.chunkKeyLength]) \(value.count) bytes"
         case FSFormat.orphanPrefix where key.count == 9:
             return "orphan \(Keys.ino(of: key)!)"
         case FSFormat.xattrPrefix where key.count > 9:
