@@ -69,7 +69,11 @@ extension Engine {
         if state.withLock({ $0.closing || $0.closed }) { return }
         let now = monotonicMicros()
         let idle = gc.state.withLock { s in !s.running && !s.scheduled && now >= s.retryAfter }
-        guard idle, !backgroundVictims().isEmpty || garbageProbeDue(totalBytes: vlogBytes()) else { return }
+        guard idle else { return }
+        // One listing for both questions (it takes the head lock writers append under).
+        let (usage, active) = segmentUsage(measured: true)
+        guard !backgroundVictims(usage, active: active).isEmpty
+                || garbageProbeDue(totalBytes: usage.reduce(0) { $0 + $1.totalBytes }) else { return }
         let go = gc.state.withLock { s -> Bool in
             if s.running || s.scheduled { return false }
             s.scheduled = true
@@ -86,6 +90,11 @@ extension Engine {
     /// What a background pass would take now.
     func backgroundVictims() -> [UInt64] {
         let (usage, active) = segmentUsage(measured: true)
+        return backgroundVictims(usage, active: active)
+    }
+
+    /// What a background pass would take from `usage` (`segmentUsage(measured: true)`).
+    func backgroundVictims(_ usage: [SegmentUsage], active: Set<UInt64>) -> [UInt64] {
         let (skip, draining) = gc.state.withLock { ($0.skip, $0.draining) }
         return VLogGCPolicy.backgroundVictims(usage.filter { !skip.contains($0.number) }, active: active,
                                               trigger: options.gcGarbageRatio, draining: draining)
