@@ -21,6 +21,17 @@ func liveRecordBytes(_ model: [[UInt8]: [UInt8]]) -> UInt64 {
     model.reduce(0) { $0 + UInt64(12 + $1.key.count + $1.value.count) }
 }
 
+/// The value log's stats once `done` holds for them, or after 200 polls 50 ms apart
+/// (background GC runs on its own time: the caller then checks what it got).
+func vlogStats(_ s: LSMStore, pollingUntil done: (VLogStats) -> Bool) -> VLogStats {
+    var st = s.stats().vlog
+    for _ in 0..<200 where !done(st) {
+        sleepMillis(50)
+        st = s.stats().vlog
+    }
+    return st
+}
+
 /// Value-log files KVIMR holds (listed or not).
 func vlogFiles(_ s: LSMStore) -> Set<UInt64> {
     Set(s.kvimr.files().filter { $0.kind == .vlog }.map(\.number))
@@ -223,11 +234,7 @@ func expectModel(_ s: LSMStore, _ model: [[UInt8]: [UInt8]], _ what: String) thr
         // drop — left values that L0 tables shadow in L1 counted live, and the log at up to 4x
         // the really live data; the garbage probe measures them: VLogGCProbe.swift.)
         let live = liveRecordBytes(model)
-        var st = s.stats().vlog
-        for _ in 0..<200 where 2 * st.totalBytes > 5 * live || Double(st.totalBytes) > 1.7 * Double(st.liveBytes) {
-            sleepMillis(50)
-            st = s.stats().vlog
-        }
+        let st = vlogStats(s) { 2 * $0.totalBytes <= 5 * live && Double($0.totalBytes) <= 1.7 * Double($0.liveBytes) }
         #expect(st.gcRuns > 0 && st.gcSegmentsFreed > 0)
         #expect(2 * st.totalBytes <= 5 * live, "vLog \(st.totalBytes) bytes for \(live) live")
         #expect(Double(st.totalBytes) <= 1.7 * Double(st.liveBytes))
