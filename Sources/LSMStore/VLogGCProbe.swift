@@ -17,7 +17,8 @@ import LSMCommon
 /// from then on: GC uses the larger of it and the count. Measurements live in memory only.
 ///
 /// Background GC probes when the log has grown by a sixteenth of its size (at least a segment)
-/// since the last probe and the counts alone pick nothing: the walk reads the tree (pointers,
+/// since the last probe (a due probe starts a pass by itself and runs before the pass picks its
+/// victims, whether or not the counts alone pick some): the walk reads the tree (pointers,
 /// a few dozen bytes per value) once per sixteenth of the log written, and garbage not yet
 /// measured stays under that sixteenth. A manual pass probes first
 /// and collects measured segments whose garbage ratio is at least `max(minRatio, probeFloor)`;
