@@ -101,6 +101,7 @@ extension FileSystem {
         guard case .file(let ino, let flags) = try handle(fh) else { return nil }
         var pieces: [ReadPiece] = []
         if let c = try chunkContent(ino, flags: flags, offset: offset, size: size) {
+            pieces.reserveCapacity(2 * c.chunkCount)   // at most data and zeros per chunk
             c.forEachPiece { pieces.append($0) }
         }
         return reply(pieces)
@@ -301,6 +302,9 @@ struct ReadContent {
     var offset: UInt64
     var end: UInt64
     var chunkSize: UInt64
+
+    /// How many chunks the read touches.
+    var chunkCount: Int { Int((end - 1) / chunkSize - offset / chunkSize + 1) }
 
     /// The read's bytes in order: each chunk's data, then zeros past its length (holes).
     func forEachPiece(_ body: (ReadPiece) -> Void) {
