@@ -28,8 +28,8 @@ enum KillPriv {
     static let initUnique = Atomic<UInt64>(0)
     static let kernelOffers = Atomic<Bool>(false)
     static let replied = Atomic<Bool>(false)
-    /// Whether the kernel accepted it: the daemon then clears set-ID bits itself.
-    static let active = Atomic<Bool>(false)
+    // Whether the kernel accepted it (the daemon then clears set-ID bits itself) is
+    // `FileSystem.daemonKillsPrivileges`, which the filesystem's permission checks read too.
 
     /// Routes the session's I/O through the INIT-patching reader/writer. Call after
     /// fuse_session_mount, before the loop. Returns false (nothing changed) if libfuse refuses.
@@ -68,7 +68,6 @@ enum KillPriv {
         guard head.loadUnaligned(fromByteOffset: 4, as: Int32.self) == 0, kernelOffers.load(ordering: .relaxed) else { return }
         let flags = body.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
         body.storeBytes(of: flags | flag, toByteOffset: 12, as: UInt32.self)
-        active.store(true, ordering: .relaxed)
         FileSystem.daemonKillsPrivileges.store(true, ordering: .relaxed)
     }
 }
@@ -76,6 +75,6 @@ enum KillPriv {
 /// Whether this request must clear set-ID bits and file capabilities itself (KILLPRIV_V2 on
 /// and a caller without CAP_FSETID; root stands for the capability, as in Permissions.swift).
 func killsSetID(_ req: fuse_req_t?) -> Bool {
-    guard KillPriv.active.load(ordering: .relaxed), let ctx = fuse_req_ctx(req) else { return false }
+    guard FileSystem.daemonKillsPrivileges.load(ordering: .relaxed), let ctx = fuse_req_ctx(req) else { return false }
     return ctx.pointee.uid != 0
 }
