@@ -188,8 +188,11 @@ public final class KVIMR: Sendable {
         if plan.pieces.isEmpty { return plan.count }
         // In-order readers: the next extents are prefetched, this read skips the kernel's
         // read-ahead (it would run past the file's extents into never-written tracks).
+        // Not SSTables: the engine reads their blocks at random for gets (two reads within
+        // `ReadAhead.slack` of each other looked like a stream: a POSIX_FADV_WILLNEED of MiBs
+        // on every third point read), and a compaction's whole-table reads keep the kernel's.
         var streaming = false
-        if let image = plan.device as? ImageTrackDevice {
+        if plan.record.kind != .sstable, let image = plan.device as? ImageTrackDevice {
             let (ahead, inOrder) = readAhead.withLock { $0.note(file, offset: offset, end: offset + UInt64(plan.count)) }
             streaming = inOrder
             if let ahead { ReadAhead.prefetch(ahead, of: plan.record, on: image) }
