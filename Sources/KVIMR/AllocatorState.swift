@@ -70,9 +70,16 @@ public struct AllocatorState: Sendable, Equatable {
     public func isCleanBottom(_ track: Int) -> Bool {
         guard track >= 0, track < geometry.trackCount, geometry.isBottom(track),
               freeBottom.contains(track) else { return false }
-        if track > 0, !freeTop.contains(track - 1) { return false }
-        if track + 1 < geometry.trackCount, !freeTop.contains(track + 1) { return false }
-        return true
+        return validTopNeighbours(ofBottom: track) == 0
+    }
+
+    /// Neighbouring tops of bottom `b` (those on the drive) that may hold valid data: used or
+    /// pending.
+    func validTopNeighbours(ofBottom b: Int) -> Int {
+        var n = 0
+        if b > 0, !freeTop.contains(b - 1) { n += 1 }
+        if b + 1 < geometry.trackCount, !freeTop.contains(b + 1) { n += 1 }
+        return n
     }
 
     /// Clean bottoms among those whose cleanliness depends on `track` (itself if a bottom,

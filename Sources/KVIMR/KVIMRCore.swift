@@ -160,8 +160,7 @@ struct KVIMRCore: Sendable {
         if newEnd > owned {
             let need = newEnd - owned
             let all = alloc.freeCapacityBytes + alloc.pendingCapacityBytes
-            let keep = UInt64(TrackReserve.floor(kind, reserved: reservedTracks))
-                * UInt64(max(geometry.bottomSectors, geometry.topSectors) * geometry.sectorSize)
+            let keep = KVIMRCore.reservedBytes(leftBy: kind, reserved: reservedTracks, geometry)
             let available = all - min(all, keep)
             if need > available {
                 throw KVIMRError(.noSpace, "no space for \(count) more bytes of \(kind) file \(n): needs \(need) bytes of new tracks, \(available) free")
@@ -223,13 +222,16 @@ struct KVIMRCore: Sendable {
         try checkpoint()
     }
 
-    /// Bytes the file's tracks can hold: its extents plus the unused rest of its last track.
-    func ownedCapacity(_ rec: FileRecord) -> UInt64 { rec.ownedCapacity(geometry) }
-
     /// Bytes of reserved tracks a file of `kind` must leave free (counted at the larger
-    /// track capacity). (Written out again in `append`.)
+    /// track capacity).
     func reservedBytes(leftBy kind: FileKind) -> UInt64 {
-        UInt64(TrackReserve.floor(kind, reserved: reservedTracks))
+        KVIMRCore.reservedBytes(leftBy: kind, reserved: reservedTracks, geometry)
+    }
+
+    /// `reservedBytes(leftBy:)` from the core's fields (`append` calls this one: a static
+    /// call does not copy the core).
+    static func reservedBytes(leftBy kind: FileKind, reserved: Int, _ geometry: IMRGeometry) -> UInt64 {
+        UInt64(TrackReserve.floor(kind, reserved: reserved))
             * UInt64(max(geometry.bottomSectors, geometry.topSectors) * geometry.sectorSize)
     }
 

@@ -227,12 +227,7 @@ public struct KVIMRPolicy: TrackAllocationPolicy {
     func isClean(_ s: AllocatorState, _ b: Int) -> Bool { s.isCleanBottom(b) }
 
     /// Neighbouring tops of bottom `b` that may hold valid data (used or pending).
-    func validNeighbours(_ s: AllocatorState, _ b: Int) -> Int {
-        var n = 0
-        if b > 0, !s.freeTop.contains(b - 1) { n += 1 }
-        if b + 1 < s.geometry.trackCount, !s.freeTop.contains(b + 1) { n += 1 }
-        return n
-    }
+    func validNeighbours(_ s: AllocatorState, _ b: Int) -> Int { s.validTopNeighbours(ofBottom: b) }
 
     /// Risk score of top `t` (same units as `topScore`): per neighbouring bottom, one RMW
     /// (`rmwNow`) times the chance that the bottom is rewritten while the top's data lives.

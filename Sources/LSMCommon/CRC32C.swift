@@ -26,8 +26,6 @@ public enum CRC32C {
 
     /// Whether the hardware instruction is used.
     public static let hardware = lsm_crc32c_hw_available() != 0
-    /// Whether long buffers are folded with VPCLMULQDQ (on top of `hardware`).
-    package static let folding = hardware && lsm_crc32c_fold_available() != 0
 
     /// The crc32-instruction path without folding (tests compare the two); nil without
     /// the instruction.

@@ -10,13 +10,13 @@ import Testing
 /// and a writer is reliably met: reads sleep before reading (the writer runs meanwhile), and
 /// host-managed bottom writes sleep after writing (the neighbouring tops stay damaged until
 /// the merged RMW rewrites them).
-final class StallingDevice: TrackDevice, @unchecked Sendable {
-    let inner: MemoryTrackDevice
+final class StallingDevice: ForwardingTrackDevice, @unchecked Sendable {
+    let base: MemoryTrackDevice
     private let stalls = Mutex((readMicros: UInt32(0), damageMicros: UInt32(0)))
     /// The thread whose reads never stall (the writer: its merged RMW reads tops too).
     private let exempt = Mutex<pthread_t?>(nil)
 
-    init(_ inner: MemoryTrackDevice) { self.inner = inner }
+    init(_ base: MemoryTrackDevice) { self.base = base }
 
     func set(readMicros: UInt32 = 0, damageMicros: UInt32 = 0) {
         stalls.withLock { $0 = (readMicros, damageMicros) }
@@ -25,29 +25,17 @@ final class StallingDevice: TrackDevice, @unchecked Sendable {
     /// Reads by the calling thread do not stall from now on.
     func exemptCallingThread() { exempt.withLock { $0 = pthread_self() } }
 
-    var superblock: Superblock { inner.superblock }
-    var metaCapacity: Int { inner.metaCapacity }
     func readTrack(_ track: Int, sector: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
         let us = stalls.withLock { $0.readMicros }
         let exempted = exempt.withLock { e in e.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
         if us > 0 && !exempted { usleep(us) }
-        try inner.readTrack(track, sector: sector, into: buffer)
+        try base.readTrack(track, sector: sector, into: buffer)
     }
     func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
-        try inner.writeTrack(track, sector: sector, from: buffer, mode: mode)
+        try base.writeTrack(track, sector: sector, from: buffer, mode: mode)
         let us = stalls.withLock { $0.damageMicros }
         if us > 0 && mode == .hostManaged && geometry.isBottom(track) { usleep(us) }
     }
-    func trim(_ track: Int, sector: Int, count: Int) { inner.trim(track, sector: sector, count: count) }
-    func readMeta(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
-        try inner.readMeta(offset: offset, into: buffer)
-    }
-    func writeMeta(offset: Int, from buffer: UnsafeRawBufferPointer) throws(DeviceError) {
-        try inner.writeMeta(offset: offset, from: buffer)
-    }
-    func sync() throws(DeviceError) { try inner.sync() }
-    func counters() -> DeviceCounters { inner.counters() }
-    func close() throws(DeviceError) { try inner.close() }
 }
 
 /// `KVIMR.read` reads tracks without the core lock; these race it against what could change
@@ -101,10 +89,7 @@ final class StallingDevice: TrackDevice, @unchecked Sendable {
         // B0 T1 B2: a keeper holds B2, so the next bottom file after the victim's delete and
         // checkpoint takes B0 again — the tracks a stalled reader of the victim is about to read.
         let g = smallGeometry(tracks: 3)
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let dev = StallingDevice(mem)
-        let k = try KVIMR(device: dev)
+        let (_, dev, k) = try makeKVIMR(g) { StallingDevice($0) }
         let bottom = g.bottomSectors * g.sectorSize
         let keeper = try k.create(kind: .sstable, level: 1)
         try k.append(keeper, pattern(bottom, seed: 1))

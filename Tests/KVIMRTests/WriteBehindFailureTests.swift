@@ -16,17 +16,16 @@ import KVIMR
     /// kept buffering until the next sync: memory grew without bound while the drive failed.
     /// Now an append past the budget retries the queue and gets the error.
     @Test func appendsGetTheErrorOnceTheBudgetIsFullWhileTheDriveFails() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let faulty = FaultyTrackDevice(mem)
-        let k = try KVIMR(device: faulty)
+        let (mem, faulty, k) = try makeKVIMR(g) { FaultyTrackDevice($0) }
         k.bufferBudgetBytes = 256 * 1024
         let f = try k.create(kind: .vlog, level: 0)
         let other = try k.create(kind: .wal, level: 0)
         let rule = faulty.inject(FaultRule([.writeTrack]))
+        // Before F's write is queued: once its failure is known, this append (a second 256 KiB
+        // buffer page, past the budget) would retry the queue and get the error.
+        try k.append(other, [7])
         var accepted = pattern(track + 10, seed: 50)
         try k.append(f, accepted)   // one full track queued; its write fails
-        try k.append(other, [7])
         #expect(throws: KVIMRError.self) { try k.sync([other]) }   // the failure is known now
         var refused: KVIMRError? = nil
         for i in 0..<100 {
@@ -63,10 +62,7 @@ import KVIMR
     /// kept failing — though nothing needs those bytes (the file's tracks are freed). Its jobs
     /// are dropped at delete: syncs go on, and nothing is written to its old tracks.
     @Test func deletedFilesFailedWriteIsDroppedAndNeverWritten() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let faulty = FaultyTrackDevice(mem)
-        let k = try KVIMR(device: faulty)
+        let (mem, faulty, k) = try makeKVIMR(g) { FaultyTrackDevice($0) }
         let a = try k.create(kind: .sstable, level: 1)
         let other = try k.create(kind: .wal, level: 0)
         let all = faulty.inject(FaultRule([.writeTrack]))
@@ -97,10 +93,7 @@ import KVIMR
     /// A failure of another file's write stays (it is retried); only the deleted file's
     /// jobs go, and the survivor's bytes are stored once the drive recovers.
     @Test func deleteKeepsTheOtherFilesFailedWrites() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let faulty = FaultyTrackDevice(mem)
-        let k = try KVIMR(device: faulty)
+        let (mem, faulty, k) = try makeKVIMR(g) { FaultyTrackDevice($0) }
         let a = try k.create(kind: .sstable, level: 1)
         let b = try k.create(kind: .sstable, level: 1)
         let rule = faulty.inject(FaultRule([.writeTrack]))

@@ -39,10 +39,7 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
     /// written yet (an SSTable's footer, a vLog segment's last records).
     @Test
     func sealAfterAWriteOutOfEveryByteStillReadsQueuedBytes() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let dev = GatedTrackDevice(mem)
-        let k = try KVIMR(device: dev)
+        let (mem, dev, k) = try makeKVIMR(g) { GatedTrackDevice($0) }
         let f = try k.create(kind: .sstable, level: 1)
         dev.isOpen = false
         let data = pattern(32 * 1024, seed: 31)
@@ -68,10 +65,7 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
     /// buffer before the tail is written.
     @Test
     func secondSealWhileTheTailIsQueuedStillReadsIt() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let dev = GatedTrackDevice(mem)
-        let k = try KVIMR(device: dev)
+        let (_, dev, k) = try makeKVIMR(g) { GatedTrackDevice($0) }
         let f = try k.create(kind: .vlog, level: 0)
         let data = pattern(1000, seed: 32)
         try k.append(f, data)
@@ -122,10 +116,7 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
     /// another file waits for the queue before anything is reused, so the old queued write can
     /// never land over the new file's bytes, before or after a crash.
     @Test func deleteWithQueuedWritesNeverLetsTheOldWriteLandOverNewData() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let dev = GatedTrackDevice(mem)
-        let k = try KVIMR(device: dev)
+        let (mem, dev, k) = try makeKVIMR(g) { GatedTrackDevice($0) }
         let a = try k.create(kind: .sstable, level: 1)
         dev.isOpen = false
         try k.append(a, pattern(32 * 1024 + 100, seed: 33))
@@ -160,10 +151,7 @@ struct ReviewTopFirstPolicy: TrackAllocationPolicy {
     /// A background write that fails is not acknowledged by any later sync (of this file or
     /// another) until a retry succeeds; reads stay served from memory meanwhile.
     @Test func failedQueuedWriteFailsEverySyncUntilRetried() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let faulty = FaultyTrackDevice(mem)
-        let k = try KVIMR(device: faulty)
+        let (mem, faulty, k) = try makeKVIMR(g) { FaultyTrackDevice($0) }
         let f = try k.create(kind: .vlog, level: 0)
         let other = try k.create(kind: .wal, level: 0)
         let rule = faulty.inject(FaultRule([.writeTrack]))

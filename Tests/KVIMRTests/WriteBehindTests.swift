@@ -8,7 +8,7 @@ import KVIMR
 /// A device whose track writes wait at a gate while it is closed, or (`heldTrack`) only the
 /// writes to one track (reads go through at once): the write-behind thread is then held with
 /// chunks still queued, as a slow drive would hold it.
-final class GatedTrackDevice: TrackDevice, @unchecked Sendable {
+final class GatedTrackDevice: ForwardingTrackDevice, @unchecked Sendable {
     let base: MemoryTrackDevice
     private let state = Mutex((open: true, heldTrack: Int?.none, waiting: 0, written: 0))
 
@@ -27,17 +27,29 @@ final class GatedTrackDevice: TrackDevice, @unchecked Sendable {
     var waiting: Int { state.withLock { $0.waiting } }
     var written: Int { state.withLock { $0.written } }
 
-    var superblock: Superblock { base.superblock }
-    var metaCapacity: Int { base.metaCapacity }
-    func readTrack(_ track: Int, sector: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
-        try base.readTrack(track, sector: sector, into: buffer)
-    }
     func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
         state.withLock { $0.waiting += 1 }
         while state.withLock({ !$0.open || $0.heldTrack == track }) { usleep(500) }
         state.withLock { $0.waiting -= 1 }
         try base.writeTrack(track, sector: sector, from: buffer, mode: mode)
         state.withLock { $0.written += 1 }
+    }
+}
+
+/// A test device over an in-memory drive: every operation it does not define itself goes
+/// straight to `base`.
+protocol ForwardingTrackDevice: TrackDevice {
+    var base: MemoryTrackDevice { get }
+}
+
+extension ForwardingTrackDevice {
+    var superblock: Superblock { base.superblock }
+    var metaCapacity: Int { base.metaCapacity }
+    func readTrack(_ track: Int, sector: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
+        try base.readTrack(track, sector: sector, into: buffer)
+    }
+    func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
+        try base.writeTrack(track, sector: sector, from: buffer, mode: mode)
     }
     func trim(_ track: Int, sector: Int, count: Int) { base.trim(track, sector: sector, count: count) }
     func readMeta(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
@@ -49,6 +61,16 @@ final class GatedTrackDevice: TrackDevice, @unchecked Sendable {
     func sync() throws(DeviceError) { try base.sync() }
     func counters() -> DeviceCounters { base.counters() }
     func close() throws(DeviceError) { try base.close() }
+}
+
+/// A formatted in-memory drive seen through `wrap` (a gated, faulty or stalling device) and a
+/// KVIMR open on the wrapper.
+func makeKVIMR<D: TrackDevice>(_ g: IMRGeometry, policy: String = "two-phase",
+                               through wrap: (MemoryTrackDevice) -> D) throws -> (MemoryTrackDevice, D, KVIMR) {
+    let mem = MemoryTrackDevice(geometry: g, policy: policy)
+    try KVIMR.format(device: mem)
+    let dev = wrap(mem)
+    return (mem, dev, try KVIMR(device: dev))
 }
 
 /// Waits (up to 10 s) until `condition` holds.
@@ -69,10 +91,7 @@ func eventually(_ condition: () -> Bool) -> Bool {
     let g = smallGeometry(tracks: 64, bottom: 64, top: 48)
 
     @Test func queuedTracksAreReadFromMemoryAndACrashLosesOnlyUnsyncedBytes() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let gated = GatedTrackDevice(mem)
-        let k = try KVIMR(device: gated)
+        let (mem, gated, k) = try makeKVIMR(g) { GatedTrackDevice($0) }
         let f = try k.create(kind: .vlog, level: 0)
         let synced = pattern(5000, seed: 1)
         try k.append(f, synced)
@@ -107,10 +126,7 @@ func eventually(_ condition: () -> Bool) -> Bool {
     }
 
     @Test func syncWaitsForEveryQueuedTrack() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let gated = GatedTrackDevice(mem)
-        let k = try KVIMR(device: gated)
+        let (mem, gated, k) = try makeKVIMR(g) { GatedTrackDevice($0) }
         let f = try k.create(kind: .wal, level: 0)
         gated.isOpen = false
         // The gate opens from another thread a little later: until then the writer waits for
@@ -132,10 +148,7 @@ func eventually(_ condition: () -> Bool) -> Bool {
     }
 
     @Test func failedBackgroundWriteFailsTheSyncAndIsRetried() throws {
-        let mem = MemoryTrackDevice(geometry: g, policy: "two-phase")
-        try KVIMR.format(device: mem)
-        let faulty = FaultyTrackDevice(mem)
-        let k = try KVIMR(device: faulty)
+        let (mem, faulty, k) = try makeKVIMR(g) { FaultyTrackDevice($0) }
         let f = try k.create(kind: .vlog, level: 0)
         let head = pattern(1000, seed: 4)
         try k.append(f, head)
