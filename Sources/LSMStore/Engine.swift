@@ -37,6 +37,11 @@ final class Engine: Sendable {
         var log: LogWriter?
         /// A failed WAL append leaves the log in an unknown state: no further writes.
         var failed: LSMError?
+        /// A memtable switch stopped by `.noSpace` (the error): nothing is lost, but `log` — the
+        /// WAL being frozen — may already be sealed and takes no more records. Every path that
+        /// logs (`makeRoomForWrite`, hence writes and GC's moves) or freezes the memtable does
+        /// the switch again first; a sync still makes `log` durable (`syncWAL`).
+        var switchPending: LSMError?
     }
 
     struct EngineState {

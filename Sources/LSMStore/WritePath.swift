@@ -57,6 +57,8 @@ extension Engine {
             throw LSMError(.invalidArgument, "sequence numbers exhausted")
         }
         guard let before = w.log?.bytesWritten else { throw LSMError(.closed, "no write-ahead log") }
+        // The WAL of an unfinished switch may be sealed (callers finish it in makeRoomForWrite).
+        if let pending = w.switchPending { throw pending }
         let payload = BatchCodec.encode(sequence: first, entries)
         do throws(LSMError) {
             try w.log!.addBuffered(payload, kvimr: kvimr)   // in place: no copy of the buffer
@@ -97,7 +99,9 @@ extension Engine {
                 // before the WAL, and one checkpoint makes both durable (DESIGN §6).
                 try kvimr.syncFiles(vlogFiles.files + [current.file])
             } catch {
-                writer.withLock { $0.failed = error }
+                // KVIMR refuses a write-out it cannot place and keeps the bytes buffered: a
+                // later sync retries it. Any other failure may have lost them: no more writes.
+                if error.kind != .noSpace { writer.withLock { $0.failed = error } }
                 throw error
             }
             valueLogSynced(vlogFiles)
@@ -142,7 +146,9 @@ extension Engine {
                 (s.mem.approximateBytes, s.imms.count, s.version.levels[0].count, s.bgError, s.closed)
             }
             if closed { throw LSMError(.closed, "store is closed") }
-            let mustWait = l0 >= l0StopTrigger || (bytes >= options.memtableBytes && imms >= maxImmutables)
+            // An unfinished switch (stopped by `.noSpace`) is done again before anything is logged.
+            let full = bytes >= options.memtableBytes || w.switchPending != nil
+            let mustWait = l0 >= l0StopTrigger || (full && imms >= maxImmutables)
             if let err {
                 // A retryable background failure (out of space, a drive error): writes that fit
                 // in the memtable go on (a delete may be what frees room); writes that would
@@ -162,7 +168,7 @@ extension Engine {
                 sleepMicros(1000)
                 continue
             }
-            if bytes < options.memtableBytes { return }
+            if !full { return }
             try switchMemtable(&w)
             return
         }
@@ -171,9 +177,15 @@ extension Engine {
     /// Freezes the memtable and starts a new one with a new WAL. The value log and the old WAL
     /// are written out first (no checkpoint: every later one holds them), so a crash can never
     /// keep a later WAL's records without an earlier one's.
+    ///
+    /// `.noSpace` at any step loses nothing (KVIMR refuses an append or write-out it cannot
+    /// place and keeps the bytes buffered) but may leave the old WAL sealed: the switch is left
+    /// pending (`WriterState.switchPending`) and done again, from the start, before anything
+    /// else is logged — every step is safe to repeat (sealing a sealed file writes out what is
+    /// left of it). Any other failure stops all writes.
     func switchMemtable(_ w: inout WriterState) throws(LSMError) {
         guard let old = w.log else { throw LSMError(.closed, "no write-ahead log") }
-        let wal = try kvimr.createFile(.wal, level: 0)
+        let wal: FileNumber
         do throws(LSMError) {
             try w.log!.flush(kvimr: kvimr)
             // The frozen WAL's pointers must not outlive their values, and a later WAL never
@@ -189,11 +201,17 @@ extension Engine {
             }
             try kvimr.sealFile(old.file)
             valueLogSynced(vlogFiles)
+            // Created last: a switch stopped before this point leaves no new WAL behind.
+            wal = try kvimr.createFile(.wal, level: 0)
         } catch {
-            try? kvimr.deleteFile(wal)
-            w.failed = error // the old WAL may be sealed: it takes no more records
+            if error.kind == .noSpace {
+                w.switchPending = error
+            } else {
+                w.failed = error // the old WAL may be sealed, or hold lost bytes
+            }
             throw error
         }
+        w.switchPending = nil
         w.log = LogWriter(file: wal)
         state.withLock { s in
             s.imms.append(s.mem)
@@ -203,7 +221,9 @@ extension Engine {
     }
 
     /// Makes every accepted write durable: older WALs were written out when their memtable
-    /// was frozen, so the checkpoint syncing the current WAL covers everything.
+    /// was frozen, so the checkpoint syncing the current WAL covers everything. (While a switch
+    /// is pending the current WAL is the one being frozen: synced like any other, or the
+    /// error reported.)
     func sync() throws(LSMError) {
         if readOnly { return }
         let position = try writer.withLock { (w: inout WriterState) throws(LSMError) -> WALPosition? in
@@ -212,6 +232,11 @@ extension Engine {
         }
         if let position { try syncWAL(through: position) }
     }
+}
+
+extension LSMStore {
+    /// For tests: whether a memtable switch stopped by `.noSpace` waits to be done again.
+    package var memtableSwitchPending: Bool { engine.writer.withLock { $0.switchPending != nil } }
 }
 
 /// A point in the write-ahead log: everything appended to WAL `file` before `offset`.
