@@ -23,7 +23,8 @@ let package = Package(
     targets: [
         .target(name: "CLSMChecksum"),   // hardware CRC32C (SSE4.2) behind LSMCommon.CRC32C
         .target(name: "LSMCommon", dependencies: ["CLSMChecksum"]),
-        .target(name: "IMRDisk", dependencies: ["LSMCommon"]),
+        .target(name: "CHostIO"),        // sync_file_range (needs _GNU_SOURCE) behind IMRDisk
+        .target(name: "IMRDisk", dependencies: ["LSMCommon", "CHostIO"]),
         .target(name: "KVIMR", dependencies: ["IMRDisk", "LSMCommon"]),
         .target(name: "LSMStore", dependencies: ["KVIMR", "LSMCommon"]),
         .target(name: "LSMFS", dependencies: [

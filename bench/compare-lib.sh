@@ -17,13 +17,25 @@ ensure_peers() {
   [ -x "$LSMFS_BIN" ] || { echo "build first: swift build -c release (or set LSMFS_BIN)" >&2; exit 1; }
 }
 
-# run_rounds ROUNDS ENGINE...: alternates the engines round by round; every run's output goes
-# to stderr and to $WORKDIR/ENGINE.rR.log, its ops/sec lines to $RESULTS as "engine bench ops".
+# settle: every run starts from the same host state: dirty pages written back and the page
+# cache dropped (as root; otherwise only the sync). Without it a run's first writes pay for
+# reclaiming what the previous run (or anything before the benchmark) left cached, and the
+# run after one that deleted gigabytes of files gets that memory free.
+settle() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+# run_rounds ROUNDS ENGINE...: runs every engine once per round, in the given order on odd
+# rounds and reversed on even ones (no engine always runs first), each after `settle`; every
+# run's output goes to stderr and to $WORKDIR/ENGINE.rR.log, its ops/sec lines to $RESULTS as
+# "engine bench ops".
 run_rounds() {
   local rounds=$1; shift
+  local forward=("$@") order
   : > "$RESULTS"
   for r in $(seq 1 "$rounds"); do
-    for engine in "$@"; do
+    order=("${forward[@]}")
+    if (( r % 2 == 0 )); then order=(); for (( i=${#forward[@]}-1; i>=0; i-- )); do order+=("${forward[$i]}"); done; fi
+    for engine in "${order[@]}"; do
+      settle
       echo "=== round $r: $engine" >&2
       "run_$engine" 2>/dev/null | tee "$WORKDIR/$engine.r$r.log" | tee -a /dev/stderr | \
         awk -v e="$engine" '$2 == ":" && $4 == "micros/op" { print e, $1, $5 }' >> "$RESULTS"

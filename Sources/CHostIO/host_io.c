@@ -1,0 +1,7 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include "lsm_host_io.h"
+
+int lsm_start_writeback(int fd, long long offset, long long nbytes) {
+    return sync_file_range(fd, (off64_t)offset, (off64_t)nbytes, SYNC_FILE_RANGE_WRITE);
+}
