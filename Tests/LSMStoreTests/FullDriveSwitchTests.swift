@@ -27,8 +27,9 @@ import Testing
         return filler
     }
 
-    func expectDurable(_ dev: MemoryTrackDevice, _ model: [[UInt8]: [UInt8]], _ what: String) throws {
-        let crashed = try openStore(dev.crashed(keepUnsynced: 0))
+    func expectDurable(_ dev: MemoryTrackDevice, _ model: [[UInt8]: [UInt8]], _ what: String,
+                       _ o: LSMOptions = smallOptions()) throws {
+        let crashed = try openStore(dev.crashed(keepUnsynced: 0), o)
         for (k, v) in model { #expect(try crashed.get(k) == v, "\(what): \(String(decoding: k, as: UTF8.self))") }
         try crashed.close()
     }
@@ -79,6 +80,39 @@ import Testing
         let again = try openStore(dev.reopened())
         for (k, v) in model { #expect(try again.get(k) == v, "reopened: \(String(decoding: k, as: UTF8.self))") }
         try again.close()
+    }
+
+    /// GC with a switch pending: `collectGarbage` freezes the memtable first and moves live
+    /// values under the writer lock, so it does the switch again too; on the full drive it fails
+    /// with `.noSpace` or frees what needs no room, and once there is room it works.
+    @Test func gcDoesAPendingSwitch() throws {
+        let dev = try freshDevice(tracks: 90)
+        let s = try openStore(dev, gcOptions())   // values over 256 bytes go to the value log
+        var model: [[UInt8]: [UInt8]] = [:]
+        func put(_ i: Int, version: Int, size: Int) throws(LSMError) {
+            let v = value(i, version: version, size: size)
+            try s.put(key(i), v)
+            model[key(i)] = v
+        }
+        for i in 0..<200 { try put(i, version: 1, size: 1000) }
+        for i in stride(from: 0, to: 200, by: 2) { try put(i, version: 2, size: 1000) }   // garbage
+        try s.flush()   // a fresh WAL with no track yet
+        for i in 1000..<1020 { try put(i, version: 1, size: 100) }   // in the memtable and its WAL
+        let filler = try fillDrive(s.kvimr)
+
+        #expect(lsmError({ try s.flush() })?.kind == .noSpace)
+        #expect(s.memtableSwitchPending)
+        if let e = lsmError({ _ = try s.collectGarbage() }) { #expect(e.kind == .noSpace, "\(e)") }
+
+        try s.kvimr.delete(filler)
+        let result = try s.collectGarbage()
+        #expect(!s.memtableSwitchPending)
+        #expect(result.segmentsFreed > 0)
+        for i in 1020..<1030 { try put(i, version: 1, size: 400) }
+        try s.sync()
+        #expect(same(try dump(s), sortedModel(model)))
+        try expectDurable(dev, model, "after GC", gcOptions())
+        try s.close()
     }
 
     /// A drive error while the switch writes the frozen WAL out is not retried: the WAL's state is
