@@ -171,4 +171,9 @@ for w in "${WORKLOADS[@]}"; do
     printf '| %s | %.3f | %.3f | %.3f | %s |\n' "${LABEL[$w]}" "$n" "$p" "$l" "$ratio"
 done
 echo
+echo "every round (seconds, in round order):"
+for w in "${WORKLOADS[@]}"; do
+    echo "  ${LABEL[$w]}: passthrough_ll ${TIMES[passthrough_ll.$w]:-} / lsmfs ${TIMES[lsmfs.$w]:-}"
+done
+echo
 echo "lsmfs daemon peak RSS: $(( PEAK_RSS / 1024 )) MiB; rounds: $ROUNDS (median); lsmfs -o ${LSMFS_OPTS:-(none)}; passthrough_ll defaults; $(uname -r), $(nproc) cores"
