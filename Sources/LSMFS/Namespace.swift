@@ -93,37 +93,58 @@ extension FileSystem {
             var batch = WriteBatch()
             let (ino, limit) = reserveIno(&batch)
             let now = TimeSpec.now()
-            var rec = InodeRecord.new(mode: mode, uid: caller.uid, gid: caller.gid, now: now)
-            rec.rdev = rdev
-            rec.inline = inline
-            if rec.isSymlink { rec.size = UInt64(inline.count) }
             return try withInodeLocks([parent, ino]) { () throws(Errno) -> (attr: FileAttr, fh: UInt64?) in
                 var dir = try loadInode(parent)
                 guard dir.isDirectory else { throw .notDir }
                 if dir.nlink == 0 { throw .noEnt }  // directory removed while we waited
                 try requireAccess(dir, caller, [.write, .exec])
-                if dir.mode & UInt32(S_ISGID) != 0 {
-                    // set-group-ID directory: new entries take its group, new subdirectories the bit
-                    rec.gid = dir.gid
-                    if rec.isDirectory { rec.mode |= UInt32(S_ISGID) }
-                }
+                var rec = newInodeRecord(mode: mode, rdev: rdev, inline: inline, caller: caller, in: dir, now: now)
                 if rec.isDirectory {
                     rec.nlink = 2
                     rec.parent = parent
                     dir.nlink &+= 1
                 }
                 dir.mtime = now; dir.ctime = now
-                batch.put(Keys.inode(ino), rec.encode())
-                batch.put(Keys.dentry(parent, name), DentryRecord(ino: ino, type: rec.dtype).encode())
+                addNewInode(ino, rec, at: parent, name, to: &batch)
                 batch.put(Keys.inode(parent), dir.encode())
                 try write(batch, "create")
-                commitIno(ino, limit: limit)
-                setXattrPresence(ino, false)  // a new inode has none: the write probe stays in memory
+                inodeCreated(ino, limit: limit)
                 incLookup(ino)
                 let fh = openFlags.map { registerOpen(ino, flags: $0) }
                 return (rec.attr(ino: ino), fh)
             }
         }
+    }
+
+    /// The record of a new inode that `caller` makes in directory `dir` (its stripe lock held),
+    /// owned as Linux's inode_init_owner does: the caller's fsuid/fsgid, but a set-group-ID
+    /// directory's group, and its bit on a new subdirectory. One link (a directory's caller
+    /// sets its two and its parent); a symlink's size is its target's length.
+    func newInodeRecord(mode: UInt32, rdev: UInt64 = 0, inline: [UInt8] = [], caller: Caller,
+                        in dir: InodeRecord, now: TimeSpec) -> InodeRecord {
+        var rec = InodeRecord.new(mode: mode, uid: caller.uid, gid: caller.gid, now: now)
+        rec.rdev = rdev
+        rec.inline = inline
+        if rec.isSymlink { rec.size = UInt64(inline.count) }
+        if dir.mode & UInt32(S_ISGID) != 0 {
+            rec.gid = dir.gid
+            if rec.isDirectory { rec.mode |= UInt32(S_ISGID) }
+        }
+        return rec
+    }
+
+    /// Adds new inode `ino` (numbered by `reserveIno` into this `batch`) and its dentry `name`
+    /// in `parent` to `batch`; call `inodeCreated` once the batch is written.
+    func addNewInode(_ ino: UInt64, _ rec: InodeRecord, at parent: UInt64, _ name: [UInt8], to batch: inout WriteBatch) {
+        batch.put(Keys.inode(ino), rec.encode())
+        batch.put(Keys.dentry(parent, name), DentryRecord(ino: ino, type: rec.dtype).encode())
+    }
+
+    /// After the batch holding new inode `ino` is written: the allocator moves past it, and a
+    /// new inode has no xattrs (the write probe stays in memory).
+    func inodeCreated(_ ino: UInt64, limit: UInt64) {
+        commitIno(ino, limit: limit)
+        setXattrPresence(ino, false)
     }
 
     /// A new name for an existing non-directory inode.

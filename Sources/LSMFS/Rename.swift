@@ -6,17 +6,27 @@ extension FileSystem {
     /// renameat2(2) flags.
     public static let renameNoReplace: UInt32 = 1
     public static let renameExchange: UInt32 = 2
+    /// Leaves a whiteout (overlayfs's "deleted here" mark) at the old name.
+    public static let renameWhiteout: UInt32 = 4
+    /// A whiteout: a character device 0/0 with no permission bits (Linux's WHITEOUT_MODE, WHITEOUT_DEV).
+    public static let whiteoutMode = UInt32(S_IFCHR)
+    public static let whiteoutDev: UInt64 = 0
 
     /// Moves `name` in `parent` to `newName` in `newParent` in one atomic batch, replacing the
-    /// target (POSIX rules) or, with `renameExchange`, swapping the two names.
+    /// target (POSIX rules) or, with `renameExchange`, swapping the two names. With
+    /// `renameWhiteout` (not with `renameExchange`) the same batch puts a new whiteout inode,
+    /// owned by `caller` (the process if nil) as mknod would make it, at the old name.
     /// A checked `caller` needs what Linux's vfs_rename asks: may_delete on the source (and on
     /// a replaced target), may_create on the new parent, and write permission on a directory
-    /// that moves to another parent (its ".." changes).
+    /// that moves to another parent (its ".." changes). The VFS asks CAP_MKNOD for a whiteout
+    /// before it gets here; the old directory's new entry needs what may_delete checked.
     package func rename(_ parent: UInt64, _ name: [UInt8], _ newParent: UInt64, _ newName: [UInt8], flags: UInt32 = 0,
                         caller: Caller? = nil) throws(Errno) {
-        let known = FileSystem.renameNoReplace | FileSystem.renameExchange
-        if flags & ~known != 0 || flags == known { throw .inval }
+        let known = FileSystem.renameNoReplace | FileSystem.renameExchange | FileSystem.renameWhiteout
+        if flags & ~known != 0 { throw .inval }
         let exchange = flags & FileSystem.renameExchange != 0
+        let whiteout = flags & FileSystem.renameWhiteout != 0
+        if exchange && flags != FileSystem.renameExchange { throw .inval }
         try requireWritable()
         try checkName(name)
         try checkName(newName)
@@ -59,11 +69,12 @@ extension FileSystem {
 
             var inos = [parent, newParent, src.ino]
             if let dst { inos.append(dst.ino) }
-            try withInodeLocks(inos) { () throws(Errno) in
+            var batch = WriteBatch()
+            let newIno = whiteout ? reserveIno(&batch) : nil  // the whiteout's inode
+            try withInodeLocks(inos + (newIno.map { [$0.ino] } ?? [])) { () throws(Errno) in
                 var set = InodeSet()
                 for ino in inos { try set.load(self, ino) }
                 let now = TimeSpec.now()
-                var batch = WriteBatch()
                 var orphaned: UInt64?
                 let srcIsDir = set.recs[src.ino]!.isDirectory
                 if exchange, let dst {
@@ -75,7 +86,13 @@ extension FileSystem {
                     }
                     set.recs[dst.ino]!.ctime = now
                 } else {
-                    batch.delete(Keys.dentry(parent, name))
+                    if let newIno {
+                        let rec = newInodeRecord(mode: FileSystem.whiteoutMode, rdev: FileSystem.whiteoutDev,
+                                                 caller: caller ?? .process, in: set.recs[parent]!, now: now)
+                        addNewInode(newIno.ino, rec, at: parent, name, to: &batch)
+                    } else {
+                        batch.delete(Keys.dentry(parent, name))
+                    }
                     batch.put(Keys.dentry(newParent, newName), src.encode())
                     if let dst {
                         if set.recs[dst.ino]!.isDirectory {
@@ -97,6 +114,7 @@ extension FileSystem {
                     if let orphaned { unmarkOrphan(orphaned) }
                     throw error
                 }
+                if let newIno { inodeCreated(newIno.ino, limit: newIno.limit) }
             }
         }
     }

@@ -142,7 +142,9 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     }
     ops.rename = { req, parent, name, newParent, newName, flags in
         serve(req, .rename) { fs throws(Errno) in
-            try fs.rename(parent, nameBytes(name), newParent, nameBytes(newName), flags: flags, caller: checkedCaller(req))
+            // a whiteout is owned by the caller even when the kernel checks permissions
+            let who = flags & FileSystem.renameWhiteout != 0 ? caller(req) : checkedCaller(req)
+            try fs.rename(parent, nameBytes(name), newParent, nameBytes(newName), flags: flags, caller: who)
             fuse_reply_err(req, 0)
             return 0
         }
