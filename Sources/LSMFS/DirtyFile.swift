@@ -189,11 +189,12 @@ extension FileSystem {
                     base = b
                     partial = behind.partial[idx]
                     partial?.add(lo..<hi)
+                    partial = partial?.unlessCovering
                 }
             } else if start < rec.size {
                 oldLength = storedLength[idx] ?? 0
                 patches = storedPatches[idx] ?? 0
-                if !whole && oldLength > 0 { partial = PartialChunk(baseLength: oldLength, ranges: [lo..<hi]) }
+                if !whole && oldLength > 0 { partial = PartialChunk(baseLength: oldLength, ranges: [lo..<hi]).unlessCovering }
             }
             if base.isEmpty && lo == 0 {
                 fresh.append((idx, Array(src), partial, oldLength, patches))
@@ -220,6 +221,7 @@ extension FileSystem {
                 f.bytes += c.count - old
                 f.chunks[idx] = c
                 f.partial[idx]?.add(lo..<hi)
+                f.partial[idx] = f.partial[idx]?.unlessCovering   // complete now: no base read
                 f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: oldLength, to: f.length(idx))
             }
             for c in fresh {

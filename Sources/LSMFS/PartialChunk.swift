@@ -16,6 +16,14 @@ struct PartialChunk {
         ranges.append(lo..<hi)
     }
 
+    /// Whether the written ranges cover all of the stored content: the chunk is then complete
+    /// without it (a chunk rewritten in 16 sequential 4 KiB writes, or from its start past its
+    /// stored end, needs no value-log read).
+    var coversBase: Bool { ranges.contains { $0.lowerBound == 0 && $0.upperBound >= baseLength } }
+
+    /// `self`, or nil once the written ranges cover the stored content (see `coversBase`).
+    var unlessCovering: PartialChunk? { coversBase ? nil : self }
+
     /// The chunk: `base` (its stored content) with the written ranges of `bytes` over it.
     /// `base` is consumed: pass it without keeping a reference, or it is copied to be changed.
     func compose(base: consuming [UInt8]?, _ bytes: [UInt8]) -> [UInt8] {

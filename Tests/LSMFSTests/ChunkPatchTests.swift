@@ -61,6 +61,33 @@ import Testing
         try expectClean(r)
     }
 
+    /// A stored chunk rewritten block by block through one handle (16 sequential 4 KiB
+    /// writes, no flush between) is complete in the buffer: it is stored without reading the
+    /// old chunk from the value log (it used to be folded over a 64 KiB read).
+    @Test func blockByBlockRewriteOfAStoredChunkReadsNothing() throws {
+        var r = try Rig.fresh()
+        var model = pattern(2 * cs, seed: 3)
+        let ino = try r.fs.createFile(root, "f", model)
+        r = try r.remount()   // the value log on the drive, not in KVIMR's buffers
+        func vlogBytesRead() -> UInt64 { r.store.kvimr.stats().io.entries["read vLog"]?.bytes ?? 0 }
+        let before = vlogBytesRead()
+        let fh = try r.fs.open(ino, flags: O_RDWR).fh
+        for b in 0..<FSFormat.patchesPerChunk {
+            let data = pattern(bs, seed: UInt64(300 + b))
+            model.replaceSubrange(b * bs..<(b + 1) * bs, with: data)
+            _ = try r.fs.writeAll(fh, UInt64(b * bs), data)
+        }
+        try r.fs.fsync(fh, datasync: false)
+        try r.fs.release(fh)
+        #expect(vlogBytesRead() == before, "value-log bytes read to store a rewritten chunk")
+        #expect(try patchKeys(r, ino).isEmpty)
+        #expect(try r.fs.readAll(ino) == model)
+        try expectClean(r)
+        r = try r.remount()
+        #expect(try r.fs.readAll(ino) == model)
+        try expectClean(r)
+    }
+
     @Test func manyPatchesFoldIntoTheChunk() throws {
         let r = try Rig.fresh()
         var model = pattern(2 * cs, seed: 2)
