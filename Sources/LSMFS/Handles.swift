@@ -25,6 +25,8 @@ struct Tables {
     var openCount: [UInt64: Int] = [:]
     /// Unlinked inodes still open; reclaimed at the last release.
     var orphans: Set<UInt64> = []
+    /// Open O_TMPFILE orphans that `link` may still name (opened without O_EXCL; TmpFile.swift).
+    var linkableTmpfiles: Set<UInt64> = []
     /// Kernel lookup counts (entry replies minus forgets).
     var lookups: [UInt64: UInt64] = [:]
     /// Removed directories the kernel still holds (a process's working directory): their last
@@ -115,7 +117,10 @@ extension FileSystem {
             guard case .file(let ino, _) = h else { return (h, nil) }
             let c = (t.openCount[ino] ?? 1) - 1
             t.openCount[ino] = c > 0 ? c : nil
-            if c <= 0, t.orphans.remove(ino) != nil { return (h, ino) }
+            if c <= 0, t.orphans.remove(ino) != nil {
+                if !t.linkableTmpfiles.isEmpty { t.linkableTmpfiles.remove(ino) }
+                return (h, ino)
+            }
             return (h, nil)
         }
         guard let ino = reclaim else {

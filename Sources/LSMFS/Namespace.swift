@@ -162,7 +162,9 @@ extension FileSystem {
                 try requireLinkable(set.recs[ino]!, caller)
                 try requireAccess(set.recs[newParent]!, caller, [.write, .exec])
                 guard !set.recs[ino]!.isDirectory else { throw .perm }
-                guard set.recs[ino]!.nlink > 0 else { throw .noEnt }
+                // nlink 0: only an open O_TMPFILE file gets a name (it stops being an orphan)
+                let named = set.recs[ino]!.nlink == 0
+                if named && !claimLinkableTmpfile(ino) { throw .noEnt }
                 guard set.recs[ino]!.nlink < UInt32(Int32.max) else { throw .mLink }
                 let now = TimeSpec.now()
                 set.recs[ino]!.nlink += 1
@@ -170,8 +172,12 @@ extension FileSystem {
                 set.recs[newParent]!.mtime = now; set.recs[newParent]!.ctime = now
                 var batch = WriteBatch()
                 batch.put(Keys.dentry(newParent, newName), DentryRecord(ino: ino, type: set.recs[ino]!.dtype).encode())
+                if named { batch.delete(Keys.orphan(ino)) }
                 set.flush(into: &batch)
-                try write(batch, "link")
+                do throws(Errno) { try write(batch, "link") } catch {
+                    if named { tmpfileLinkFailed(ino) }
+                    throw error
+                }
                 incLookup(ino)
                 return set.recs[ino]!.attr(ino: ino)
             }

@@ -19,7 +19,8 @@ import Synchronization
 /// libfuse 3.14 knows no FUSE_CAP for it, so the session's I/O goes through
 /// `fuse_session_custom_io` (plain read/writev on the same /dev/fuse descriptor, which libfuse
 /// would use anyway: lsmfs has no write_buf, so no splice reads) and the INIT reply gets the
-/// flag when the kernel offered it.
+/// flag when the kernel offered it. The same reader serves FUSE_TMPFILE requests, which libfuse
+/// would refuse (TmpFileOp.swift); so with LSMFS_NO_KILLPRIV_V2 set O_TMPFILE is EOPNOTSUPP.
 enum KillPriv {
     /// FUSE_HANDLE_KILLPRIV_V2 in fuse_init_in/fuse_init_out.flags (linux/fuse.h, 7.33).
     static let flag: UInt32 = 1 << 28
@@ -35,8 +36,13 @@ enum KillPriv {
     /// fuse_session_mount, before the loop. Returns false (nothing changed) if libfuse refuses.
     static func install(_ se: OpaquePointer) -> Bool {
         var io = fuse_custom_io()
-        io.read = { fd, buf, len, _ in
-            let n = Glibc.read(fd, buf, len)
+        io.read = { fd, buf, len, userdata in
+            var n = Glibc.read(fd, buf, len)
+            // FUSE_TMPFILE, unknown to libfuse, is served here (TmpFileOp.swift); then the next request
+            while n >= 40, let buf, let userdata, buf.loadUnaligned(fromByteOffset: 4, as: UInt32.self) == TmpFileOp.opcode {
+                TmpFileOp.serve(fd, buf, n, userdata)
+                n = Glibc.read(fd, buf, len)
+            }
             if n >= 56, let buf, !KillPriv.replied.load(ordering: .relaxed) {
                 // fuse_in_header: len u32, opcode u32, unique u64, ... (40 bytes);
                 // fuse_init_in: major, minor, max_readahead, flags (u32 each).

@@ -55,37 +55,57 @@ private struct RequestRef: @unchecked Sendable { let req: fuse_req_t? }
 /// needs them.
 func caller(_ req: fuse_req_t?) -> Caller {
     guard let ctx = fuse_req_ctx(req) else { return Caller.process }
-    let uid = ctx.pointee.uid, gid = ctx.pointee.gid
+    let ref = RequestRef(req: req)
+    return caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid, pid: ctx.pointee.pid) { requestGroups(ref.req) }
+}
+
+/// The caller of a request with these credentials (see `caller(_:)`); `groups` reads the
+/// supplementary groups when a check needs them.
+func caller(uid: UInt32, gid: UInt32, pid: pid_t, groups: @escaping @Sendable () -> [UInt32]) -> Caller {
     guard daemonChecksAccess.load(ordering: .relaxed) else { return Caller(uid: uid, gid: gid) }
     // root's checks never ask for groups: no closure (no allocation) for it
     if uid == 0 { return Caller(uid: uid, gid: gid, checksAccess: true) }
-    let ref = RequestRef(req: req)
-    var c = Caller(uid: uid, gid: gid, checksAccess: true) { requestGroups(ref.req) }
-    let pid = ctx.pointee.pid
+    var c = Caller(uid: uid, gid: gid, checksAccess: true, supplementaryGroups: groups)
     c.capabilities = { effectiveCapabilities(pid) }
     return c
 }
 
 /// CapEff of process `pid` from /proc/PID/status (0 if it cannot be read: no overrides).
 private func effectiveCapabilities(_ pid: pid_t) -> UInt64 {
+    guard let field = procStatusField(pid, "CapEff:") else { return 0 }
+    var v: UInt64 = 0
+    for c in field { guard let d = hexDigit(c) else { break }; v = v << 4 | d }
+    return v
+}
+
+/// The supplementary groups of process `pid` from /proc/PID/status (for requests libfuse
+/// does not see, which `fuse_req_getgroups` cannot serve; empty if they cannot be read).
+func processGroups(_ pid: pid_t) -> [UInt32] {
+    guard let field = procStatusField(pid, "Groups:") else { return [] }
+    return field.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 }).compactMap { UInt32(String(decoding: $0, as: UTF8.self)) }
+}
+
+/// The value of line `key` of /proc/PID/status (after the key and blanks, to the line's end).
+private func procStatusField(_ pid: pid_t, _ key: String) -> ArraySlice<UInt8>? {
     let fd = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return 0 }
+    guard fd >= 0 else { return nil }
     defer { close(fd) }
     var buf = [UInt8](repeating: 0, count: 4096)
     let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-    guard n > 0 else { return 0 }
-    let key = Array("\nCapEff:".utf8)
+    guard n > 0 else { return nil }
+    let key = Array(("\n" + key).utf8)
     var i = 0
     while i + key.count <= n {
         if buf[i] == key[0] && buf[i..<i + key.count].elementsEqual(key) {
-            var j = i + key.count, v: UInt64 = 0
+            var j = i + key.count
             while j < n && (buf[j] == 0x20 || buf[j] == 0x09) { j += 1 }
-            while j < n, let d = hexDigit(buf[j]) { v = v << 4 | d; j += 1 }
-            return v
+            var end = j
+            while end < n && buf[end] != 0x0A { end += 1 }
+            return buf[j..<end]
         }
         i += 1
     }
-    return 0
+    return nil
 }
 
 private func hexDigit(_ c: UInt8) -> UInt64? {
