@@ -40,7 +40,12 @@ enum KillPriv {
             var n = Glibc.read(fd, buf, len)
             // FUSE_TMPFILE, unknown to libfuse, is served here (TmpFileOp.swift); then the next request
             while n >= 40, let buf, let userdata, buf.loadUnaligned(fromByteOffset: 4, as: UInt32.self) == TmpFileOp.opcode {
+                // libfuse's loop cancels workers blocked in this read at exit: none may be
+                // cancelled inside the store write (locks held, a batch half done).
+                var cancelState: Int32 = 0
+                pthread_setcancelstate(Int32(PTHREAD_CANCEL_DISABLE), &cancelState)
                 TmpFileOp.serve(fd, buf, n, userdata)
+                pthread_setcancelstate(cancelState, nil)
                 n = Glibc.read(fd, buf, len)
             }
             if n >= 56, let buf, !KillPriv.replied.load(ordering: .relaxed) {
