@@ -1,5 +1,6 @@
-# Helpers shared by bench/kv-compare.sh and bench/vlog-compare.sh (sourced, not run):
-# peer tools, alternating rounds, db_bench result-line parsing, medians and ratio tables.
+# Helpers shared by bench/kv-compare.sh and bench/vlog-compare.sh (sourced, not run; it only
+# defines functions, and bench/fs-compare.sh takes `settle` and `round_order` from it): peer
+# tools, alternating rounds, db_bench result-line parsing, medians and ratio tables.
 #
 # The caller sets RESULTS (a file) and defines one `run_ENGINE` function per engine; each
 # prints db_bench-style result lines (`name : X micros/op Y ops/sec; ...`).
@@ -23,17 +24,24 @@ ensure_peers() {
 # run after one that deleted gigabytes of files gets that memory free.
 settle() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 
-# run_rounds ROUNDS ENGINE...: runs every engine once per round, in the given order on odd
-# rounds and reversed on even ones (no engine always runs first), each after `settle`; every
-# run's output goes to stderr and to $WORKDIR/ENGINE.rR.log, its ops/sec lines to $RESULTS as
-# "engine bench ops".
+# round_order ROUND ITEM...: the items one per line, as given on odd rounds and reversed on
+# even ones, so no engine or target always runs first.
+round_order() {
+  local r=$1; shift
+  local items=("$@") i
+  if (( r % 2 == 0 )); then for (( i=${#items[@]}-1; i>=0; i-- )); do echo "${items[$i]}"; done
+  else printf '%s\n' "${items[@]}"; fi
+}
+
+# run_rounds ROUNDS ENGINE...: runs every engine once per round (`round_order`), each after
+# `settle`; every run's output goes to stderr and to $WORKDIR/ENGINE.rR.log, its ops/sec lines
+# to $RESULTS as "engine bench ops".
 run_rounds() {
   local rounds=$1; shift
-  local forward=("$@") order
+  local order
   : > "$RESULTS"
   for r in $(seq 1 "$rounds"); do
-    order=("${forward[@]}")
-    if (( r % 2 == 0 )); then order=(); for (( i=${#forward[@]}-1; i>=0; i-- )); do order+=("${forward[$i]}"); done; fi
+    mapfile -t order < <(round_order "$r" "$@")
     for engine in "${order[@]}"; do
       settle
       echo "=== round $r: $engine" >&2

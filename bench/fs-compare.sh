@@ -10,7 +10,7 @@
 # unlink need create; read4k needs write4k; retar needs untar; seqread and randrw need seqwrite).
 # --targets skips targets (default: native,passthrough_ll,lsmfs).
 # Prints a markdown table (median seconds per workload and target, and lsmfs/passthrough
-# ratios) and the lsmfs daemon's peak RSS. Needs: root (drop_caches, allow_other not needed),
+# ratios) and the lsmfs daemon's peak RSS. Needs: root (dropping the page cache, allow_other not needed),
 # gcc + libfuse3-dev (for passthrough_ll), python3, tar; fio is used when installed.
 # The lsmfs binary: $LSMFS_BIN or .build/release/lsmfs.
 set -euo pipefail
@@ -36,6 +36,7 @@ while [ $# -gt 0 ]; do
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/compare-lib.sh"   # settle (sync + drop the page cache), round_order
 LSMFS=${LSMFS_BIN:-$ROOT/.build/release/lsmfs}
 [ -x "$LSMFS" ] || { echo "lsmfs binary not found: $LSMFS (swift build -c release)" >&2; exit 1; }
 EXAMPLES=/usr/share/doc/libfuse3-dev/examples
@@ -77,7 +78,6 @@ declare -A TARGET=([native]="$DIR/native" [passthrough_ll]="$DIR/mnt-pt" [lsmfs]
 TARBALL=$DIR/tree.tar
 [ -f "$TARBALL" ] || tar -C /usr -cf "$TARBALL" include
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 now() { date +%s.%N; }
 
 # Each workload: wl_NAME DIR; prints nothing; timed by run().
@@ -108,11 +108,11 @@ for i in range(n):
     with open(os.path.join(d, "s%05d" % i), "wb") as f: f.write(buf)
 EOF
 }
-wl_read4k()   { drop_caches; cat "$1"/small/* > /dev/null; rm -rf "$1/small"; }
+wl_read4k()   { settle; cat "$1"/small/* > /dev/null; rm -rf "$1/small"; }
 wl_untar()    { mkdir -p "$1/tree" && tar -C "$1/tree" -xf "$TARBALL"; }
-wl_retar()    { drop_caches; tar -C "$1/tree" -cf - include | cat > /dev/null; rm -rf "$1/tree"; }
+wl_retar()    { settle; tar -C "$1/tree" -cf - include | cat > /dev/null; rm -rf "$1/tree"; }
 wl_seqwrite() { dd if=/dev/zero of="$1/big" bs=1M count="$BIG_MIB" conv=fsync status=none; }
-wl_seqread()  { drop_caches; dd if="$1/big" of=/dev/null bs=1M status=none; }
+wl_seqread()  { settle; dd if="$1/big" of=/dev/null bs=1M status=none; }
 wl_randrw()   {
     if command -v fio >/dev/null; then
         fio --name=r --filename="$1/big" --rw=randrw --bs=4k --size=256M --io_size=$(( RAND_OPS * 4 ))k \
@@ -145,8 +145,7 @@ declare -A TIMES
 PEAK_RSS=0
 for round in $(seq 1 "$ROUNDS"); do
     # Alternate the order each round so no target always runs first (warm host caches).
-    order=("${ORDER[@]}")
-    if (( round % 2 == 0 )); then order=(); for (( i=${#ORDER[@]}-1; i>=0; i-- )); do order+=("${ORDER[$i]}"); done; fi
+    mapfile -t order < <(round_order "$round" "${ORDER[@]}")
     for t in "${order[@]}"; do
         for w in "${WORKLOADS[@]}"; do
             t0=$(now); "wl_$w" "${TARGET[$t]}"; t1=$(now)
