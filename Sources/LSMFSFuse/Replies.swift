@@ -56,16 +56,17 @@ private struct RequestRef: @unchecked Sendable { let req: fuse_req_t? }
 func caller(_ req: fuse_req_t?) -> Caller {
     guard let ctx = fuse_req_ctx(req) else { return Caller.process }
     let ref = RequestRef(req: req)
-    return caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid, pid: ctx.pointee.pid) { requestGroups(ref.req) }
+    return caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid, pid: ctx.pointee.pid, groups: { requestGroups(ref.req) })
 }
 
 /// The caller of a request with these credentials (see `caller(_:)`); `groups` reads the
-/// supplementary groups when a check needs them.
-func caller(uid: UInt32, gid: UInt32, pid: pid_t, groups: @escaping @Sendable () -> [UInt32]) -> Caller {
+/// supplementary groups when a check needs them. It is built (an allocation) only for a
+/// non-root caller whose permissions the daemon checks.
+func caller(uid: UInt32, gid: UInt32, pid: pid_t, groups: @autoclosure () -> (@Sendable () -> [UInt32])) -> Caller {
     guard daemonChecksAccess.load(ordering: .relaxed) else { return Caller(uid: uid, gid: gid) }
     // root's checks never ask for groups: no closure (no allocation) for it
     if uid == 0 { return Caller(uid: uid, gid: gid, checksAccess: true) }
-    var c = Caller(uid: uid, gid: gid, checksAccess: true, supplementaryGroups: groups)
+    var c = Caller(uid: uid, gid: gid, checksAccess: true, supplementaryGroups: groups())
     c.capabilities = { effectiveCapabilities(pid) }
     return c
 }
