@@ -71,7 +71,7 @@ extension FileSystem {
             if let dst { inos.append(dst.ino) }
             var batch = WriteBatch()
             let newIno = whiteout ? reserveIno(&batch) : nil  // the whiteout's inode
-            try withInodeLocks(inos + (newIno.map { [$0.ino] } ?? [])) { () throws(Errno) in
+            try withInodeLocks(newIno.map { inos + [$0.ino] } ?? inos) { () throws(Errno) in
                 var set = InodeSet()
                 for ino in inos { try set.load(self, ino) }
                 let now = TimeSpec.now()
