@@ -80,8 +80,9 @@ extension FileSystem {
         return rec.inline
     }
 
-    /// The one path for every new inode: one batch with the inode, its dentry, the parent's
-    /// times/nlink and (sometimes) the filesystem record's inode reservation.
+    /// The one path for every new named inode: one batch with the inode, its dentry, the parent's
+    /// times/nlink and (sometimes) the filesystem record's inode reservation. (`tmpfile` and a
+    /// rename's whiteout build theirs from the same pieces: `newInodeRecord`, `inodeCreated`.)
     private func makeNode(_ parent: UInt64, _ name: [UInt8], mode: UInt32, rdev: UInt64 = 0, caller: Caller,
                           inline: [UInt8] = [], openFlags: Int32? = nil) throws(Errno) -> (attr: FileAttr, fh: UInt64?) {
         try requireWritable()
