@@ -140,13 +140,13 @@ extension FileSystem {
         if d.mtime > rec.ctime { rec.ctime = d.mtime }
     }
 
-    /// Buffers a write of `data` at `off` (stripe lock held; `rec` is the inode with the
-    /// buffered size and times). Chunks not buffered yet start from the buffer being written
+    /// Buffers a write of `data` at `off` (stripe lock held; `size` and `blocks` are the
+    /// inode's with its buffered writes). Chunks not buffered yet start from the buffer being written
     /// behind, else from their stored content, read only when the write leaves part of it (a
     /// whole-chunk write reads only the stored length, for blocks). A file buffer over its
     /// budget is flushed here, or with `writeBehind` detached for the caller to write after
     /// replying (waiting first for the file's previous write-behind: one at a time per file).
-    func bufferWrite(_ ino: UInt64, _ rec: InodeRecord, at off: UInt64, _ data: UnsafeRawBufferPointer,
+    func bufferWrite(_ ino: UInt64, size: UInt64, blocks: UInt64, at off: UInt64, _ data: UnsafeRawBufferPointer,
                      now: TimeSpec, writeBehind: Bool) throws(Errno) -> BufferedWriteFollowUp {
         let cs = UInt64(chunkSize)
         let end = off + UInt64(data.count)
@@ -160,7 +160,7 @@ extension FileSystem {
         // reads): whole-chunk writes replace them; partial writes leave the read for later.
         var storedLength: [UInt64: Int] = [:]
         var storedPatches: [UInt64: ChunkPatchMask] = [:]
-        let fromStore = (first...last).filter { !held.contains($0) && behind?.chunks[$0] == nil && $0 * cs < rec.size }
+        let fromStore = (first...last).filter { !held.contains($0) && behind?.chunks[$0] == nil && $0 * cs < size }
         if let lo = fromStore.first, let hi = fromStore.last {
             try scanChunkLengths(ino, from: lo, to: hi + 1) { idx, length, patches in
                 storedLength[idx] = length
@@ -191,7 +191,7 @@ extension FileSystem {
                     partial?.add(lo..<hi)
                     partial = partial?.unlessCovering
                 }
-            } else if start < rec.size {
+            } else if start < size {
                 oldLength = storedLength[idx] ?? 0
                 patches = storedPatches[idx] ?? 0
                 if !whole && oldLength > 0 { partial = PartialChunk(baseLength: oldLength, ranges: [lo..<hi]).unlessCovering }
@@ -206,7 +206,7 @@ extension FileSystem {
         }
         let (fileBytes, fillingBytes, flushingBytes) = dirty.withLock { t -> (Int, Int, Int) in
             var f = t.files.removeValue(forKey: ino)
-                ?? DirtyFile(attrs: DirtyAttrs(size: rec.size, blocks: rec.blocks, mtime: now))
+                ?? DirtyFile(attrs: DirtyAttrs(size: size, blocks: blocks, mtime: now))
             let before = f.bytes
             for idx in held {
                 let start = idx * cs

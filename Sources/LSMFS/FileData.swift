@@ -180,14 +180,19 @@ extension FileSystem {
         if data.isEmpty { return 0 }
         let followUp = try withInodeLock(ino) { () throws(Errno) -> BufferedWriteFollowUp in
             // Size/times include buffered writes; no wait for a write-behind of the file (this
-            // write only adds to the buffer; the low-space path below waits in its flush).
-            var rec = try loadInode(ino, dirty: .some(dirtyEntry(ino)))
-            let off = flags & O_APPEND != 0 ? rec.size : offset
+            // write only adds to the buffer; the low-space path below waits in its flush). A
+            // buffered write needs only the size and blocks: a file with a buffer has them
+            // there, and its inode record is not read.
+            let pending = dirtyEntry(ino)
+            let low = spaceIsLow()
+            let loaded = try pending != nil && !low ? nil : loadInode(ino, dirty: .some(pending))
+            let size = loaded?.size ?? pending?.size ?? 0, blocks = loaded?.blocks ?? pending?.blocks ?? 0
+            let off = flags & O_APPEND != 0 ? size : offset
             let (end, overflow) = off.addingReportingOverflow(UInt64(data.count))
             if overflow || end > FSFormat.maxFileSize { throw .fBig }
             let now = TimeSpec.now()
-            if !spaceIsLow() {
-                return try bufferWrite(ino, rec, at: off, data, now: now, writeBehind: writeBehind)
+            guard low, var rec = loaded else {   // (read whenever space is low)
+                return try bufferWrite(ino, size: size, blocks: blocks, at: off, data, now: now, writeBehind: writeBehind)
             }
             try flushDirtyLocked(ino)  // stores what `rec` already shows
             let cs = UInt64(chunkSize)
