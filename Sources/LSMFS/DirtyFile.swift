@@ -151,10 +151,11 @@ extension FileSystem {
         let cs = UInt64(chunkSize)
         let end = off + UInt64(data.count)
         let first = off / cs, last = (end - 1) / cs
-        let (held, behind): (Set<UInt64>, DirtyFile?) = dirty.withLock { t in
+        // (the few chunks one write touches, ascending: an array, not a set built from one)
+        let (held, behind): ([UInt64], DirtyFile?) = dirty.withLock { t in
             let behind = t.flushing[ino]?.file
             guard let f = t.files[ino] else { return ([], behind) }
-            return (Set((first...last).filter { f.chunks[$0] != nil }), behind)
+            return ((first...last).filter { f.chunks[$0] != nil }, behind)
         }
         // Stored lengths of the chunks that start from the store (one scan of sizes, no value
         // reads): whole-chunk writes replace them; partial writes leave the read for later.
