@@ -147,13 +147,15 @@ extension FileSystem {
             })
             idx = runEnd
         }
-        for f in [behind, pending] {   // older, then newer
-            guard let f else { continue }
+        func layOver(_ f: DirtyFile?) {
+            guard let f else { return }
             for i in first...last {
                 guard let c = f.chunks[i] else { continue }
                 if let p = f.partial[i] { content[i] = p.compose(base: content.removeValue(forKey: i), c) } else { content[i] = c }
             }
         }
+        layOver(behind)   // older, then newer (no array of the two per read)
+        layOver(pending)
         return ReadContent(content: content, offset: offset, end: end, chunkSize: cs)
     }
 
@@ -317,8 +319,9 @@ struct ReadContent {
         for i in (offset / cs)...((end - 1) / cs) {
             let start = i * cs
             let lo = max(start, offset), hi = min(start + cs, end)
-            let dataHi = min(hi, start + UInt64(content[i]?.count ?? 0))
-            if lo < dataHi { body(.bytes(content[i]!, Int(lo - start)..<Int(dataHi - start))) }
+            let chunk = content[i]   // one lookup per chunk
+            let dataHi = min(hi, start + UInt64(chunk?.count ?? 0))
+            if lo < dataHi, let chunk { body(.bytes(chunk, Int(lo - start)..<Int(dataHi - start))) }
             let zeroFrom = max(lo, dataHi)
             if zeroFrom < hi { body(.zeros(Int(hi - zeroFrom))) }
         }
