@@ -22,6 +22,8 @@ struct ReadPlan: Sendable {
     /// rewrite, all under the core lock).
     var journalSequence: UInt64
     var category: String
+    /// The core's device (`JournalOverlayDevice` on a read-only open with a journal: not
+    /// always `KVIMR.device`).
     var device: any TrackDevice
     var record: FileRecord
 }
@@ -29,13 +31,8 @@ struct ReadPlan: Sendable {
 /// The read handler: S2TMap lookup, then track reads for bytes below the buffer, then the
 /// write buffer for the rest.
 extension KVIMRCore {
-    func read(_ n: FileNumber, at offset: UInt64, into dst: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int {
-        try checkOpen()
-        return try read(record(n), at: offset, into: dst)
-    }
-
-    /// `read` of a file whose record the caller already looked up (`KVIMR.read` needs it for
-    /// the I/O category): one map lookup per read, not two.
+    /// A whole read under the core lock, of a file whose record the caller already looked up
+    /// (`KVIMR.read` needs it for the I/O category): one map lookup per read, not two.
     func read(_ rec: FileRecord, at offset: UInt64, into dst: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int {
         let plan = try planRead(rec, at: offset, into: dst)
         try Self.readPieces(plan.pieces, from: device, into: dst)
@@ -151,9 +148,9 @@ extension KVIMRCore {
 
     /// Whether bytes read by `plan` without the core lock can be trusted (see `ReadPlan`); if so,
     /// charges the drive time they took.
-    mutating func confirmUnlockedRead(_ plan: ReadPlan, bytes: Int, before: DeviceCounters?, after: DeviceCounters?) -> Bool {
+    mutating func confirmUnlockedRead(_ plan: ReadPlan, bytes: Int, before: DeviceCounters, after: DeviceCounters) -> Bool {
         guard !closed, journalSequence == plan.journalSequence, map.files[plan.record.number] != nil else { return false }
-        if let before, let after { io.charge(plan.category, bytes: bytes, before: before, after: after) }
+        io.charge(plan.category, bytes: bytes, before: before, after: after)
         return true
     }
 }
