@@ -32,7 +32,7 @@ extension KVIMRCore {
         var batch: [PendingWrite] = []
         do throws(KVIMRError) {
             if !includeTail, let rec = before, let buf = buffers[n] {
-                let want = UInt64(max(policy.writeOutTracks, 1) * geometry.bottomSectors * geometry.sectorSize)
+                let want = UInt64(KVIMRCore.writeOutBytes(tracks: policy.writeOutTracks, geometry))
                 if buf.end - rec.size < want { return false }
             }
             try planOut(n, includeTail: includeTail, retain: queue, batch: &batch, newTracks: &newTracks,

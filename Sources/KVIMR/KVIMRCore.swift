@@ -75,7 +75,7 @@ struct KVIMRCore: Sendable {
         }
         self.device = reader
         // Queued bytes: one early write-out's worth, within a quarter of the buffer budget.
-        let writeOutBytes = max(policy.writeOutTracks, 1) * device.geometry.bottomSectors * device.geometry.sectorSize
+        let writeOutBytes = KVIMRCore.writeOutBytes(tracks: policy.writeOutTracks, device.geometry)
         let pageBytes = FileBuffer.pageBytes(sectorSize: device.geometry.sectorSize)
         pagePool = PagePool(pageBytes: pageBytes, limit: max(1, (10 << 20) / pageBytes))
         writeBehind = WriteBehind(device: reader, limitBytes: min(writeOutBytes, Int(KVIMRCore.defaultBufferBudget / 4)))
@@ -177,7 +177,7 @@ struct KVIMRCore: Sendable {
         // write full tracks out now. Failures here are not the append's: the bytes stay
         // buffered and the next sync reports the problem. (Tested here, not only in
         // `writeOut`, whose record and buffer copies cost every append past one track.)
-        if newEnd - size >= UInt64(max(policy.writeOutTracks, 1) * geometry.bottomSectors * geometry.sectorSize) {
+        if newEnd - size >= UInt64(KVIMRCore.writeOutBytes(tracks: policy.writeOutTracks, geometry)) {
             _ = try? writeOut(n, includeTail: false)
         }
         enforceBufferBudget()
@@ -233,6 +233,12 @@ struct KVIMRCore: Sendable {
     static func reservedBytes(leftBy kind: FileKind, reserved: Int, _ geometry: IMRGeometry) -> UInt64 {
         UInt64(TrackReserve.floor(kind, reserved: reserved))
             * UInt64(max(geometry.bottomSectors, geometry.topSectors) * geometry.sectorSize)
+    }
+
+    /// Buffered bytes of a file past its stored size that trigger an early write-out (the
+    /// policy's `writeOutTracks` bottom tracks); also one write-out's worth of queued bytes.
+    static func writeOutBytes(tracks: Int, _ geometry: IMRGeometry) -> Int {
+        max(tracks, 1) * geometry.bottomSectors * geometry.sectorSize
     }
 
     /// Whether a file of `kind` may take one more free track (see `TrackReserve.floor`).
