@@ -1,7 +1,8 @@
 import IMRDisk
 
-/// KVIMR's own read-ahead for files read sequentially (the image device turns the kernel's off:
-/// `ImageTrackDevice.init`). The kernel's window runs on over the image's byte range, past a
+/// KVIMR's own read-ahead for files read sequentially (not SSTables: `KVIMR.read`); their reads
+/// then skip the kernel's (`ImageTrackDevice.readTrackBytes(streaming:)`, through a second image
+/// descriptor without it). The kernel's window runs on over the image's byte range, past a
 /// file's last written sector and across top tracks between bottoms — holes the page cache
 /// fills with zeros; this one asks the device for the file's own extents only.
 ///
