@@ -221,8 +221,10 @@ extension FileSystem {
                 }
                 f.bytes += c.count - old
                 f.chunks[idx] = c
-                f.partial[idx]?.add(lo..<hi)
-                f.partial[idx] = f.partial[idx]?.unlessCovering   // complete now: no base read
+                if var p = f.partial.removeValue(forKey: idx) {   // (taken out: added to in place)
+                    p.add(lo..<hi)
+                    if !p.coversBase { f.partial[idx] = p }   // covering: complete now, no base read
+                }
                 f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: oldLength, to: f.length(idx))
             }
             for c in fresh {
