@@ -227,7 +227,7 @@ extension FileSystem {
     func requireLinkable(_ rec: InodeRecord, _ caller: Caller?) throws(Errno) {
         guard let caller, caller.checksAccess, !caller.isRoot, caller.uid != rec.uid,
               FileSystem.protectedHardlinks else { return }
-        let setID = rec.mode & UInt32(S_ISUID) != 0 || rec.mode & UInt32(S_ISGID | S_IXGRP) == UInt32(S_ISGID | S_IXGRP)
+        let setID = FileSystem.withoutSetID(rec.mode) != rec.mode
         if (!rec.isRegular || setID || !FileSystem.permits(rec, caller, [.read, .write])) && !caller.has(.fowner) { throw .perm }
     }
 
