@@ -141,13 +141,17 @@ extension FileSystem {
         guard FileSystem.inStoredNamespace(name) else { throw FileSystem.unstoredNameError(name) }
         try requireWritable()
         try withInodeLock(ino) { () throws(Errno) in
-            try flushDirtyLocked(ino)  // the record stored below carries the size of stored chunks only
-            var rec = try loadInode(ino)
-            try requireXattrAccess(rec, name, write: true, caller)
+            // (mode and owner: the stored record, no wait for a write-behind of the file)
+            try requireXattrAccess(try loadInode(ino, dirty: .some(nil)), name, write: true, caller)
             let has = try hasXattrsLocked(ino)
             let key = Keys.xattr(ino, name)
             if !has { throw Errno(rawValue: ENODATA) }
             if try kv("getxattr", { () throws(LSMError) in try store.get(key) }) == nil { throw Errno(rawValue: ENODATA) }
+            // Buffered writes are stored only once there is something to remove (`killSetID`
+            // asks for security.capability before each write by non-root to a file with
+            // xattrs: ENODATA must not store the file's buffer every time).
+            try flushDirtyLocked(ino)  // the record stored below carries the size of stored chunks only
+            var rec = try loadInode(ino)
             rec.ctime = TimeSpec.now()
             var batch = WriteBatch()
             batch.delete(key)
