@@ -16,10 +16,13 @@ extension FileSystem {
     /// A checked `caller` needs read permission on the directory.
     package func opendir(_ ino: UInt64, caller: Caller? = nil) throws(Errno) -> UInt64 {
         if FileSystem.isPseudo(ino) { throw .notDir }
-        if removedDir(ino) != nil { return tables.withLock { $0.add(.dir(DirCursor(ino: ino))) } }  // lists nothing
-        let rec = try loadInode(ino)
-        guard rec.isDirectory else { throw .notDir }
-        try requireAccess(rec, caller, .read)
+        do throws(Errno) {
+            let rec = try loadInode(ino)
+            guard rec.isDirectory else { throw .notDir }
+            try requireAccess(rec, caller, .read)
+        } catch where error == .noEnt && removedDir(ino) != nil {
+            // someone's working directory, removed: it opens and lists nothing (as getattr)
+        }
         return tables.withLock { $0.add(.dir(DirCursor(ino: ino))) }
     }
 
