@@ -59,8 +59,9 @@ enum Harness {
     }
 
     /// Runs the Python `script` in `dir`: its stdout, or "FAILED status: stdout stderr".
-    static func python(_ script: String, in dir: String) -> String {
-        let r = sh("cd '\(dir)' && /usr/bin/python3 - <<'EOF'\n\(script)\nEOF")
+    /// `user`: a command prefix the interpreter runs under (e.g. `setpriv --reuid=65534 ...`).
+    static func python(_ script: String, in dir: String, as user: String? = nil) -> String {
+        let r = sh("cd '\(dir)' && \(user ?? "") /usr/bin/python3 - <<'EOF'\n\(script)\nEOF")
         return r.ok ? r.stdout : "FAILED \(r.status): \(r.stdout) \(r.stderr)"
     }
 

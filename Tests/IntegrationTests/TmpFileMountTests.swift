@@ -50,16 +50,6 @@ struct TmpFileMountTests {
         print('\\n'.join(out))
         """
 
-    func run(in dir: String, user: String? = nil) -> String {
-        let r = Harness.sh("""
-            cd '\(dir)'
-            \(user ?? "") /usr/bin/python3 - <<'EOF'
-            \(Self.probe)
-            EOF
-            """)
-        return r.ok ? r.stdout : "FAILED \(r.status): \(r.stdout) \(r.stderr)"
-    }
-
     /// Runs the probe on the host and on the mount in a directory owned by uid 65534 holding
     /// `ro` (root's, 0755) and `grp` (root:4242, 0770); returns the mount's lines.
     func both(_ m: MountedImage, _ name: String, user: String? = nil) throws -> [String] {
@@ -69,8 +59,8 @@ struct TmpFileMountTests {
                 mkdir -p '\(d)/ro' '\(d)/grp' && chown 65534:65534 '\(d)' && chown 0:4242 '\(d)/grp' && chmod 770 '\(d)/grp'
                 """).ok)
         }
-        let expected = run(in: native, user: user)
-        let got = run(in: mounted, user: user)
+        let expected = Harness.python(Self.probe, in: native, as: user)
+        let got = Harness.python(Self.probe, in: mounted, as: user)
         try #require(!got.hasPrefix("FAILED"), "lsmfs run: \(got)\nlog: \(m.log().suffix(2000))")
         if expected.contains("link ok") {
             Harness.expectSameLines(host: expected, lsmfs: got)

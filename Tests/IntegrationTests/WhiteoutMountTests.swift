@@ -63,16 +63,6 @@ struct WhiteoutMountTests {
         print('\\n'.join(out))
         """
 
-    func run(_ probe: String, in dir: String, user: String? = nil) -> String {
-        let r = Harness.sh("""
-            cd '\(dir)'
-            \(user ?? "") /usr/bin/python3 - <<'EOF'
-            \(probe)
-            EOF
-            """)
-        return r.ok ? r.stdout : "FAILED \(r.status): \(r.stdout) \(r.stderr)"
-    }
-
     /// Runs `probe` on the host and on the mount; returns the mount's lines (compared with the
     /// host's when the host filesystem makes whiteouts).
     func both(_ m: MountedImage, _ name: String, _ probe: String, user: String? = nil) throws -> [String] {
@@ -80,8 +70,8 @@ struct WhiteoutMountTests {
         for d in [native, mounted] {
             #expect(Harness.sh("mkdir -p '\(d)/ro' && echo -n F > '\(d)/ro/f' && chown 65534:65534 '\(d)'").ok)
         }
-        let expected = run(probe, in: native, user: user)
-        let got = run(probe, in: mounted, user: user)
+        let expected = Harness.python(probe, in: native, as: user)
+        let got = Harness.python(probe, in: mounted, as: user)
         try #require(!got.hasPrefix("FAILED"), "lsmfs run: \(got)\nlog: \(m.log().suffix(2000))")
         if expected.contains("whiteout ok") || expected.contains("whiteout EPERM") {
             Harness.expectSameLines(host: expected, lsmfs: got)
