@@ -34,8 +34,9 @@ let package = Package(
         ]),
         .systemLibrary(name: "CFuse", pkgConfig: "fuse3",
                        providers: [.apt(["libfuse3-dev", "pkg-config"])]),
+        .target(name: "CFuseRing"),      // FUSE over io_uring (raw io_uring syscalls) behind LSMFSFuse
         .target(name: "LSMFSFuse", dependencies: [
-            "LSMFS", "CFuse",
+            "LSMFS", "CFuse", "CFuseRing",
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "Logging", package: "swift-log"),
         ]),

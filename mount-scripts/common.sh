@@ -32,3 +32,18 @@ install_mount_helper() {
     [ "$(id -u)" -eq 0 ] || return 0
     ln -sf "$LSMFS_ROOT/mount-scripts/mount.lsmfs" /sbin/mount.fuse.lsmfs 2>/dev/null || true
 }
+
+# FUSE over io_uring (Linux >= 6.14): the kernel lets FUSE servers use it only with the fuse
+# module's enable_uring=Y. lsmfs then serves each CPU's requests on that CPU (docs/fuse-io-uring.md);
+# without it lsmfs serves /dev/fuse. LSMFS_NO_IO_URING=1 leaves the setting alone.
+enable_fuse_uring() {
+    local p=/sys/module/fuse/parameters/enable_uring
+    [ -z "${LSMFS_NO_IO_URING:-}" ] && [ -e "$p" ] || return 0
+    [ "$(cat "$p" 2>/dev/null)" = Y ] && return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        echo Y > "$p" 2>/dev/null || echo "lsmfs: could not enable FUSE over io_uring ($p); using /dev/fuse" >&2
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        echo Y | sudo -n tee "$p" >/dev/null 2>&1 || true
+    fi
+    return 0
+}

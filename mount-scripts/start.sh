@@ -13,6 +13,7 @@ SIZE="${LSMFS_SIZE:-8G}"
 IMAGE="$DATA/lsmfs.img"
 
 install_deps
+enable_fuse_uring
 if [ -n "${LSMFS_BIN:-}" ] && [ -x "$LSMFS_BIN" ]; then
     BIN="$LSMFS_BIN"          # already built (the test suite runs this script with its binary)
 else

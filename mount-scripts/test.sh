@@ -6,6 +6,7 @@ source "$(dirname "$(readlink -f "$0")")/common.sh"
 cd "$LSMFS_ROOT"
 
 install_deps
+enable_fuse_uring
 # One release build of everything (products and tests), then the tests without rebuilding.
 swift build -c release --build-tests 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
 BIN_DIR="$(swift build -c release --show-bin-path)"

@@ -109,6 +109,7 @@ extension FileSystem {
                 ("chunk_bytes", .int(Int64(chunkSize))),
                 ("read_only", .string(options.readOnly ? "yes" : "no")),
                 ("sync_interval_s", .double(options.syncInterval)),
+                ("fuse_transport", .string(FileSystem.fuseTransport.withLock { $0 })),
                 ("open_handles", .int(Int64(handles))),
                 ("open_orphans", .int(Int64(orphans))),
                 ("files_with_buffered_writes", .int(Int64(dirtyFileCount))),

@@ -48,38 +48,48 @@ enum KillPriv {
                 pthread_setcancelstate(cancelState, nil)
                 n = Glibc.read(fd, buf, len)
             }
-            if n >= 56, let buf, !KillPriv.replied.load(ordering: .relaxed) {
+            if n >= 60, let buf, !KillPriv.replied.load(ordering: .relaxed) {
                 // fuse_in_header: len u32, opcode u32, unique u64, ... (40 bytes);
-                // fuse_init_in: major, minor, max_readahead, flags (u32 each).
+                // fuse_init_in: major, minor, max_readahead, flags, flags2 (u32 each).
                 if buf.loadUnaligned(fromByteOffset: 4, as: UInt32.self) == KillPriv.opInit {
                     let flags = buf.loadUnaligned(fromByteOffset: 52, as: UInt32.self)
+                    let flags2 = flags & FuseRing.initExt != 0 ? buf.loadUnaligned(fromByteOffset: 56, as: UInt32.self) : 0
                     KillPriv.kernelOffers.store(flags & KillPriv.flag != 0, ordering: .relaxed)
+                    FuseRing.kernelOffers.store(flags2 & FuseRing.flag2 != 0, ordering: .relaxed)
                     KillPriv.initUnique.store(buf.loadUnaligned(fromByteOffset: 8, as: UInt64.self), ordering: .relaxed)
                 }
             }
             return n
         }
-        io.writev = { fd, iov, count, _ in
-            if let iov, count >= 2, !KillPriv.replied.load(ordering: .relaxed) {
-                KillPriv.patchInitReply(iov)
+        io.writev = { fd, iov, count, userdata in
+            guard let iov else { return Glibc.writev(fd, iov, count) }
+            if count >= 2, !KillPriv.replied.load(ordering: .relaxed), KillPriv.patchInitReply(iov) {
+                let n = Glibc.writev(fd, iov, count)
+                if n > 0 { FuseRing.start(fd: fd, userdata: userdata) }
+                return n
             }
-            return Glibc.writev(fd, iov, count)
+            return FuseRing.write(fd, iov, count)
         }
+        FuseRing.sessionBits.store(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(se))), ordering: .relaxed)
         return fuse_session_custom_io(se, &io, fuse_session_fd(se)) == 0
     }
 
     /// Adds the flag to the INIT reply (fuse_out_header: len u32, error i32, unique u64;
-    /// fuse_init_out: major, minor, max_readahead, flags u32, ...).
-    private static func patchInitReply(_ iov: UnsafeMutablePointer<iovec>) {
+    /// fuse_init_out: major, minor, max_readahead, flags u32, ...), and FUSE_OVER_IO_URING when
+    /// the ring is wanted and offered. Returns whether the ring was asked for.
+    private static func patchInitReply(_ iov: UnsafeMutablePointer<iovec>) -> Bool {
         let unique = initUnique.load(ordering: .relaxed)
         guard unique != 0, iov[0].iov_len >= 16, iov[1].iov_len >= 16,
               let head = iov[0].iov_base, let body = iov[1].iov_base,
-              head.loadUnaligned(fromByteOffset: 8, as: UInt64.self) == unique else { return }
+              head.loadUnaligned(fromByteOffset: 8, as: UInt64.self) == unique else { return false }
         replied.store(true, ordering: .relaxed)
-        guard head.loadUnaligned(fromByteOffset: 4, as: Int32.self) == 0, kernelOffers.load(ordering: .relaxed) else { return }
-        let flags = body.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
-        body.storeBytes(of: flags | flag, toByteOffset: 12, as: UInt32.self)
-        FileSystem.daemonKillsPrivileges.store(true, ordering: .relaxed)
+        guard head.loadUnaligned(fromByteOffset: 4, as: Int32.self) == 0 else { return false }
+        if kernelOffers.load(ordering: .relaxed) {
+            let flags = body.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
+            body.storeBytes(of: flags | flag, toByteOffset: 12, as: UInt32.self)
+            FileSystem.daemonKillsPrivileges.store(true, ordering: .relaxed)
+        }
+        return FuseRing.negotiate(body, length: iov[1].iov_len)
     }
 }
 

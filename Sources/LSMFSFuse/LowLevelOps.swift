@@ -213,8 +213,9 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
         }
         // A file buffer that filled is stored now, after the reply and after the write was
         // counted (a stats reader that saw the reply sees the count): the writer's next
-        // request is taken by another worker meanwhile (see DirtyFile, write-behind).
-        fs.runDueFlushes()
+        // request is taken by another worker meanwhile (see DirtyFile, write-behind), or by a
+        // background thread when this is a ring worker (see FuseRing.runDueFlushes).
+        FuseRing.runDueFlushes(fs)
     }
     ops.flush = { req, _, fi in
         serve(req, .flush) { fs throws(Errno) in

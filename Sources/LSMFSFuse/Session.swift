@@ -36,6 +36,8 @@ public struct FuseConfig: Sendable {
     /// 1 MiB 0.39-0.64 s (larger READs leave fewer requests in flight to overlap the image
     /// reads with the replies). Needs root; skipped otherwise.
     public var readAheadKiB: Int? = FuseConfig.defaultReadAheadKiB
+    /// FUSE over io_uring when the kernel allows it (see FuseRing.swift); false: /dev/fuse only.
+    public var ioUring = true
     public static let defaultReadAheadKiB = 256
     public init(mountpoint: String, options: [String] = [], debug: Bool = false) {
         self.mountpoint = mountpoint; self.options = options; self.debug = debug
@@ -102,6 +104,8 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
         throw FuseError("cannot mount on \(config.mountpoint) (is /dev/fuse available and fusermount3 installed?)")
     }
     if let kib = config.readAheadKiB { setReadAhead(mountpoint: config.mountpoint, kib: kib) }
+    FileSystem.fuseTransport.withLock { $0 = "/dev/fuse" }
+    FuseRing.wanted.store(config.ioUring && getenv("LSMFS_NO_IO_URING") == nil && FuseRing.kernelAllows(), ordering: .relaxed)
     if getenv("LSMFS_NO_KILLPRIV_V2") == nil && !KillPriv.install(se) {
         fuseLog.info("custom FUSE I/O refused: FUSE_HANDLE_KILLPRIV_V2 not offered")
     }
@@ -109,6 +113,7 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
         onMounted()
     }
     let rc = withExtendedLifetime(fs) { lsmfs_session_loop_mt(se, 0, 10) }
+    FuseRing.stop()
     fuse_session_unmount(se)
     fuse_remove_signal_handlers(se)
     fuse_session_destroy(se)

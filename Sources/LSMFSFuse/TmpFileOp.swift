@@ -119,7 +119,7 @@ enum TmpFileOp {
     private static func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { p in
             var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: p.baseAddress), iov_len: p.count)
-            return Glibc.writev(fd, &iov, 1) == p.count
+            return FuseRing.write(fd, &iov, 1) == p.count
         }
     }
 }

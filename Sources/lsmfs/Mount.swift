@@ -82,6 +82,7 @@ struct Mount: ParsableCommand {
         var config = FuseConfig(mountpoint: mountpoint, options: opts.fuseOptions, debug: opts.debug)
         config.entryTimeout = opts.entryTimeout; config.attrTimeout = opts.attrTimeout; config.writebackCache = opts.writebackCache
         config.readAheadKiB = opts.readAheadKiB
+        config.ioUring = opts.ioUring
         let status: Int32
         do {
             status = try runFuse(fs: fs, config: config, onMounted: {

@@ -13,6 +13,8 @@ struct MountOptions: Equatable {
     var writebackCache = false
     /// The mount's kernel read-ahead window in KiB (nil: the kernel's default).
     var readAheadKiB: Int? = FuseConfig.defaultReadAheadKiB
+    /// FUSE over io_uring when the kernel allows it (`no_io_uring`: /dev/fuse only).
+    var ioUring = true
     /// Passed to libfuse as `-o` items (allow_other, default_permissions, ro, nosuid, ...).
     var fuseOptions: [String] = []
 
@@ -53,6 +55,10 @@ struct MountOptions: Equatable {
                     o.writebackCache = true
                 case "no_writeback_cache":
                     o.writebackCache = false
+                case "io_uring":
+                    o.ioUring = true
+                case "no_io_uring":
+                    o.ioUring = false
                 case "read_ahead_kb":
                     guard let v = value, let n = Int(v), n >= 0, n <= 65_536 else {
                         throw CLIError("invalid read_ahead_kb '\(value ?? "")': KiB between 0 and 65536")

@@ -1,0 +1,59 @@
+#ifndef LSM_FUSE_RING_H
+#define LSM_FUSE_RING_H
+/* FUSE over io_uring (Linux >= 6.14, fs/fuse/dev_uring.c), the transport libfuse >= 3.18 offers
+ * and libfuse 3.14 lacks. The kernel keeps one request queue per possible CPU and hands a
+ * request to the queue of the CPU its caller runs on; each lsmfs ring worker is a thread pinned
+ * to one CPU with its own io_uring holding one registered ring entry of that CPU's queue. A
+ * request and its reply then wake threads on the caller's own CPU instead of a /dev/fuse reader
+ * somewhere else (on this machine's VM a cross-CPU wakeup costs more than serving a request).
+ * See docs/fuse-io-uring.md. */
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Serves one request laid out as /dev/fuse would deliver it (fuse_in_header, the opcode's
+ * argument struct, then its data; `len` bytes). It must reply (through the session's writev,
+ * which calls lsm_fuse_ring_reply) before it returns. */
+typedef void (*lsm_fuse_ring_handler)(void *ctx, void *request, size_t len);
+
+struct lsm_fuse_ring;
+
+/* Starts `per_queue` workers for each possible CPU on the initialized FUSE connection behind
+ * `fuse_fd`, each registering one entry whose payload buffer holds `payload_size` bytes (at
+ * least the kernel's max(8 KiB, max_write, max_pages * page size)). Returns NULL with errno set
+ * when a ring cannot be set up (the kernel then falls back to /dev/fuse once a register fails;
+ * nothing was registered when setup itself fails). */
+struct lsm_fuse_ring *lsm_fuse_ring_start(int fuse_fd, unsigned per_queue, size_t payload_size,
+                                          lsm_fuse_ring_handler handler, void *ctx);
+
+/* Asks every worker to stop (between requests), joins them and frees the rings. */
+void lsm_fuse_ring_stop(struct lsm_fuse_ring *ring);
+
+/* 0 when this process can create an io_uring with 128-byte SQEs, else -errno. */
+int lsm_fuse_ring_probe(void);
+
+/* Number of possible CPUs (the kernel's queue count). */
+unsigned lsm_fuse_ring_queue_count(void);
+
+/* Requests served through the ring so far, and workers whose ring ended with an error. */
+uint64_t lsm_fuse_ring_served(const struct lsm_fuse_ring *ring);
+int lsm_fuse_ring_first_error(const struct lsm_fuse_ring *ring);
+
+/* Whether the calling thread is a ring worker serving a request. */
+int lsm_fuse_ring_in_worker(void);
+
+/* Called from the session's writev: when the calling thread is a ring worker serving the
+ * request whose reply this is (fuse_out_header.unique in the first 16 bytes), stores the reply
+ * in the ring entry and returns its length; otherwise returns -1 and touches nothing (the
+ * caller writes to /dev/fuse: notifications, replies on other threads). */
+ssize_t lsm_fuse_ring_reply(const struct iovec *iov, int count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
