@@ -71,7 +71,8 @@ struct MountConcurrencyTests {
         sys.exit(1 if bad else 0)
         """
 
-    @Test(arguments: ["", "writeback_cache"])
+    /// (default: through FUSE over io_uring where the kernel allows it; no_io_uring: /dev/fuse)
+    @Test(arguments: ["", "writeback_cache", "no_io_uring"])
     func processesCreateWriteRenameListDelete(options: String) throws {
         let m = try MountedImage(size: "1G", options: options.isEmpty ? nil : options)
         defer { m.close() }
