@@ -119,6 +119,27 @@ unsigned lsm_fuse_ring_queue_count(void) {
     return highest + 1;
 }
 
+/* Whether CPU `cpu` is in /sys/devices/system/cpu/online ("0-1", "0,2-5"); true when unknown. */
+static int cpu_online(unsigned cpu) {
+    FILE *f = fopen("/sys/devices/system/cpu/online", "r");
+    if (!f) return 1;
+    char line[1024];
+    int online = 0;
+    if (fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p >= '0' && *p <= '9') {
+            unsigned lo = (unsigned)strtoul(p, &p, 10), hi = lo;
+            if (*p == '-') hi = (unsigned)strtoul(p + 1, &p, 10);
+            if (cpu >= lo && cpu <= hi) online = 1;
+            if (*p == ',') p++;
+        }
+    } else {
+        online = 1;
+    }
+    fclose(f);
+    return online;
+}
+
 static int sys_setup(unsigned entries, struct io_uring_params *p) {
     return (int)syscall(__NR_io_uring_setup, entries, p);
 }
@@ -394,18 +415,23 @@ struct lsm_fuse_ring *lsm_fuse_ring_start(int fuse_fd, unsigned per_queue, size_
     r->fuse_fd = fuse_fd;
     r->handler = handler;
     r->ctx = ctx;
-    r->nworkers = queues * per_queue;
+    /* An offline CPU's queue (it may come online later) gets one worker. */
+    r->nworkers = 0;
+    for (unsigned q = 0; q < queues; q++) r->nworkers += cpu_online(q) ? per_queue : 1;
     r->stop_fd = eventfd(0, EFD_CLOEXEC);
     r->workers = calloc(r->nworkers, sizeof *r->workers);
     if (r->stop_fd < 0 || !r->workers) goto fail;
     payload_size = (payload_size + PAGE - 1) / PAGE * PAGE;
+    for (unsigned i = 0; i < r->nworkers; i++) r->workers[i].ring_fd = -1;
     int err = 0;
     unsigned made = 0;
+    unsigned qid = 0, of_queue = 0;
     for (; made < r->nworkers; made++) {
         struct worker *w = &r->workers[made];
         w->owner = r;
         w->ring_fd = -1;
-        w->qid = made % queues;
+        w->qid = qid;
+        if (++of_queue >= (cpu_online(qid) ? per_queue : 1)) { qid++; of_queue = 0; }
         w->payload_size = payload_size;
         err = setup_ring(w);
         if (err) break;

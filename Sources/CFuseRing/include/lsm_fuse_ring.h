@@ -23,11 +23,12 @@ typedef void (*lsm_fuse_ring_handler)(void *ctx, void *request, size_t len);
 
 struct lsm_fuse_ring;
 
-/* Starts `per_queue` workers for each possible CPU on the initialized FUSE connection behind
- * `fuse_fd`, each registering one entry whose payload buffer holds `payload_size` bytes (at
- * least the kernel's max(8 KiB, max_write, max_pages * page size)). Returns NULL with errno set
- * when a ring cannot be set up (the kernel then falls back to /dev/fuse once a register fails;
- * nothing was registered when setup itself fails). */
+/* Starts `per_queue` workers for each online CPU (one for a possible CPU that is offline) on
+ * the initialized FUSE connection behind `fuse_fd`, each registering one entry whose payload
+ * buffer holds `payload_size` bytes (at least the kernel's max(8 KiB, max_write, max_pages *
+ * page size)). Returns NULL with errno set when a ring cannot be set up; then, if any ring
+ * could, a register the kernel refuses turns the connection's io_uring off (requests go to
+ * /dev/fuse instead of waiting for a ring that never becomes ready). */
 struct lsm_fuse_ring *lsm_fuse_ring_start(int fuse_fd, unsigned per_queue, size_t payload_size,
                                           lsm_fuse_ring_handler handler, void *ctx);
 
