@@ -434,7 +434,9 @@ struct lsm_fuse_ring *lsm_fuse_ring_start(int fuse_fd, unsigned per_queue, size_
         if (++of_queue >= (cpu_online(qid) ? per_queue : 1)) { qid++; of_queue = 0; }
         w->payload_size = payload_size;
         err = setup_ring(w);
-        if (err) break;
+        /* Fault injection for the fallback test: the last ring "cannot be set up". */
+        if (!err && made + 1 == r->nworkers && getenv("LSMFS_IO_URING_FAIL_SETUP")) err = -ENOMEM;
+        if (err) { unmap_ring(w); break; }
     }
     if (err) {
         /* Turn the connection's io_uring off through a ring that works (a register the kernel

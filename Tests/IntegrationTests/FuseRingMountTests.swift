@@ -102,6 +102,24 @@ struct FuseRingMountTests {
         #expect(Harness.sh("'\(Harness.binary)' fsck '\(m.image)'").status == 0)
     }
 
+    /// A ring that cannot be set up after FUSE_OVER_IO_URING was negotiated (fault injected:
+    /// the last worker's ring): the daemon makes the kernel turn io_uring off for the
+    /// connection, and the mount works through /dev/fuse instead of waiting for the ring.
+    @Test func failedRingSetupFallsBackToDevFuse() throws {
+        guard Self.kernelAllows else { return }
+        let m = try MountedImage(size: "512M")
+        defer { m.close() }
+        try m.unmount()
+        let r = Harness.sh("LSMFS_IO_URING_FAIL_SETUP=1 '\(Harness.binary)' mount '\(m.image)' '\(m.mnt)'", timeout: 60)
+        try #require(r.ok, "\(r.stderr)")
+        let work = m.sh("mkdir d && for i in $(seq 1 100); do echo $i > d/$i; done && cat d/100 && ls d | wc -l", timeout: 60)
+        #expect(work.stdout == "100\n100\n", "\(work.stdout) \(work.stderr)")
+        #expect(m.sh("grep fuse_transport .lsmfs-stats").stdout.contains("/dev/fuse"))
+        #expect(m.log().contains("cannot set up the rings"), "\(m.log())")
+        try m.unmount()
+        #expect(Harness.sh("'\(Harness.binary)' fsck '\(m.image)'").status == 0)
+    }
+
     /// SIGTERM with a file of the mount held open: the ring workers stop,
     /// the daemon unmounts, stores everything and exits; the data is there at the next mount.
     @Test func sigtermStopsTheRingWorkers() throws {
