@@ -1,4 +1,5 @@
 import CHostIO
+import Dispatch
 import Glibc
 import Synchronization
 
@@ -34,6 +35,8 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
     /// Track bytes written between two starts of write-back.
     public static let writebackBytes = 8 << 20
     private let sb: Superblock
+    /// Runs `prefetch`'s advice, in order, off the reader's thread.
+    private let prefetchQueue = DispatchQueue(label: "lsmfs.image-prefetch")
     public let path: String
     public let readOnly: Bool
 
@@ -241,11 +244,17 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
     /// without waiting (POSIX_FADV_WILLNEED), so a later `readTrack` of them finds them there.
     /// Advisory: out-of-range parts are clipped, failures ignored; nothing is counted or priced
     /// (the drive model sees the later `readTrack`).
+    /// The advice runs on a background queue: POSIX_FADV_WILLNEED allocates the window's page
+    /// cache pages and submits their reads before it returns (8 MiB: 2048 pages), which the
+    /// reader whose read asked for it would otherwise wait for.
     public func prefetch(_ track: Int, sector: Int, count: Int) {
-        guard let r = TrackIOCheck.clip(sb.geometry, track: track, sector: sector, count: count), !r.isEmpty,
-              let fd = try? liveFD(writing: false, streaming: true) else { return }
+        guard let r = TrackIOCheck.clip(sb.geometry, track: track, sector: sector, count: count), !r.isEmpty else { return }
         let ss = UInt64(sb.geometry.sectorSize)
-        _ = posix_fadvise(fd, off_t(offset(track, r.lowerBound)), off_t(UInt64(r.count) * ss), POSIX_FADV_WILLNEED)
+        let at = off_t(offset(track, r.lowerBound)), length = off_t(UInt64(r.count) * ss)
+        prefetchQueue.async { [self] in
+            guard let fd = try? liveFD(writing: false, streaming: true) else { return }
+            _ = posix_fadvise(fd, at, length, POSIX_FADV_WILLNEED)
+        }
     }
 
     public func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
