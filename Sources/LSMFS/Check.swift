@@ -33,6 +33,7 @@ extension FileSystem {
         var chunkFolder = ChunkLengthFolder()
         func addChunk(_ c: StoredChunkLength) {
             if !c.hasBase { fail("inode \(c.ino) chunk \(c.index): patches without the chunk") }
+            if c.isEmptyAlone { fail("inode \(c.ino) chunk \(c.index): empty chunk without patches") }
             if c.length > FSFormat.chunkSize { fail("inode \(c.ino) chunk \(c.index): \(c.length) bytes") }
             c.tally(ends: &chunkEnds, blocks: &chunkBlocks)
             report.chunks += 1

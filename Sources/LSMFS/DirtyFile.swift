@@ -25,15 +25,47 @@ struct DirtyFile {
     /// Patch blocks (`ChunkPatch`) that may be stored for a buffered chunk: a flush that
     /// rewrites the chunk deletes them. Missing: none.
     var storedPatches: [UInt64: ChunkPatchMask] = [:]
+    /// Complete chunks buffered over a hole (nothing stored for them, image of version 3),
+    /// with their written ranges (`baseLength` 0): written only in blocks past block 0, they
+    /// are stored as an empty base with those blocks as patches (`emptyBasePatches`).
+    var holes: [UInt64: PartialChunk] = [:]
     var attrs: DirtyAttrs
     /// Sum of the chunks' lengths.
     var bytes = 0
 
-    /// The chunk's length once composed (for blocks).
+    /// The chunk's length once composed.
     func length(_ idx: UInt64) -> Int {
         let n = chunks[idx]?.count ?? 0
         if let p = partial[idx] { return max(p.baseLength, n) }
         return n
+    }
+
+    /// The patches chunk `idx` has over an empty base once flushed (a hole chunk), or nil when
+    /// the flush stores it otherwise. Depends on the chunk's own buffered state only, so the
+    /// blocks counted at each write (`pages`) are what the flush stores: a chunk buffered over
+    /// a hole, or written into a stored hole chunk, in whole blocks (the file's tail block may
+    /// be partial for the former) that together keep `ChunkPages.holeEligible`.
+    func emptyBasePatches(_ idx: UInt64) -> ChunkPatchMask? {
+        if let h = holes[idx], let n = chunks[idx]?.count, let m = h.holeBlocks(count: n) {
+            return ChunkPages.holeEligible(m) ? m : nil
+        }
+        if let p = partial[idx], p.emptyBase, let m = p.wholeBlocks {
+            let all = m | (storedPatches[idx] ?? 0)
+            return ChunkPages.holeEligible(all) ? all : nil
+        }
+        return nil
+    }
+
+    /// The pages chunk `idx` counts in `blocks` once flushed (`ChunkPages`): its hole patches,
+    /// else every page up to its composed length (a fold, a whole chunk, or patches over a
+    /// non-empty base all store the same pages).
+    func pages(_ idx: UInt64) -> ChunkPatchMask {
+        emptyBasePatches(idx) ?? ChunkPages.upTo(length(idx))
+    }
+
+    /// Patch blocks that may be stored for chunk `idx` once this buffer is flushed.
+    func patchesAfterFlush(_ idx: UInt64) -> ChunkPatchMask {
+        (storedPatches[idx] ?? 0) | (partial[idx]?.wholeBlocks ?? 0) | (emptyBasePatches(idx) ?? 0)
     }
 }
 
@@ -159,18 +191,18 @@ extension FileSystem {
         }
         // Stored lengths of the chunks that start from the store (one scan of sizes, no value
         // reads): whole-chunk writes replace them; partial writes leave the read for later.
-        var storedLength: [UInt64: Int] = [:]
-        var storedPatches: [UInt64: ChunkPatchMask] = [:]
+        var stored: [UInt64: StoredChunkLength] = [:]
         let fromStore = (first...last).filter { !held.contains($0) && behind?.chunks[$0] == nil && $0 * cs < size }
         if let lo = fromStore.first, let hi = fromStore.last {
-            try scanChunkLengths(ino, from: lo, to: hi + 1) { idx, length, patches in
-                storedLength[idx] = length
-                if patches != 0 { storedPatches[idx] = patches }
+            try scanChunkLengths(ino, from: lo, to: hi + 1) { c in
+                stored[c.index] = c
                 return true
             }
         }
+        var holesAllowed: Bool?
         // New chunks, built outside the leaf lock.
-        var fresh: [(index: UInt64, bytes: [UInt8], partial: PartialChunk?, oldLength: Int, patches: ChunkPatchMask)] = []
+        var fresh: [(index: UInt64, bytes: [UInt8], partial: PartialChunk?, oldPages: ChunkPatchMask,
+                     patches: ChunkPatchMask, hole: PartialChunk?)] = []
         for idx in first...last where !held.contains(idx) {
             let start = idx * cs
             let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
@@ -178,32 +210,42 @@ extension FileSystem {
             let whole = lo == 0 && hi == Int(cs)
             var base: [UInt8] = []
             var partial: PartialChunk?
-            var oldLength = 0
+            var oldPages: ChunkPatchMask = 0
             var patches: ChunkPatchMask = 0
+            var hole: PartialChunk?
             if let behind, let b = behind.chunks[idx] {
                 // The buffer being written behind is newer than the store: start from it (and
                 // from its written ranges, if it has not read its stored content either). The
-                // patches it may store count as stored.
-                oldLength = behind.length(idx)
-                patches = (behind.storedPatches[idx] ?? 0) | (behind.partial[idx]?.wholeBlocks ?? 0)
+                // patches it may store count as stored; a hole chunk it stores stays one.
+                oldPages = behind.pages(idx)
+                patches = behind.patchesAfterFlush(idx)
                 if !whole {
                     base = b
                     partial = behind.partial[idx]
                     partial?.add(lo..<hi)
                     partial = partial?.unlessCovering
+                    partial?.emptyBase = behind.emptyBasePatches(idx) != nil
+                    hole = behind.holes[idx]
+                    hole?.add(lo..<hi)
                 }
-            } else if start < size {
-                oldLength = storedLength[idx] ?? 0
-                patches = storedPatches[idx] ?? 0
-                if !whole && oldLength > 0 { partial = PartialChunk(baseLength: oldLength, ranges: [lo..<hi]).unlessCovering }
+            } else if let c = stored[idx], c.length > 0 {
+                oldPages = c.pages
+                patches = c.patches
+                if !whole {
+                    partial = PartialChunk(baseLength: c.length, ranges: [lo..<hi], emptyBase: c.isPatchedHole).unlessCovering
+                }
+            } else if !whole && lo > 0 {
+                // Over a hole: may become a hole chunk (written past block 0 only).
+                if holesAllowed == nil { holesAllowed = try emptyBasesAllowed() }
+                if holesAllowed == true { hole = PartialChunk(baseLength: 0, ranges: [lo..<hi]) }
             }
             if base.isEmpty && lo == 0 {
-                fresh.append((idx, Array(src), partial, oldLength, patches))
+                fresh.append((idx, Array(src), partial, oldPages, patches, hole))
                 continue
             }
             base.zeroExtend(to: hi)
             base.withUnsafeMutableBytes { c in (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: src.count) }
-            fresh.append((idx, base, partial, oldLength, patches))
+            fresh.append((idx, base, partial, oldPages, patches, hole))
         }
         let (fileBytes, fillingBytes, flushingBytes) = dirty.withLock { t -> (Int, Int, Int) in
             var f = t.files.removeValue(forKey: ino)
@@ -212,7 +254,7 @@ extension FileSystem {
             for idx in held {
                 let start = idx * cs
                 let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
-                let oldLength = f.length(idx)
+                let oldPages = f.pages(idx)
                 var c = f.chunks.removeValue(forKey: idx)!   // unique here: changed in place
                 let old = c.count
                 c.zeroExtend(to: hi)
@@ -225,7 +267,8 @@ extension FileSystem {
                     p.add(lo..<hi)
                     if !p.coversBase { f.partial[idx] = p }   // covering: complete now, no base read
                 }
-                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: oldLength, to: f.length(idx))
+                f.holes[idx]?.add(lo..<hi)
+                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, fromPages: oldPages, toPages: f.pages(idx))
             }
             for c in fresh {
                 // (a failed write-behind merged back meanwhile may have put this chunk here:
@@ -234,8 +277,9 @@ extension FileSystem {
                 f.bytes += c.bytes.count
                 f.chunks[c.index] = c.bytes
                 f.partial[c.index] = c.partial
+                f.holes[c.index] = c.hole
                 f.storedPatches[c.index] = c.patches == 0 ? nil : c.patches
-                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, from: c.oldLength, to: f.length(c.index))
+                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, fromPages: c.oldPages, toPages: f.pages(c.index))
             }
             f.attrs.size = max(f.attrs.size, end)
             f.attrs.mtime = now
@@ -268,17 +312,35 @@ extension FileSystem {
     /// (docs/format/keys.md: no value-log read, 4 KiB stored per 4 KiB written); otherwise its
     /// stored content is read, the ranges laid over it, and the chunk rewritten with its
     /// patches deleted (folded). A complete chunk is rewritten and deletes the patches that
-    /// may be stored for it.
+    /// may be stored for it. A chunk buffered over a hole, or written into a stored hole
+    /// chunk, in blocks that `DirtyFile.emptyBasePatches` allows goes in as an empty base (if
+    /// not stored yet) and those blocks as patches: it stores (and counts) only its blocks.
     func addChunks(of f: DirtyFile, _ ino: UInt64, to batch: inout WriteBatch) throws(Errno) {
         let bs = FSFormat.patchBlockSize
         var allowed: Bool?
         for idx in f.chunks.keys.sorted() {
             let bytes = f.chunks[idx]!
+            if let mask = f.emptyBasePatches(idx) {
+                // Layout: 'B' ino idx -> empty; 'B' ino idx b -> block b's bytes (the tail
+                // block may be short) for each written block b.
+                let written: ChunkPatchMask
+                if f.holes[idx] != nil {
+                    batch.put(Keys.chunk(ino, idx), [])
+                    written = mask
+                } else {
+                    written = f.partial[idx]?.wholeBlocks ?? 0
+                }
+                ChunkPatch.forEachBlock(in: written) { b in
+                    batch.put(Keys.patch(ino, idx, b), Array(bytes[b * bs ..< min((b + 1) * bs, bytes.count)]))
+                }
+                ChunkPatch.forEachBlock(in: (f.storedPatches[idx] ?? 0) & ~mask) { batch.delete(Keys.patch(ino, idx, $0)) }
+                continue
+            }
             guard let p = f.partial[idx] else {
                 putChunk(ino, idx, bytes, clearing: f.storedPatches[idx] ?? 0, to: &batch)
                 continue
             }
-            if f.attrs.size > UInt64(chunkSize), let blocks = p.wholeBlocks, blocks != 0,
+            if !p.emptyBase, f.attrs.size > UInt64(chunkSize), let blocks = p.wholeBlocks, blocks != 0,
                ((f.storedPatches[idx] ?? 0) | blocks).nonzeroBitCount <= FSFormat.maxPatchesPerChunk {
                 if allowed == nil { allowed = try patchesAllowed() }
                 if allowed == true {

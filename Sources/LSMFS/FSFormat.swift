@@ -7,7 +7,8 @@ import LSMCommon
 ///     'F'                               -> filesystem record (FSRecord)
 ///     'I' ino:u64                       -> inode attributes (InodeRecord)
 ///     'D' parent:u64 name:bytes         -> dentry: child ino + type (DentryRecord)
-///     'B' ino:u64 chunk:u64             -> bytes of one file chunk (1..chunkSize bytes)
+///     'B' ino:u64 chunk:u64             -> bytes of one file chunk (1..chunkSize bytes; 0 with
+///                                          patches: a hole chunk, format version 3)
 ///     'B' ino:u64 chunk:u64 block:u8    -> patch: new bytes of one 4 KiB block of that chunk
 ///                                          (1..patchBlockSize bytes; format version 2)
 ///     'X' ino:u64 name:bytes            -> xattr value (name with its namespace, e.g. user.x)
@@ -25,7 +26,13 @@ public enum FSFormat {
     /// Version 2 adds chunk patches (the 18-byte `B` keys). Version-1 images mount as they
     /// are (they hold no patches) and become version 2 when the record is next written; a
     /// version-1 binary refuses version 2 instead of reading chunks without their patches.
-    public static let formatVersion: UInt16 = 2
+    /// Version 3 adds hole chunks: an empty chunk value with patches (a block-aligned write
+    /// into a hole stores and counts only its blocks); older images are upgraded the same way,
+    /// and a version-2 binary refuses version 3 (its fsck would flag the empty value, and its
+    /// repair delete it with the patches).
+    public static let formatVersion: UInt16 = 3
+    /// The first version whose chunks may be empty values with patches (hole chunks).
+    public static let emptyBaseVersion: UInt16 = 3
     public static let oldestFormatVersion: UInt16 = 1
     public static let inodeRecordVersion: UInt8 = 1
 

@@ -67,16 +67,22 @@ extension FileSystem {
         let firstIdx = lo / cs, lastIdx = (hi - 1) / cs
         // Sizes first (no value-log reads); only chunks the range cuts partly are read.
         // (with their patches: a chunk changed here is folded, docs/format/keys.md)
-        var stored: [(index: UInt64, length: Int, patches: ChunkPatchMask)] = []
-        try scanChunkLengths(ino, from: firstIdx, to: lastIdx + 1) { idx, length, patches in
-            stored.append((idx, length, patches))
+        var stored: [StoredChunkLength] = []
+        try scanChunkLengths(ino, from: firstIdx, to: lastIdx + 1) { c in
+            stored.append(c)
             return true
         }
-        for (idx, old, patches) in stored {
+        for sc in stored {
+            let idx = sc.index, old = sc.length, patches = sc.patches
             let start = idx * cs
             let a = Int(max(lo, start) - start), b = Int(min(hi, start + cs) - start)
             var new: [UInt8] = []
             if a >= old { continue }                   // the range starts past the stored end
+            if sc.isPatchedHole {                      // a hole chunk stays one: its patches are cut
+                let left = try zeroPatchedHole(ino, idx, patches: patches, from: a, to: b, &batch)
+                rec.blocks = InodeRecord.adjust(rec.blocks, fromPages: sc.pages, toPages: left)
+                continue
+            }
             if !(a == 0 && b >= old) {                 // not the whole stored chunk: read it
                 guard let bytes = try loadChunk(ino, idx).bytes else { continue }
                 new = bytes
@@ -88,7 +94,7 @@ extension FileSystem {
                     }
                 }
             }
-            rec.blocks = InodeRecord.adjust(rec.blocks, from: old, to: new.count)
+            rec.blocks = InodeRecord.adjust(rec.blocks, fromPages: sc.pages, toPages: ChunkPages.upTo(new.count))
             putChunk(ino, idx, new, clearing: patches, to: &batch)
         }
     }
@@ -104,17 +110,38 @@ extension FileSystem {
         let cs = UInt64(chunkSize)
         var result: UInt64?
         var pos = offset
-        try scanChunkLengths(ino, from: offset / cs, to: nil) { idx, length, _ in
-            let start = idx * cs
-            let dataEnd = start + UInt64(length)
-            if whence == SeekWhence.data {
-                if dataEnd > pos { result = max(start, pos); return false }
-                return true
+        try scanChunkLengths(ino, from: offset / cs, to: nil) { c in
+            let start = c.index * cs
+            var stop = false
+            // The chunk's data runs: its pages for a hole chunk (an empty base with patches),
+            // else everything up to its length.
+            func run(_ lo: UInt64, _ hi: UInt64) {
+                guard !stop else { return }
+                if whence == SeekWhence.data {
+                    if hi > pos { result = max(lo, pos); stop = true }
+                    return
+                }
+                // SEEK_HOLE: the first byte at or after pos no stored byte covers.
+                if lo > pos { result = pos; stop = true; return }
+                if hi > pos { pos = hi }
             }
-            // SEEK_HOLE: the first byte at or after pos no stored byte covers.
-            if start > pos { result = pos; return false }
-            if dataEnd > pos { pos = dataEnd }
-            if length < Int(cs) { result = pos; return false }
+            var dataEnd = start + UInt64(c.length)
+            if c.isPatchedHole {
+                let bs = UInt64(FSFormat.patchBlockSize)
+                var runLo: UInt64?, runHi: UInt64 = 0
+                ChunkPatch.forEachBlock(in: c.patches) { b in
+                    let lo = start + UInt64(b) * bs, hi = min(lo + bs, dataEnd)
+                    if runLo != nil && runHi == lo { runHi = hi; return }   // adjacent: one run
+                    if let l = runLo { run(l, runHi) }
+                    runLo = lo; runHi = hi
+                }
+                if let l = runLo { run(l, runHi) }
+                dataEnd = runHi
+            } else {
+                run(start, dataEnd)
+            }
+            if stop { return false }
+            if whence != SeekWhence.data && dataEnd < start + cs { result = pos; return false }
             return true
         }
         if whence == SeekWhence.data {

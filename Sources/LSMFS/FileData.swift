@@ -205,22 +205,21 @@ extension FileSystem {
                 let lo = Int(max(off, start) - start), hi = Int(min(end, start + cs) - start)
                 let src = UnsafeRawBufferPointer(rebasing: data[Int(start + UInt64(lo) - off) ..< Int(start + UInt64(hi) - off)])
                 var chunk: [UInt8]
-                let oldLength: Int
+                var oldPages: ChunkPatchMask = 0
                 var patches: ChunkPatchMask = 0
                 if start >= rec.size {
                     chunk = Array(src)  // past EOF: nothing stored for this chunk
-                    oldLength = 0
                 } else {
-                    let stored = try loadChunk(ino, idx)   // folded: its patches go
+                    let stored = try loadStoredChunk(ino, idx)   // folded: its patches go
                     chunk = stored.bytes ?? []
                     patches = stored.patches
-                    oldLength = chunk.count
+                    oldPages = stored.pages
                     chunk.zeroExtend(to: hi)
                     chunk.withUnsafeMutableBytes { c in
                         (c.baseAddress! + lo).copyMemory(from: src.baseAddress!, byteCount: hi - lo)
                     }
                 }
-                rec.blocks = InodeRecord.adjust(rec.blocks, from: oldLength, to: chunk.count)
+                rec.blocks = InodeRecord.adjust(rec.blocks, fromPages: oldPages, toPages: ChunkPages.upTo(chunk.count))
                 chunks.append((idx, chunk, patches))
                 idx += 1
             }
@@ -256,26 +255,39 @@ extension FileSystem {
             if size == 0 {
                 rec.blocks = 0
             } else {
-                // The chunks that go, with their lengths (for blocks): sizes only, so chunks
+                // The chunks that go, with their pages (for blocks): sizes only, so chunks
                 // in the value log are not read back; the one chunk that shrinks is read, and
-                // folded with its patches (chunk patches: docs/format/keys.md). A file cut to
-                // one chunk keeps no patches (its unlink deletes chunk 0 alone).
+                // folded with its patches (chunk patches: docs/format/keys.md) unless it is a
+                // hole chunk (empty base: its patches are cut instead, `zeroPatchedHole`). A
+                // file cut to one chunk keeps no patches over a non-empty base (its unlink
+                // deletes chunk 0 alone; see `addDelete` for hole chunks).
                 var freed: UInt64 = 0
-                try scanChunkLengths(ino, from: firstDropped, to: nil) { _, length, _ in
-                    freed += InodeRecord.blocks(ofChunkLength: length)
+                var cutChunk: StoredChunkLength?
+                let refold = rem == 0 && cut == 1 && rec.size > cs ? UInt64(0) : nil
+                let cutIdx = rem != 0 ? cut : refold
+                try scanChunkLengths(ino, from: cutIdx ?? firstDropped, to: nil) { c in
+                    if c.index == cutIdx { cutChunk = c } else { freed += InodeRecord.blocks(ofPages: c.pages) }
                     return true
                 }
-                let refold = rem == 0 && cut == 1 && rec.size > cs ? UInt64(0) : nil
-                if let idx = rem != 0 ? cut : refold {
-                    let (c, patches) = try loadChunk(ino, idx)
-                    if let c, c.count > rem && rem != 0 {
-                        putChunk(ino, idx, Array(c[0..<rem]), clearing: patches, to: &batch)
-                        freed += InodeRecord.blocks(ofChunkLength: c.count) - InodeRecord.blocks(ofChunkLength: rem)
-                    } else if let c, patches != 0 {
-                        putChunk(ino, idx, c, clearing: patches, to: &batch)
+                var added: UInt64 = 0
+                if let idx = cutIdx, let stored = cutChunk {
+                    freed += InodeRecord.blocks(ofPages: stored.pages)
+                    if stored.isPatchedHole {
+                        let left = rem == 0 ? stored.patches
+                            : try zeroPatchedHole(ino, idx, patches: stored.patches, from: rem, to: Int(cs), &batch)
+                        added = InodeRecord.blocks(ofPages: left)
+                    } else {
+                        let (c, patches) = try loadChunk(ino, idx)
+                        if let c, c.count > rem && rem != 0 {
+                            putChunk(ino, idx, Array(c[0..<rem]), clearing: patches, to: &batch)
+                            added = InodeRecord.blocks(ofPages: ChunkPages.upTo(rem))
+                        } else if let c {
+                            if patches != 0 { putChunk(ino, idx, c, clearing: patches, to: &batch) }
+                            added = InodeRecord.blocks(ofPages: ChunkPages.upTo(c.count))
+                        }
                     }
                 }
-                rec.blocks = rec.blocks >= freed ? rec.blocks - freed : 0
+                rec.blocks = rec.blocks >= freed ? rec.blocks - freed + added : added
             }
             batch.deleteRange(Keys.chunk(ino, firstDropped), Keys.chunksEnd(ino))
         }

@@ -78,6 +78,8 @@ public final class FileSystem: Sendable {
     /// Set once the filesystem record is known to be version 2 (chunk patches allowed, see
     /// `patchesAllowed`); a record is never written back to an older version.
     let patchFormat: Atomic<Bool>
+    /// Set once the record is known to be version 3 (hole chunks, see `emptyBasesAllowed`).
+    let emptyBaseFormat: Atomic<Bool>
     let mountedAt = TimeSpec.now()
 
     struct InoAlloc { var next: UInt64; var limit: UInt64 }
@@ -119,6 +121,7 @@ public final class FileSystem: Sendable {
         self.stripes = (0..<FileSystem.stripeCount).map { _ in StripeLock() }
         self.inoAlloc = Mutex(InoAlloc(next: rec.inoLimit, limit: rec.inoLimit))
         self.patchFormat = Atomic(rec.version >= 2)
+        self.emptyBaseFormat = Atomic(rec.version >= FSFormat.emptyBaseVersion)
         if !options.readOnly {
             try FileSystem.reclaimOrphans(store)
         }

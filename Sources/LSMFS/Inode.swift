@@ -42,7 +42,7 @@ struct InodeRecord: Equatable {
     var gid: UInt32
     var size: UInt64
     /// 512-byte blocks of stored file data: 8 per 4 KiB page that a stored chunk holds
-    /// (`blocks(ofChunkLength:)`), so sparse regions count nothing, as on a disk filesystem.
+    /// (`ChunkPages`, `blocks(ofPages:)`), so sparse regions count nothing, as on a disk filesystem.
     var blocks: UInt64
     var nlink: UInt32
     var atime: TimeSpec
@@ -96,6 +96,15 @@ struct InodeRecord: Equatable {
 
     /// The 512-byte blocks a stored chunk of `length` bytes accounts for (whole 4 KiB pages).
     static func blocks(ofChunkLength length: Int) -> UInt64 { UInt64((length + 4095) / 4096) * 8 }
+
+    /// The 512-byte blocks a chunk storing `pages` (`ChunkPages`) accounts for.
+    static func blocks(ofPages pages: UInt16) -> UInt64 { UInt64(pages.nonzeroBitCount) * 8 }
+
+    /// `blocks` after one chunk's pages changed from `old` to `new` (saturating, as `adjust`).
+    static func adjust(_ blocks: UInt64, fromPages old: UInt16, toPages new: UInt16) -> UInt64 {
+        let minus = self.blocks(ofPages: old), plus = self.blocks(ofPages: new)
+        return blocks >= minus ? blocks - minus + plus : plus
+    }
 
     /// `blocks` after one chunk changed from `old` to `new` bytes (saturating: a damaged
     /// record must not crash the daemon; `FileSystem.check` reports the mismatch).

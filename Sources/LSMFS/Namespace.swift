@@ -247,7 +247,9 @@ extension FileSystem {
             let cs = UInt64(chunkSize)
             if rec.size == 0 && rec.blocks == 0 {
                 // no chunks
-            } else if rec.size <= cs && rec.blocks <= InodeRecord.blocks(ofChunkLength: Int(rec.size)) {
+            } else if rec.size <= cs && (rec.blocks == 0 || rec.blocks == InodeRecord.blocks(ofChunkLength: Int(rec.size))) {
+                // (a one-chunk file with patches is a hole chunk without block 0: fewer blocks
+                // than its size's pages, so it takes the range delete below)
                 batch.delete(Keys.chunk(ino, 0))
             } else {
                 batch.deleteRange(Keys.chunk(ino, 0), Keys.chunksEnd(ino))

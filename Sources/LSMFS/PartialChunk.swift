@@ -4,6 +4,8 @@
 struct PartialChunk {
     var baseLength: Int
     var ranges: [Range<Int>]
+    /// The stored chunk is a hole chunk: an empty base with patches (`ChunkPages`).
+    var emptyBase = false
 
     /// Adds a written range, merging it with the ranges it overlaps or touches.
     mutating func add(_ r: Range<Int>) {

@@ -36,6 +36,10 @@ extension FileSystem {
                 ChunkPatch.forEachBlock(in: c.patches) { strayKeys.append(Keys.patch(c.ino, c.index, $0)) }
                 return
             }
+            if c.isEmptyAlone {   // an empty base is a hole chunk only with patches
+                strayKeys.append(Keys.chunk(c.ino, c.index))
+                return
+            }
             c.tally(ends: &chunkEnds, blocks: &chunkBlocks)
         }
         try store.scan(from: [], to: nil) { key, value in

@@ -88,6 +88,7 @@ extension FileSystem {
                 f.chunks[idx] = c
                 f.partial[idx] = d.file.partial[idx]
                 f.storedPatches[idx] = d.file.storedPatches[idx]
+                f.holes[idx] = d.file.holes[idx]
                 f.bytes += c.count
             }
             t.fillingBytes += f.bytes - before
