@@ -91,6 +91,13 @@ extension FileSystem {
                 f.holes[idx] = d.file.holes[idx]
                 f.bytes += c.count
             }
+            // A newer partial chunk built on this buffer assumed its flush (an empty base
+            // stored, or not): the store still holds what this buffer found (hole chunks).
+            for (idx, p) in d.file.partial where f.partial[idx] != nil && f.partial[idx]!.emptyBase != p.emptyBase {
+                let old = f.pages(idx)
+                f.partial[idx]!.emptyBase = p.emptyBase
+                f.attrs.blocks = InodeRecord.adjust(f.attrs.blocks, fromPages: old, toPages: f.pages(idx))
+            }
             t.fillingBytes += f.bytes - before
             t.files[ino] = f
         }
