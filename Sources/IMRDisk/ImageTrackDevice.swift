@@ -35,8 +35,11 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
     /// Track bytes written between two starts of write-back.
     public static let writebackBytes = 8 << 20
     private let sb: Superblock
-    /// Runs `prefetch`'s advice, in order, off the reader's thread.
+    /// Runs `prefetch`'s reads or advice, in order, off the reader's thread.
     private let prefetchQueue = DispatchQueue(label: "lsmfs.image-prefetch")
+    /// O_DIRECT windows for streams (nil: the image's filesystem has no O_DIRECT, or
+    /// LSMFS_NO_DIRECT_STREAM is set; prefetching then advises the page cache).
+    private let direct: DirectStream?
     public let path: String
     public let readOnly: Bool
 
@@ -61,6 +64,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
             streamFD = fd
         }
         self.state = Mutex(State(fd: fd, streamFD: streamFD, model: DriveModel(geometry: superblock.geometry)))
+        self.direct = getenv("LSMFS_NO_DIRECT_STREAM") == nil ? DirectStream(path: path, sameAs: fd) : nil
     }
 
     deinit {
@@ -234,33 +238,46 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         let covering = (skip + buffer.count + ss - 1) / ss * ss
         let count = try TrackIOCheck.sectors(sb.geometry, track: track, sector: sector, byteCount: covering)
         let fd = try liveFD(writing: false, streaming: streaming)
-        if buffer.count > 0 {
-            try FileIO.preadFully(fd, buffer, at: offset(track, sector) + UInt64(skip), "track \(track) sectors \(sector)..<\(sector + count) of \(path)")
+        let at = offset(track, sector) + UInt64(skip)
+        if buffer.count > 0 && !(streaming && direct?.read(at: at, into: buffer) == true) {
+            try FileIO.preadFully(fd, buffer, at: at, "track \(track) sectors \(sector)..<\(sector + count) of \(path)")
         }
         state.withLock { $0.model.read(track: track, range: sector..<(sector + count)) }
     }
 
-    /// Starts reading sectors `[sector, sector + count)` of `track` into the host's page cache
-    /// without waiting (POSIX_FADV_WILLNEED), so a later `readTrack` of them finds them there.
+    /// Starts reading sectors `[sector, sector + count)` of `track` without waiting, so a later
+    /// streaming `readTrackBytes` of them finds them: with O_DIRECT into a window of
+    /// `DirectStream`, or (no O_DIRECT) into the host's page cache (POSIX_FADV_WILLNEED).
     /// Advisory: out-of-range parts are clipped, failures ignored; nothing is counted or priced
-    /// (the drive model sees the later `readTrack`).
-    /// The advice runs on a background queue: POSIX_FADV_WILLNEED allocates the window's page
-    /// cache pages and submits their reads before it returns (8 MiB: 2048 pages), which the
-    /// reader whose read asked for it would otherwise wait for.
+    /// (the drive model sees the later read).
+    /// It runs on a background queue: the read, or the advice (which allocates the window's
+    /// page-cache pages and submits their reads before it returns: 8 MiB is 2048 pages), would
+    /// otherwise hold up the reader whose read asked for it.
     public func prefetch(_ track: Int, sector: Int, count: Int) {
         guard let r = TrackIOCheck.clip(sb.geometry, track: track, sector: sector, count: count), !r.isEmpty else { return }
         let ss = UInt64(sb.geometry.sectorSize)
-        let at = off_t(offset(track, r.lowerBound)), length = off_t(UInt64(r.count) * ss)
+        let at = offset(track, r.lowerBound), length = UInt64(r.count) * ss
         prefetchQueue.async { [self] in
+            if let direct {
+                direct.load(at: at, length: Int(length))
+                return
+            }
             guard let fd = try? liveFD(writing: false, streaming: true) else { return }
-            _ = posix_fadvise(fd, at, length, POSIX_FADV_WILLNEED)
+            _ = posix_fadvise(fd, off_t(at), off_t(length), POSIX_FADV_WILLNEED)
         }
     }
+
+    /// Whether streams are read with O_DIRECT (`DirectStream`), for tests.
+    package var usesDirectStream: Bool { direct != nil }
+
+    /// Returns once the prefetches asked so far are done (tests).
+    package func waitForPrefetches() { prefetchQueue.sync {} }
 
     public func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
         let count = try TrackIOCheck.sectors(sb.geometry, track: track, sector: sector, byteCount: buffer.count)
         let fd = try liveFD(writing: true)
         if count > 0 {
+            direct?.wrote(at: offset(track, sector), count: buffer.count)
             try FileIO.pwriteFully(fd, buffer, at: offset(track, sector), "track \(track) sectors \(sector)..<\(sector + count) of \(path)")
             paceWriteback(fd, buffer.count)
         }
@@ -271,6 +288,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         for d in damaged {
             try garbage.withUnsafeBytes { (p) -> Result<Void, DeviceError> in
                 Result { () throws(DeviceError) in
+                    direct?.wrote(at: offset(d.track, d.range.lowerBound), count: d.range.count * ss)
                     try FileIO.pwriteFully(fd, UnsafeRawBufferPointer(rebasing: p[0..<(d.range.count * ss)]),
                                            at: offset(d.track, d.range.lowerBound), "damaged track \(d.track) of \(path)")
                 }
@@ -305,6 +323,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         try TrackIOCheck.meta(sb.geometry, offset: offset, byteCount: buffer.count, capacity: metaCapacity)
         let fd = try liveFD(writing: true)
         if buffer.count > 0 {
+            direct?.wrote(at: UInt64(Superblock.size + offset), count: buffer.count)
             try FileIO.pwriteFully(fd, buffer, at: UInt64(Superblock.size + offset), "meta zone at \(offset) of \(path)")
         }
         state.withLock { $0.model.meta(write: true, offset: offset, bytes: buffer.count) }
@@ -331,6 +350,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
             do { try FileIO.fdatasync(fd, path) } catch { failure = error }
         }
         if streamFD != fd { _ = Glibc.close(streamFD) }
+        direct?.close()
         if Glibc.close(fd) != 0 && failure == nil && errno != EINTR { failure = FileIO.ioError("close \(path)") }
         if failure == nil { state.withLock { $0.model.counters.syncs += readOnly ? 0 : 1 } }
         if let f = failure { throw f }

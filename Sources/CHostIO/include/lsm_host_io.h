@@ -8,4 +8,9 @@
 /// Returns 0, or -1 with errno set.
 int lsm_start_writeback(int fd, long long offset, long long nbytes);
 
+/// Opens `path` read-only with O_DIRECT (reads bypass the page cache: offsets, lengths and
+/// buffers aligned to the device's logical block). Returns the descriptor, or -1 with errno set
+/// (EINVAL: the filesystem does not support O_DIRECT, e.g. tmpfs).
+int lsm_open_direct(const char *path);
+
 #endif
