@@ -28,14 +28,42 @@ final class DirectStream: @unchecked Sendable {
     private struct Window {
         let start: UInt64
         let count: Int
-        /// The aligned buffer's address (raw pointers are not Sendable).
+        /// The aligned buffer's address (raw pointers are not Sendable) and its size class.
         let address: UInt
+        let slot: Int
         var buffer: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: address)! }
+    }
+
+    /// The size class of a window of `size` bytes: the next power of two from 256 KiB.
+    private static func slot(_ size: Int) -> Int {
+        var s = 256 << 10
+        while s < size { s <<= 1 }
+        return s
+    }
+
+    /// Drops window `w`, keeping its buffer for reuse.
+    private static func retire(_ w: Window, _ s: inout State) {
+        s.bytes -= w.slot
+        recycle(w.address, slot: w.slot, &s)
+    }
+
+    /// Keeps buffer `address` of class `slot` for reuse while the spares stay under half of `maxBytes`.
+    private static func recycle(_ address: UInt, slot: Int, _ s: inout State) {
+        if s.closed || s.spareBytes + slot > maxBytes / 2 {
+            free(UnsafeMutableRawPointer(bitPattern: address))
+            return
+        }
+        s.spare[slot, default: []].append(address)
+        s.spareBytes += slot
     }
 
     private struct State {
         var windows: [Window] = []
         var bytes = 0
+        /// Buffers of dropped windows by size class (`slot`), for reuse: a fresh allocation is
+        /// page faults and zeroed pages for every window.
+        var spare: [Int: [UInt]] = [:]
+        var spareBytes = 0
         var writes: UInt64 = 0
         /// (write number, byte range) of the last `recentWrites` writes.
         var recent: [(UInt64, Range<UInt64>)] = []
@@ -64,11 +92,19 @@ final class DirectStream: @unchecked Sendable {
         let a = UInt64(DirectStream.alignment)
         let lo = at / a * a, hi = (at + UInt64(length) + a - 1) / a * a
         let size = Int(hi - lo)
-        guard size > 0, size <= DirectStream.maxBytes / 2 else { return }
+        guard size > 0, DirectStream.slot(size) <= DirectStream.maxBytes / 2 else { return }
         let issued = state.withLock { $0.closed ? nil : $0.writes }
         guard let issued else { return }
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, DirectStream.alignment, size) == 0, let buffer = raw else { return }
+        let slot = DirectStream.slot(size)
+        let reused = state.withLock { s -> UInt? in
+            guard var list = s.spare[slot], let a = list.popLast() else { return nil }
+            s.spare[slot] = list
+            s.spareBytes -= slot
+            return a
+        }
+        var raw: UnsafeMutableRawPointer? = reused.flatMap { UnsafeMutableRawPointer(bitPattern: $0) }
+        if raw == nil, posix_memalign(&raw, DirectStream.alignment, slot) != 0 { return }
+        guard let buffer = raw else { return }
         var done = 0
         while done < size {
             let n = pread(fd, buffer + done, size - done, off_t(lo) + off_t(done))
@@ -88,16 +124,14 @@ final class DirectStream: @unchecked Sendable {
                 let range = lo..<(lo + UInt64(count))
                 if s.recent.contains(where: { $0.0 > issued && $0.1.overlaps(range) }) { return false }
             }
-            s.windows.append(Window(start: lo, count: count, address: address))
-            s.bytes += count
+            s.windows.append(Window(start: lo, count: count, address: address, slot: slot))
+            s.bytes += slot
             while s.bytes > DirectStream.maxBytes, !s.windows.isEmpty {
-                let w = s.windows.removeFirst()
-                s.bytes -= w.count
-                free(w.buffer)
+                DirectStream.retire(s.windows.removeFirst(), &s)
             }
             return true
         }
-        if !kept { free(buffer) }
+        if !kept { state.withLock { DirectStream.recycle(address, slot: slot, &$0) } }
     }
 
     /// Copies image bytes `[at, at + dst.count)` into `dst` when one window holds all of them.
@@ -123,16 +157,15 @@ final class DirectStream: @unchecked Sendable {
             s.recent.append((s.writes, range))
             if s.recent.count > DirectStream.recentWrites { s.recent.removeFirst(s.recent.count - DirectStream.recentWrites) }
             guard s.windows.contains(where: { range.overlaps($0.start..<($0.start + UInt64($0.count))) }) else { return }
-            var kept: [Window] = []
-            for w in s.windows {
+            let windows = s.windows
+            s.windows = []
+            for w in windows {
                 if range.overlaps(w.start..<(w.start + UInt64(w.count))) {
-                    s.bytes -= w.count
-                    free(w.buffer)
+                    DirectStream.retire(w, &s)
                 } else {
-                    kept.append(w)
+                    s.windows.append(w)
                 }
             }
-            s.windows = kept
         }
     }
 
@@ -142,8 +175,11 @@ final class DirectStream: @unchecked Sendable {
             guard !s.closed else { return }
             s.closed = true
             for w in s.windows { free(w.buffer) }
+            for list in s.spare.values { for a in list { free(UnsafeMutableRawPointer(bitPattern: a)) } }
             s.windows.removeAll()
+            s.spare.removeAll()
             s.bytes = 0
+            s.spareBytes = 0
             _ = Glibc.close(fd)
         }
     }
