@@ -18,8 +18,9 @@ import Synchronization
 /// data written through the page cache (the kernel writes the range back first).
 final class DirectStream: @unchecked Sendable {
     /// Bytes of windows kept (oldest dropped first): KVIMR's read-ahead keeps at most ~10 MiB
-    /// ahead of a reader (ReadAhead.maxWindow plus a quarter), so a few streams fit.
-    static let maxBytes = 32 << 20
+    /// ahead of a reader (ReadAhead.maxWindow plus a quarter), so two streams fit; more read
+    /// partly through the page cache. Spare buffers add at most a third of it.
+    static let maxBytes = 24 << 20
     /// O_DIRECT alignment of offsets, lengths and buffers (a 4 KiB logical block covers 512 too).
     static let alignment = 4096
     /// Recent writes remembered for windows being loaded meanwhile.
@@ -47,9 +48,9 @@ final class DirectStream: @unchecked Sendable {
         recycle(w.address, slot: w.slot, &s)
     }
 
-    /// Keeps buffer `address` of class `slot` for reuse while the spares stay under half of `maxBytes`.
+    /// Keeps buffer `address` of class `slot` for reuse while the spares stay under a third of `maxBytes`.
     private static func recycle(_ address: UInt, slot: Int, _ s: inout State) {
-        if s.closed || s.spareBytes + slot > maxBytes / 2 {
+        if s.closed || s.spareBytes + slot > maxBytes / 3 {
             free(UnsafeMutableRawPointer(bitPattern: address))
             return
         }
