@@ -52,7 +52,11 @@ struct VLogMountTests {
         defer { m.close() }
         try #require(m.sh("head -c \(Self.bigMiB)M /dev/urandom > '\(m.host)/big'").ok)
         let v0 = try Self.stats(m, "vlog")
-        let cp = m.sh("cp '\(m.host)/big' big && sync", timeout: 600)
+        // `sync big` fsyncs the file (the daemon then stores every buffered write). A bare
+        // `sync` is a syncfs the kernel does not pass to a FUSE daemon, and close(2) sends the
+        // daemon an asynchronous RELEASE: the counters read right after it may not show the
+        // file's last write buffer yet.
+        let cp = m.sh("cp '\(m.host)/big' big && sync big", timeout: 600)
         try #require(cp.ok, "cp failed: \(cp.stderr)")
         let v1 = try Self.stats(m, "vlog")
         let grew = (v1["value_bytes_written"] ?? 0) - (v0["value_bytes_written"] ?? 0)
@@ -72,10 +76,10 @@ struct VLogMountTests {
         defer { m.close() }
         let size = Self.bigMiB
         try #require(m.sh("head -c \(size)M /dev/urandom > '\(m.host)/a' && head -c \(size)M /dev/urandom > '\(m.host)/b'").ok)
-        try #require(m.sh("cp '\(m.host)/a' big && sync", timeout: 600).ok)
+        try #require(m.sh("cp '\(m.host)/a' big && sync big", timeout: 600).ok)
         // Overwrite in place (same chunks, new values) three times: a, b, a, b.
         for src in ["b", "a", "b"] {
-            let r = m.sh("dd if='\(m.host)/\(src)' of=big bs=1M conv=notrunc status=none && sync", timeout: 600)
+            let r = m.sh("dd if='\(m.host)/\(src)' of=big bs=1M conv=notrunc status=none && sync big", timeout: 600)
             try #require(r.ok, "overwrite failed: \(r.stderr)")
         }
         let before = try Self.stats(m, "vlog")
@@ -101,7 +105,7 @@ struct VLogMountTests {
         let m = try MountedImage(size: Self.imageSize)
         defer { m.close() }
         let size = 200
-        try #require(m.sh("head -c \(size)M /dev/urandom > big && sync", timeout: 600).ok)
+        try #require(m.sh("head -c \(size)M /dev/urandom > big && sync big", timeout: 600).ok)
         let seq0 = try Self.stats(m, "engine")["sequence"] ?? 0
         let v0 = try Self.stats(m, "vlog")
         try #require(m.sh("rm big && sync").ok)
