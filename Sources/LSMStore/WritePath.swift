@@ -96,8 +96,10 @@ extension Engine {
             guard let current else { return }
             do throws(LSMError) {
                 // One ordered sync: the value-log records the WAL points to are written out
-                // before the WAL, and one checkpoint makes both durable (DESIGN §6).
-                try kvimr.syncFiles(vlogFiles.files + [current.file])
+                // before the WAL, and one checkpoint makes both durable (DESIGN §6). The
+                // files were listed under the writer lock: a flush may have deleted the WAL
+                // since (its records are then in a synced table), GC a segment.
+                try kvimr.syncFilesSkippingDeleted(vlogFiles.files + [current.file])
             } catch {
                 // KVIMR refuses a write-out it cannot place and keeps the bytes buffered: a
                 // later sync retries it. Any other failure may have lost them: no more writes.
