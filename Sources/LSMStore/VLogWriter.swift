@@ -75,7 +75,7 @@ extension Engine {
     func syncValueLog() throws(LSMError) {
         let set = valueLogFilesToSync()
         guard !set.files.isEmpty else { return }
-        try kvimr.syncFiles(set.files)
+        try kvimr.syncFilesSkippingDeleted(set.files)   // (listed under the head lock; GC may free a sealed one since)
         valueLogSynced(set)
     }
 
