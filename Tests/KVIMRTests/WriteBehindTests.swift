@@ -36,33 +36,6 @@ final class GatedTrackDevice: ForwardingTrackDevice, @unchecked Sendable {
     }
 }
 
-/// A test device over an in-memory drive: every operation it does not define itself goes
-/// straight to `base`.
-protocol ForwardingTrackDevice: TrackDevice {
-    var base: MemoryTrackDevice { get }
-}
-
-extension ForwardingTrackDevice {
-    var superblock: Superblock { base.superblock }
-    var metaCapacity: Int { base.metaCapacity }
-    func readTrack(_ track: Int, sector: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
-        try base.readTrack(track, sector: sector, into: buffer)
-    }
-    func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
-        try base.writeTrack(track, sector: sector, from: buffer, mode: mode)
-    }
-    func trim(_ track: Int, sector: Int, count: Int) { base.trim(track, sector: sector, count: count) }
-    func readMeta(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
-        try base.readMeta(offset: offset, into: buffer)
-    }
-    func writeMeta(offset: Int, from buffer: UnsafeRawBufferPointer) throws(DeviceError) {
-        try base.writeMeta(offset: offset, from: buffer)
-    }
-    func sync() throws(DeviceError) { try base.sync() }
-    func counters() -> DeviceCounters { base.counters() }
-    func close() throws(DeviceError) { try base.close() }
-}
-
 /// A formatted in-memory drive seen through `wrap` (a gated, faulty or stalling device) and a
 /// KVIMR open on the wrapper.
 func makeKVIMR<D: TrackDevice>(_ g: IMRGeometry, policy: String = "two-phase",

@@ -218,41 +218,24 @@ import Testing
 
 /// Forwards to a MemoryTrackDevice; while `armed`, each `sync` first records the drive as a
 /// crash would leave it after every prefix of the writes that sync covers (whole and torn).
-final class SnapshotAtSyncDevice: TrackDevice, @unchecked Sendable {
-    let inner: MemoryTrackDevice
+final class SnapshotAtSyncDevice: ForwardingTrackDevice, @unchecked Sendable {
+    let base: MemoryTrackDevice
     let armed = Mutex(false)
     let snapshots = Mutex<[(String, MemoryTrackDevice)]>([])
     private let syncs = Mutex(0)
-    init(_ inner: MemoryTrackDevice) { self.inner = inner }
+    init(_ base: MemoryTrackDevice) { self.base = base }
 
-    var superblock: Superblock { inner.superblock }
-    var metaCapacity: Int { inner.metaCapacity }
-    func readTrack(_ track: Int, sector: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
-        try inner.readTrack(track, sector: sector, into: buffer)
-    }
-    func writeTrack(_ track: Int, sector: Int, from buffer: UnsafeRawBufferPointer, mode: WriteMode) throws(DeviceError) {
-        try inner.writeTrack(track, sector: sector, from: buffer, mode: mode)
-    }
-    func trim(_ track: Int, sector: Int, count: Int) { inner.trim(track, sector: sector, count: count) }
-    func readMeta(offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(DeviceError) {
-        try inner.readMeta(offset: offset, into: buffer)
-    }
-    func writeMeta(offset: Int, from buffer: UnsafeRawBufferPointer) throws(DeviceError) {
-        try inner.writeMeta(offset: offset, from: buffer)
-    }
     func sync() throws(DeviceError) {
         if armed.withLock({ $0 }) {
             let s = syncs.withLock { $0 += 1; return $0 }
-            let writes = inner.unsyncedWriteCount
+            let writes = base.unsyncedWriteCount
             var taken: [(String, MemoryTrackDevice)] = []
             for keep in 0...writes {
-                taken.append(("sync \(s) keep \(keep)/\(writes)", inner.crashed(keepUnsynced: keep)))
-                if keep > 0 { taken.append(("sync \(s) keep \(keep)/\(writes) torn", inner.crashed(keepUnsynced: keep, tearLast: true))) }
+                taken.append(("sync \(s) keep \(keep)/\(writes)", base.crashed(keepUnsynced: keep)))
+                if keep > 0 { taken.append(("sync \(s) keep \(keep)/\(writes) torn", base.crashed(keepUnsynced: keep, tearLast: true))) }
             }
             snapshots.withLock { $0 += taken }
         }
-        try inner.sync()
+        try base.sync()
     }
-    func counters() -> DeviceCounters { inner.counters() }
-    func close() throws(DeviceError) { try inner.close() }
 }
