@@ -78,8 +78,7 @@ final class DirectStream: @unchecked Sendable {
     init?(path: String, sameAs other: Int32) {
         let fd = lsm_open_direct(path)
         guard fd >= 0 else { return nil }
-        var a = stat(), b = stat()
-        guard fstat(other, &a) == 0, fstat(fd, &b) == 0, a.st_dev == b.st_dev, a.st_ino == b.st_ino else {
+        guard FileIO.sameFile(other, fd) else {
             _ = Glibc.close(fd)
             return nil
         }

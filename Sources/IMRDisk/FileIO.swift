@@ -11,6 +11,13 @@ package enum FileIO {
 
     /// Reads exactly `buffer.count` bytes at `offset`; a read past the end of the file is an
     /// error (the image shrank under us), never silently zero.
+    /// Whether descriptors `a` and `b` are the same file (a path opened again may have been
+    /// replaced since the first open).
+    package static func sameFile(_ a: Int32, _ b: Int32) -> Bool {
+        var sa = stat(), sb = stat()
+        return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+
     package static func preadFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: UInt64,
                                    _ what: @autoclosure () -> String) throws(DeviceError) {
         var done = 0

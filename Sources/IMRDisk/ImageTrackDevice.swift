@@ -56,8 +56,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         // Opened again by path: it must be the same file as `fd` (the path may have been
         // replaced since), else its reads would return another file's bytes.
         var streamFD = FileIO.open(path, O_RDONLY)
-        var a = stat(), b = stat()
-        if streamFD >= 0, fstat(fd, &a) == 0, fstat(streamFD, &b) == 0, a.st_dev == b.st_dev, a.st_ino == b.st_ino {
+        if streamFD >= 0, FileIO.sameFile(fd, streamFD) {
             _ = posix_fadvise(streamFD, 0, 0, POSIX_FADV_RANDOM)
         } else {
             if streamFD >= 0 { _ = Glibc.close(streamFD) }
