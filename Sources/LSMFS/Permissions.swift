@@ -49,9 +49,6 @@ extension FileSystem {
     /// Set by the FUSE layer when the kernel accepted FUSE_HANDLE_KILLPRIV_V2: it then sends
     /// no mode change of its own to kill set-ID bits on a write (see `checkSetattr`).
     package static let daemonKillsPrivileges = Atomic<Bool>(false)
-    /// How the kernel's requests reach this process, for the stats report ("none" when not
-    /// mounted; the FUSE layer sets "/dev/fuse" or "io_uring, Q queues x W workers").
-    public static let fuseTransport = Mutex<String>("none")
 
     /// Whether `caller` may access `rec` for `want` by its mode bits (Linux's
     /// acl_permission_check plus the root override). Group membership is asked only when the

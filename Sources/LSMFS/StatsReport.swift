@@ -1,5 +1,12 @@
 import Glibc
 import LSMStore
+import Synchronization
+
+extension FileSystem {
+    /// How the kernel's requests reach this process, for the report ("none" when not mounted;
+    /// the FUSE layer sets "/dev/fuse" or "io_uring, Q queues x W workers").
+    public static let fuseTransport = Mutex<String>("none")
+}
 
 /// A small JSON value, enough for the stats report.
 enum JSONValue {

@@ -92,7 +92,7 @@ enum FuseRing {
         running.withLock { $0 = Running(ring: ring, context: context) }
         let transport = "io_uring, \(lsm_fuse_ring_queue_count()) queues x \(workersPerQueue) workers"
         FileSystem.fuseTransport.withLock { $0 = transport }
-        fuseLog.info("FUSE over io_uring: \(lsm_fuse_ring_queue_count()) queues x \(workersPerQueue) workers")
+        fuseLog.info("FUSE transport: \(transport)")
     }
 
     /// Stops the workers (after the session loop ended, before unmounting).
@@ -138,7 +138,7 @@ enum FuseRing {
 private let ringHandler: lsm_fuse_ring_handler = { ctx, request, len in
     guard let ctx, let request else { return }
     let c = ctx.assumingMemoryBound(to: FuseRing.Context.self).pointee
-    if len >= TmpFileOp.inHeaderSize, request.loadUnaligned(fromByteOffset: 4, as: UInt32.self) == TmpFileOp.opcode {
+    if TmpFileOp.isRequest(request, len) {
         TmpFileOp.serve(c.fd, request, len, c.userdata)
         return
     }

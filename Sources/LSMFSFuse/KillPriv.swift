@@ -39,7 +39,7 @@ enum KillPriv {
         io.read = { fd, buf, len, userdata in
             var n = Glibc.read(fd, buf, len)
             // FUSE_TMPFILE, unknown to libfuse, is served here (TmpFileOp.swift); then the next request
-            while n >= TmpFileOp.inHeaderSize, let buf, let userdata, buf.loadUnaligned(fromByteOffset: 4, as: UInt32.self) == TmpFileOp.opcode {
+            while let buf, let userdata, TmpFileOp.isRequest(buf, n) {
                 // libfuse's loop cancels workers blocked in this read at exit: none may be
                 // cancelled inside the store write (locks held, a batch half done).
                 var cancelState: Int32 = 0

@@ -21,6 +21,11 @@ enum TmpFileOp {
     /// FOPEN_NOFLUSH in fuse_open_out.open_flags (a create reply's only flag: see ops.create).
     static let fopenNoFlush: UInt32 = 1 << 5
     static let inHeaderSize = 40
+
+    /// Whether the `n` request bytes at `buf` are a FUSE_TMPFILE (fuse_in_header.opcode at 4).
+    static func isRequest(_ buf: UnsafeMutableRawPointer, _ n: Int) -> Bool {
+        n >= inHeaderSize && buf.loadUnaligned(fromByteOffset: 4, as: UInt32.self) == opcode
+    }
     static let createInSize = 16
     static let outHeaderSize = 16
     static let entryOutSize = 128
