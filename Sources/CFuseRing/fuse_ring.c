@@ -119,25 +119,25 @@ unsigned lsm_fuse_ring_queue_count(void) {
     return highest + 1;
 }
 
-/* Whether CPU `cpu` is in /sys/devices/system/cpu/online ("0-1", "0,2-5"); true when unknown. */
-static int cpu_online(unsigned cpu) {
+/* Marks in `online[0..<n]` the CPUs listed in /sys/devices/system/cpu/online ("0-1",
+ * "0,2-5"); all of them when the file cannot be read. */
+static void read_online(unsigned char *online, unsigned n) {
     FILE *f = fopen("/sys/devices/system/cpu/online", "r");
-    if (!f) return 1;
     char line[1024];
-    int online = 0;
-    if (fgets(line, sizeof line, f)) {
-        char *p = line;
-        while (*p >= '0' && *p <= '9') {
-            unsigned lo = (unsigned)strtoul(p, &p, 10), hi = lo;
-            if (*p == '-') hi = (unsigned)strtoul(p + 1, &p, 10);
-            if (cpu >= lo && cpu <= hi) online = 1;
-            if (*p == ',') p++;
-        }
-    } else {
-        online = 1;
+    if (!f || !fgets(line, sizeof line, f)) {
+        memset(online, 1, n);
+        if (f) fclose(f);
+        return;
     }
     fclose(f);
-    return online;
+    memset(online, 0, n);
+    char *p = line;
+    while (*p >= '0' && *p <= '9') {
+        unsigned lo = (unsigned)strtoul(p, &p, 10), hi = lo;
+        if (*p == '-') hi = (unsigned)strtoul(p + 1, &p, 10);
+        for (unsigned c = lo; c <= hi && c < n; c++) online[c] = 1;
+        if (*p == ',') p++;
+    }
 }
 
 static int sys_setup(unsigned entries, struct io_uring_params *p) {
@@ -416,8 +416,11 @@ struct lsm_fuse_ring *lsm_fuse_ring_start(int fuse_fd, unsigned per_queue, size_
     r->handler = handler;
     r->ctx = ctx;
     /* An offline CPU's queue (it may come online later) gets one worker. */
+    unsigned char *online = malloc(queues);
+    if (!online) { free(r); return NULL; }
+    read_online(online, queues);
     r->nworkers = 0;
-    for (unsigned q = 0; q < queues; q++) r->nworkers += cpu_online(q) ? per_queue : 1;
+    for (unsigned q = 0; q < queues; q++) r->nworkers += online[q] ? per_queue : 1;
     r->stop_fd = eventfd(0, EFD_CLOEXEC);
     r->workers = calloc(r->nworkers, sizeof *r->workers);
     if (r->stop_fd < 0 || !r->workers) goto fail;
@@ -429,15 +432,16 @@ struct lsm_fuse_ring *lsm_fuse_ring_start(int fuse_fd, unsigned per_queue, size_
     for (; made < r->nworkers; made++) {
         struct worker *w = &r->workers[made];
         w->owner = r;
-        w->ring_fd = -1;
         w->qid = qid;
-        if (++of_queue >= (cpu_online(qid) ? per_queue : 1)) { qid++; of_queue = 0; }
+        if (++of_queue >= (online[qid] ? per_queue : 1)) { qid++; of_queue = 0; }
         w->payload_size = payload_size;
         err = setup_ring(w);
         /* Fault injection for the fallback test: the last ring "cannot be set up". */
         if (!err && made + 1 == r->nworkers && getenv("LSMFS_IO_URING_FAIL_SETUP")) err = -ENOMEM;
         if (err) { unmap_ring(w); break; }
     }
+    free(online);
+    online = NULL;
     if (err) {
         /* Turn the connection's io_uring off through a ring that works (a register the kernel
          * refuses does it), or requests would wait for a ring that never becomes ready. */
@@ -460,6 +464,7 @@ struct lsm_fuse_ring *lsm_fuse_ring_start(int fuse_fd, unsigned per_queue, size_
     }
     return r;
 fail:
+    free(online);
     if (r->stop_fd >= 0) close(r->stop_fd);
     free(r->workers);
     free(r);
