@@ -58,6 +58,19 @@ enum Harness {
         sh("mountpoint -q '\(dir)'", timeout: 30).ok
     }
 
+    /// Whether the kernel has overlayfs (loading its module if needed); prints the skip if not.
+    static func hasOverlay() -> Bool {
+        if sh("grep -qw overlay /proc/filesystems || modprobe overlay").ok { return true }
+        print("no overlay filesystem on this kernel: skipped")
+        return false
+    }
+
+    /// mount(8) of an overlay of `lower` on `merged`, with upper and work directories `upper`
+    /// and `work` under `mnt` (on the lsmfs mount).
+    static func overlayMount(lower: String, mnt: String, merged: String) -> String {
+        "mount -t overlay overlay -o lowerdir='\(lower)',upperdir='\(mnt)/upper',workdir='\(mnt)/work' '\(merged)'"
+    }
+
     /// Runs the Python `script` in `dir`: its stdout, or "FAILED status: stdout stderr".
     /// `user`: a command prefix the interpreter runs under (e.g. `setpriv --reuid=65534 ...`).
     static func python(_ script: String, in dir: String, as user: String? = nil) -> String {

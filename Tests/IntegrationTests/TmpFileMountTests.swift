@@ -126,14 +126,11 @@ struct TmpFileMountTests {
     /// the upper directory): the copied-up files read back after the lsmfs entry timeout ran
     /// out (the kernel revalidates the upper dentries), and after both remounts.
     @Test func overlayfsCopiesUpThroughTmpfile() throws {
-        guard Harness.sh("grep -qw overlay /proc/filesystems || modprobe overlay").ok else {
-            print("no overlay filesystem on this kernel: skipped")
-            return
-        }
+        guard Harness.hasOverlay() else { return }
         let m = try MountedImage(size: "512M", options: "entry_timeout=1,attr_timeout=1")
         defer { m.close() }
         let lower = m.host + "/lower", merged = m.dir + "/merged"
-        let ovl = "mount -t overlay overlay -o lowerdir='\(lower)',upperdir='\(m.mnt)/upper',workdir='\(m.mnt)/work' '\(merged)'"
+        let ovl = Harness.overlayMount(lower: lower, mnt: m.mnt, merged: merged)
         defer { Harness.sh("umount -l '\(merged)' 2>/dev/null || true") }
         let setup = Harness.sh("""
             mkdir -p '\(lower)' '\(merged)' '\(m.mnt)/upper' '\(m.mnt)/work'

@@ -116,14 +116,11 @@ struct WhiteoutMountTests {
     /// file leaves a whiteout in the upper directory (a rename copies up, then moves with
     /// RENAME_WHITEOUT), and the merged view keeps it across an overlay and an lsmfs remount.
     @Test func overlayfsUpperLayer() throws {
-        guard Harness.sh("grep -qw overlay /proc/filesystems || modprobe overlay").ok else {
-            print("no overlay filesystem on this kernel: skipped")
-            return
-        }
+        guard Harness.hasOverlay() else { return }
         let m = try MountedImage(size: "512M")
         defer { m.close() }
         let lower = m.host + "/lower", merged = m.dir + "/merged"
-        let ovl = "mount -t overlay overlay -o lowerdir='\(lower)',upperdir='\(m.mnt)/upper',workdir='\(m.mnt)/work' '\(merged)'"
+        let ovl = Harness.overlayMount(lower: lower, mnt: m.mnt, merged: merged)
         defer { Harness.sh("umount -l '\(merged)' 2>/dev/null || true") }
         let setup = Harness.sh("""
             mkdir -p '\(lower)/ld' '\(merged)' '\(m.mnt)/upper' '\(m.mnt)/work'
