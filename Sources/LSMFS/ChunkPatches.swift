@@ -1,4 +1,5 @@
 import LSMStore
+import Synchronization
 import SystemPackage
 
 /// Chunk patches (docs/format/keys.md, "Chunk patches"): whole 4 KiB blocks of a stored chunk
@@ -240,21 +241,24 @@ extension FileSystem {
     /// (version 3; a version-2 binary would read them but its fsck/repair would not). Read
     /// from the record until it says version 3 (`emptyBaseFormat`).
     func emptyBasesAllowed() throws(Errno) -> Bool {
-        if emptyBaseFormat.load(ordering: .relaxed) { return true }
-        let rec = try kv("read filesystem record", { () throws(LSMError) in try store.get(Keys.record) })
-        let allowed = rec.flatMap(FSRecord.decode)?.version ?? 0 >= FSFormat.emptyBaseVersion
-        if allowed { emptyBaseFormat.store(true, ordering: .relaxed) }
-        return allowed
+        try recordVersion(atLeast: FSFormat.emptyBaseVersion, known: emptyBaseFormat)
     }
 
     /// Whether the image's format has chunk patches (version 2; a version-1 image becomes one
     /// when its record is next written, e.g. at the first inode reservation). The record is
     /// read only until it says version 2 (`patchFormat`), not at every flush.
     func patchesAllowed() throws(Errno) -> Bool {
-        if patchFormat.load(ordering: .relaxed) { return true }
+        try recordVersion(atLeast: 2, known: patchFormat)
+    }
+
+    /// Whether the filesystem record's version is at least `version`; `known` is set once it
+    /// is (a record is never written back to an older version), so the record is read only
+    /// until then.
+    private func recordVersion(atLeast version: UInt16, known: borrowing Atomic<Bool>) throws(Errno) -> Bool {
+        if known.load(ordering: .relaxed) { return true }
         let rec = try kv("read filesystem record", { () throws(LSMError) in try store.get(Keys.record) })
-        let allowed = rec.flatMap(FSRecord.decode)?.version ?? 0 >= 2
-        if allowed { patchFormat.store(true, ordering: .relaxed) }
+        let allowed = rec.flatMap(FSRecord.decode)?.version ?? 0 >= version
+        if allowed { known.store(true, ordering: .relaxed) }
         return allowed
     }
 }
