@@ -266,25 +266,21 @@ extension FileSystem {
 extension PartialChunk {
     /// The patch blocks a flush may store instead of the whole chunk: every block the written
     /// ranges touch, if each is written whole; nil if one is written only in part.
-    var wholeBlocks: ChunkPatchMask? {
-        let bs = FSFormat.patchBlockSize
-        var mask: ChunkPatchMask = 0
-        for r in ranges where !r.isEmpty {
-            if r.lowerBound % bs != 0 || r.upperBound % bs != 0 { return nil }
-            for b in (r.lowerBound / bs)..<(r.upperBound / bs) { mask |= 1 << b }
-        }
-        return mask
-    }
+    var wholeBlocks: ChunkPatchMask? { blocks(tailEnd: nil) }
 
     /// The blocks a chunk buffered over a hole (nothing stored; `baseLength` 0, `count` bytes
     /// buffered) writes, if each written range starts on a block and ends on one or at the
     /// buffered end (the file's tail block): the flush may then store them as patches over an
     /// empty base. nil otherwise.
-    func holeBlocks(count: Int) -> ChunkPatchMask? {
+    func holeBlocks(count: Int) -> ChunkPatchMask? { blocks(tailEnd: count) }
+
+    /// Every block the written ranges touch, if each range starts on a block and ends on one
+    /// or at `tailEnd` (a short tail block); nil otherwise.
+    private func blocks(tailEnd: Int?) -> ChunkPatchMask? {
         let bs = FSFormat.patchBlockSize
         var mask: ChunkPatchMask = 0
         for r in ranges where !r.isEmpty {
-            if r.lowerBound % bs != 0 || (r.upperBound % bs != 0 && r.upperBound != count) { return nil }
+            if r.lowerBound % bs != 0 || (r.upperBound % bs != 0 && r.upperBound != tailEnd) { return nil }
             for b in (r.lowerBound / bs)..<((r.upperBound + bs - 1) / bs) { mask |= 1 << b }
         }
         return mask
