@@ -125,18 +125,13 @@ extension FileSystem {
                 if lo > pos { result = pos; stop = true; return }
                 if hi > pos { pos = hi }
             }
-            var dataEnd = start + UInt64(c.length)
-            if c.isPatchedHole {
+            let dataEnd = start + UInt64(c.length)
+            if c.isPatchedHole {   // (adjacent blocks need no merging: `run` moves pos across)
                 let bs = UInt64(FSFormat.patchBlockSize)
-                var runLo: UInt64?, runHi: UInt64 = 0
                 ChunkPatch.forEachBlock(in: c.patches) { b in
-                    let lo = start + UInt64(b) * bs, hi = min(lo + bs, dataEnd)
-                    if runLo != nil && runHi == lo { runHi = hi; return }   // adjacent: one run
-                    if let l = runLo { run(l, runHi) }
-                    runLo = lo; runHi = hi
+                    let lo = start + UInt64(b) * bs
+                    run(lo, min(lo + bs, dataEnd))
                 }
-                if let l = runLo { run(l, runHi) }
-                dataEnd = runHi
             } else {
                 run(start, dataEnd)
             }
