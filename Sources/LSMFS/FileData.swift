@@ -276,6 +276,8 @@ extension FileSystem {
                         let left = rem == 0 ? stored.patches
                             : try zeroPatchedHole(ino, idx, patches: stored.patches, from: rem, to: Int(cs), &batch)
                         added = InodeRecord.blocks(ofPages: left)
+                    } else if stored.patches == 0 && (rem == 0 || stored.length <= rem) {
+                        added = InodeRecord.blocks(ofPages: stored.pages)   // unchanged: not read
                     } else {
                         let (c, patches) = try loadChunk(ino, idx)
                         if let c, c.count > rem && rem != 0 {
