@@ -100,16 +100,10 @@ struct InodeRecord: Equatable {
     /// The 512-byte blocks a chunk storing `pages` (`ChunkPages`) accounts for.
     static func blocks(ofPages pages: UInt16) -> UInt64 { UInt64(pages.nonzeroBitCount) * 8 }
 
-    /// `blocks` after one chunk's pages changed from `old` to `new` (saturating, as `adjust`).
+    /// `blocks` after one chunk's pages changed from `old` to `new` (saturating: a damaged
+    /// record must not crash the daemon; `FileSystem.check` reports the mismatch).
     static func adjust(_ blocks: UInt64, fromPages old: UInt16, toPages new: UInt16) -> UInt64 {
         let minus = self.blocks(ofPages: old), plus = self.blocks(ofPages: new)
-        return blocks >= minus ? blocks - minus + plus : plus
-    }
-
-    /// `blocks` after one chunk changed from `old` to `new` bytes (saturating: a damaged
-    /// record must not crash the daemon; `FileSystem.check` reports the mismatch).
-    static func adjust(_ blocks: UInt64, from old: Int, to new: Int) -> UInt64 {
-        let minus = self.blocks(ofChunkLength: old), plus = self.blocks(ofChunkLength: new)
         return blocks >= minus ? blocks - minus + plus : plus
     }
 
