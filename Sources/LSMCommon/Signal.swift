@@ -9,12 +9,12 @@ import Darwin
 /// the generation, so a wake-up between the check and the wait is never lost.
 /// (`Synchronization.Mutex` has no condition variable; this wraps pthreads and guards only
 /// its own counter.)
-final class Signal: @unchecked Sendable {
+package final class Signal: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var gen: UInt64 = 0
 
-    init() {
+    package init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
     }
@@ -23,12 +23,12 @@ final class Signal: @unchecked Sendable {
         cond.deallocate(); mutex.deallocate()
     }
 
-    var generation: UInt64 {
+    package var generation: UInt64 {
         pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }
         return gen
     }
 
-    func broadcast() {
+    package func broadcast() {
         pthread_mutex_lock(mutex)
         gen &+= 1
         pthread_cond_broadcast(cond)
@@ -36,7 +36,7 @@ final class Signal: @unchecked Sendable {
     }
 
     /// Waits until the generation moves past `g` or `timeoutMillis` pass.
-    func wait(past g: UInt64, timeoutMillis: Int = 200) {
+    package func wait(past g: UInt64, timeoutMillis: Int = 200) {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         var now = timespec()
@@ -51,12 +51,3 @@ final class Signal: @unchecked Sendable {
         }
     }
 }
-
-/// Monotonic microseconds, for stall accounting.
-func monotonicMicros() -> UInt64 {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return UInt64(t.tv_sec) * 1_000_000 + UInt64(t.tv_nsec) / 1000
-}
-
-func sleepMicros(_ us: Int) { usleep(useconds_t(us)) }
