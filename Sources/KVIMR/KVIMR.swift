@@ -176,45 +176,66 @@ public final class KVIMR: Sendable {
     /// if something could (the file was deleted, a merged RMW ran), the read is done again
     /// under the lock. Sequential readers get the file's next extents prefetched (`ReadAhead`).
     public func read(_ file: FileNumber, at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(KVIMRError) -> Int {
-        let plan = try core.withLock { c throws(KVIMRError) -> ReadPlan in
+        try read(file, ranges: [(offset, buffer)])[0]
+    }
+
+    /// Reads several ranges of `file`, each as `read(_:at:into:)` would (the count read, short
+    /// only at EOF), planned under one lock and confirmed once: for a caller that wants a
+    /// file's bytes in separate places — the value log placing each record's value straight
+    /// into its reader's buffer and its header beside (`Engine.scanPlacing`). The ranges are
+    /// read in the order given (pass them in file order: the read-ahead sees one stream).
+    public func read(_ file: FileNumber, ranges: [(offset: UInt64, buffer: UnsafeMutableRawBufferPointer)]) throws(KVIMRError) -> [Int] {
+        let plans = try core.withLock { c throws(KVIMRError) -> [ReadPlan] in
             try c.checkOpen()
-            let plan = try c.planRead(c.record(file), at: offset, into: buffer)
-            if plan.pieces.isEmpty {
+            let rec = try c.record(file)
+            var plans: [ReadPlan] = []
+            plans.reserveCapacity(ranges.count)
+            for r in ranges { plans.append(try c.planRead(rec, at: r.offset, into: r.buffer)) }
+            if plans.allSatisfy({ $0.pieces.isEmpty }) {
                 // All from memory: an operation and its bytes, no drive time (no snapshot needed).
                 let none = DeviceCounters()
-                c.io.charge(plan.category, bytes: buffer.count, before: none, after: none)
+                c.io.charge(plans.first?.category ?? "", bytes: ranges.reduce(0) { $0 + $1.buffer.count }, before: none, after: none)
             }
-            return plan
+            return plans
         }
-        if plan.pieces.isEmpty { return plan.count }
+        guard let first = plans.first(where: { !$0.pieces.isEmpty }) else { return plans.map(\.count) }
         // In-order readers: the next extents are prefetched, this read skips the kernel's
         // read-ahead (it would run past the file's extents into never-written tracks).
         // Not SSTables: the engine reads their blocks at random for gets (two reads within
         // `ReadAhead.slack` of each other looked like a stream: a POSIX_FADV_WILLNEED of MiBs
         // on every third point read), and a compaction's whole-table reads keep the kernel's.
         var streaming = false
-        if plan.record.kind != .sstable, let image = plan.device as? ImageTrackDevice {
-            let (ahead, inOrder) = readAhead.withLock { $0.note(file, offset: offset, end: offset + UInt64(plan.count)) }
+        if first.record.kind != .sstable, let image = first.device as? ImageTrackDevice {
+            let lo = ranges.map(\.offset).min() ?? 0
+            let hi = zip(ranges, plans).map { $0.offset + UInt64($1.count) }.max() ?? lo
+            let (ahead, inOrder) = readAhead.withLock { $0.note(file, offset: lo, end: hi) }
             streaming = inOrder
-            if let ahead { ReadAhead.prefetch(ahead, of: plan.record, on: image) }
+            if let ahead { ReadAhead.prefetch(ahead, of: first.record, on: image) }
         }
-        let before = plan.device.counters()
+        let before = first.device.counters()
         var failure: KVIMRError?
-        do { try KVIMRCore.readPieces(plan.pieces, from: plan.device, into: buffer, streaming: streaming) } catch { failure = error }
-        let after = plan.device.counters()
-        let trusted = core.withLock { c in c.confirmUnlockedRead(plan, bytes: buffer.count, before: before, after: after) }
+        do {
+            for (r, plan) in zip(ranges, plans) where !plan.pieces.isEmpty {
+                try KVIMRCore.readPieces(plan.pieces, from: plan.device, into: r.buffer, streaming: streaming)
+            }
+        } catch { failure = error }
+        let after = first.device.counters()
+        let bytes = ranges.reduce(0) { $0 + $1.buffer.count }
+        let trusted = core.withLock { c in c.confirmUnlockedRead(first, bytes: bytes, before: before, after: after) }
         guard trusted else {
-            return try core.withLock { c throws(KVIMRError) in
+            return try core.withLock { c throws(KVIMRError) -> [Int] in
                 try c.checkOpen()
                 let rec = try c.record(file)
                 let category = IOBreakdown.category("read", kind: rec.kind, level: rec.level)
-                return try c.charged(category, bytes: buffer.count) { (c: inout KVIMRCore) throws(KVIMRError) in
-                    try c.read(rec, at: offset, into: buffer)
+                return try c.charged(category, bytes: bytes) { (c: inout KVIMRCore) throws(KVIMRError) -> [Int] in
+                    var counts: [Int] = []
+                    for r in ranges { counts.append(try c.read(rec, at: r.offset, into: r.buffer)) }
+                    return counts
                 }
             }
         }
         if let failure { throw failure }
-        return plan.count
+        return plans.map(\.count)
     }
     public func delete(_ file: FileNumber) throws(KVIMRError) {
         try core.withLock { c throws(KVIMRError) in try c.delete(file) }
