@@ -91,6 +91,20 @@ package enum VLogFormat {
         return .success(h)
     }
 
+    /// `verify` of a record read in two places: `head` its header and key (exactly), `value`
+    /// its value (exactly). For readers that put a value straight where it is wanted
+    /// (`Engine.scanPlacing`); the checksum runs over both in record order.
+    package static func verify(head: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                               expectedKey: [UInt8]) -> Result<Header, Damage> {
+        guard let h = header(head) else { return .failure(head.count < headerSize ? .truncated : .badLengths) }
+        guard h.keyRange.upperBound == head.count, h.valueLength == value.count else { return .failure(.badLengths) }
+        var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: head[4...]))
+        crc = CRC32C.update(crc, value)
+        guard CRC32C.mask(crc) == h.storedChecksum else { return .failure(.checksumMismatch) }
+        guard keyMatches(head, h, expectedKey) else { return .failure(.keyMismatch) }
+        return .success(h)
+    }
+
     /// Checks a record's first bytes (`prefix`: its header and key at least) without its
     /// checksum: the header's lengths make a record of `recordLength` bytes and its key is
     /// `expectedKey`. For callers that must not read the value (WAL replay of sealed segments).
