@@ -280,6 +280,13 @@ int lsm_fuse_ring_in_worker(void) {
     return current_worker != NULL;
 }
 
+void *lsm_fuse_ring_reply_buffer(size_t *capacity) {
+    struct worker *w = current_worker;
+    if (!w || w->replied) return NULL;
+    *capacity = w->payload_size;
+    return w->payload;
+}
+
 ssize_t lsm_fuse_ring_reply(const struct iovec *iov, int count) {
     struct worker *w = current_worker;
     if (!w || w->replied || count < 1 || iov[0].iov_len < OUT_HEADER_SIZE) return -1;
@@ -299,7 +306,7 @@ ssize_t lsm_fuse_ring_reply(const struct iovec *iov, int count) {
         const char *src = iov[i].iov_base;
         size_t n = iov[i].iov_len;
         if (i == 0) { src += OUT_HEADER_SIZE; n -= OUT_HEADER_SIZE; }
-        if (n) memcpy(dst, src, n);
+        if (n && src != dst) memcpy(dst, src, n);   /* same place: written there in place */
         dst += n;
     }
     w->hdr->ent.payload_sz = (uint32_t)(total - OUT_HEADER_SIZE);

@@ -76,7 +76,11 @@ extension FileSystem {
         case .dir:
             throw .isDir
         case .file(let ino, let flags):
-            guard let c = try chunkContent(ino, flags: flags, offset: offset, size: size) else { return 0 }
+            let dirty = dirtyFiles(ino)
+            if dirty.behind == nil && dirty.filling == nil {
+                return try readStored(ino, flags: flags, offset: offset, into: buf)
+            }
+            guard let c = try chunkContent(ino, flags: flags, offset: offset, size: size, dirty: dirty) else { return 0 }
             let base = buf.baseAddress!
             var at = 0
             c.forEachPiece { piece in
@@ -93,28 +97,16 @@ extension FileSystem {
         }
     }
 
-    /// `read` of a regular file's handle without copying the bytes: `reply` gets them as pieces
-    /// in file order (ranges of chunk arrays, runs of zeros), totalling the count read (short at
-    /// EOF) — for the FUSE read handler, which sends them with one writev. nil: not a regular
-    /// file's handle (use `read(_:offset:into:)`).
-    package func readPieces<R>(_ fh: UInt64, offset: UInt64, size: Int, _ reply: ([ReadPiece]) -> R) throws(Errno) -> R? {
-        guard case .file(let ino, let flags) = try handle(fh) else { return nil }
-        var pieces: [ReadPiece] = []
-        if let c = try chunkContent(ino, flags: flags, offset: offset, size: size) {
-            pieces.reserveCapacity(2 * c.chunkCount)   // at most data and zeros per chunk
-            c.forEachPiece { pieces.append($0) }
-        }
-        return reply(pieces)
-    }
-
     /// The newest content of the chunks bytes `[offset, offset + size)` of file `ino` touch
     /// (nil: nothing to read there).
-    private func chunkContent(_ ino: UInt64, flags: Int32, offset: UInt64, size: Int) throws(Errno) -> ReadContent? {
+    /// `dirty`: the file's buffers (`dirtyFiles`), read before the store.
+    private func chunkContent(_ ino: UInt64, flags: Int32, offset: UInt64, size: Int,
+                              dirty: (behind: DirtyFile?, filling: DirtyFile?)) throws(Errno) -> ReadContent? {
         // No inode lock: the buffers are read first, then the store. A write or flush that
         // completed before the call is in one or the other (a flush writes the store before
         // it drops the buffer), so completed writes are always seen; a write racing with
         // this read may be seen in part, as on any filesystem.
-        let (behind, pending) = dirtyFiles(ino)
+        let (behind, pending) = dirty
         let rec = try loadInode(ino, dirty: .some(pending?.attrs ?? behind?.attrs))
         if size > 0 { touchAtime(ino, seen: rec, flags: flags) }
         guard offset < rec.size, size > 0 else { return nil }
@@ -311,7 +303,7 @@ extension FileSystem {
     }
 }
 
-/// A piece of a read's result (`FileSystem.readPieces`).
+/// A piece of a read's result (`ReadContent.forEachPiece`).
 package enum ReadPiece {
     case bytes([UInt8], Range<Int>)
     case zeros(Int)

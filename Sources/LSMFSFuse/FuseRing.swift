@@ -123,6 +123,15 @@ enum FuseRing {
     private static let flushQueue = DispatchQueue(label: "lsmfs.write-behind")
     private static let flushScheduled = Atomic<Bool>(false)
 
+    /// The ring entry's payload buffer, `size` bytes of it, when this thread is a ring worker
+    /// serving a request it has not replied to and the buffer holds `size`: a READ's bytes
+    /// read there and replied from there are not copied again (`lsm_fuse_ring_reply_buffer`).
+    static func replyBuffer(_ size: Int) -> UnsafeMutableRawBufferPointer? {
+        var capacity = 0
+        guard let p = lsm_fuse_ring_reply_buffer(&capacity), size <= capacity else { return nil }
+        return UnsafeMutableRawBufferPointer(start: p, count: size)
+    }
+
     /// The session's writer: a reply to a request this thread serves from the ring goes into
     /// the ring entry; everything else is written to /dev/fuse.
     static func write(_ fd: Int32, _ iov: UnsafePointer<iovec>, _ count: Int32) -> Int {

@@ -34,6 +34,8 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
         conn.pointee.want &= ~UInt32(FUSE_CAP_AUTO_INVAL_DATA)
         conn.pointee.max_write = 1 << 20
         conn.pointee.max_readahead = 1 << 20
+        let maxRead = maxReadWanted.load(ordering: .relaxed)
+        if maxRead != 0 { conn.pointee.max_read = maxRead }
     }
 
     ops.lookup = { req, parent, name in
@@ -190,16 +192,17 @@ func makeLowLevelOps() -> fuse_lowlevel_ops {
     ops.read = { req, _, size, off, fi in
         serve(req, .read) { fs throws(Errno) in
             guard let fi, off >= 0 else { throw Errno(rawValue: EINVAL) }
-            // A regular file: the chunks' bytes go to the kernel straight from the arrays the
-            // store returned (one writev), not copied into a reply buffer first.
-            if let n = try fs.readPieces(fi.pointee.fh, offset: UInt64(off), size: size, { replyPieces(req, $0) }) {
-                return n
-            }
-            return try ReadBuffers.shared.with(size: size) { (buf) throws(Errno) -> UInt64 in
+            // The bytes are read into the reply's place: a ring worker's entry payload (not
+            // copied again when the reply is stored, FuseRing.replyBuffer), else a reused
+            // buffer written to /dev/fuse. A file without buffered writes is read from the
+            // drive straight into it (FileSystem.readStored).
+            func reply(_ buf: UnsafeMutableRawBufferPointer) throws(Errno) -> UInt64 {
                 let n = try fs.read(fi.pointee.fh, offset: UInt64(off), into: buf)
                 fuse_reply_buf(req, buf.baseAddress?.assumingMemoryBound(to: CChar.self), n)
                 return UInt64(n)
             }
+            if size > 0, let payload = FuseRing.replyBuffer(size) { return try reply(payload) }
+            return try ReadBuffers.shared.with(size: size) { (buf) throws(Errno) -> UInt64 in try reply(buf) }
         }
     }
     ops.write = { req, ino, buf, size, off, fi in

@@ -48,6 +48,14 @@ int lsm_fuse_ring_first_error(const struct lsm_fuse_ring *ring);
 /* Whether the calling thread is a ring worker serving a request. */
 int lsm_fuse_ring_in_worker(void);
 
+/* When the calling thread is a ring worker serving a request it has not replied to: the
+ * entry's payload buffer (its size in *capacity), where the reply's data goes. A reply whose
+ * data is written there first and then sent (its iovec pointing at this buffer) is not copied
+ * again. The request's own arguments lie before it (a READ has no payload of its own); for a
+ * request with a payload (WRITE's data) the buffer holds that payload until it is overwritten.
+ * NULL otherwise. */
+void *lsm_fuse_ring_reply_buffer(size_t *capacity);
+
 /* Called from the session's writev: when the calling thread is a ring worker serving the
  * request whose reply this is (fuse_out_header.unique in the first 16 bytes), stores the reply
  * in the ring entry and returns its length; otherwise returns -1 and touches nothing (the
