@@ -1,5 +1,6 @@
 import CHostIO
 import Glibc
+import LSMCommon
 import Synchronization
 
 /// Windows of the image read with O_DIRECT for KVIMR's sequential streams (`prefetch`, then
@@ -17,8 +18,8 @@ import Synchronization
 /// counter and the recent writes' ranges are checked when it is stored). O_DIRECT reads see
 /// data written through the page cache (the kernel writes the range back first).
 final class DirectStream: @unchecked Sendable {
-    /// Bytes of windows kept (oldest dropped first): KVIMR's read-ahead keeps at most ~10 MiB
-    /// ahead of a reader (ReadAhead.maxWindow plus a quarter), so two streams fit; more read
+    /// Bytes of windows kept (oldest dropped first): KVIMR's read-ahead keeps at most ~12 MiB
+    /// ahead of a reader (ReadAhead.maxWindow plus a half), so two streams fit; more read
     /// partly through the page cache. Spare buffers add at most a third of it.
     static let maxBytes = 24 << 20
     /// O_DIRECT alignment of offsets, lengths and buffers (a 4 KiB logical block covers 512 too).
@@ -69,7 +70,13 @@ final class DirectStream: @unchecked Sendable {
         /// (write number, byte range) of the last `recentWrites` writes.
         var recent: [(UInt64, Range<UInt64>)] = []
         var closed = false
+        /// Ranges asked for (`expect`) whose load has not finished: a read of one waits for it
+        /// instead of reading the bytes a second time through the page cache.
+        var pending: [Range<UInt64>] = []
     }
+
+    /// Broadcast when a load finishes (or the stream closes), for reads waiting on it.
+    private let loaded = Signal()
 
     private let state = Mutex(State())
     private let fd: Int32
@@ -85,14 +92,34 @@ final class DirectStream: @unchecked Sendable {
         self.fd = fd
     }
 
+    /// The aligned range a load of `[at, at + length)` reads, nil if it would read nothing.
+    private static func span(at: UInt64, length: Int) -> Range<UInt64>? {
+        let a = UInt64(alignment)
+        let lo = at / a * a, hi = (at + UInt64(length) + a - 1) / a * a
+        guard hi > lo, slot(Int(hi - lo)) <= maxBytes / 2 else { return nil }
+        return lo..<hi
+    }
+
+    /// Notes that `load(at:length:)` of these bytes is queued (call before queueing it): until
+    /// it finishes, a read of bytes it covers waits for it.
+    func expect(at: UInt64, length: Int) {
+        guard let r = DirectStream.span(at: at, length: length) else { return }
+        state.withLock { s in if !s.closed { s.pending.append(r) } }
+    }
+
     /// Reads image bytes `[at, at + length)` (widened to the alignment) with O_DIRECT and keeps
     /// them. Run off the reader's thread (the device's prefetch queue). Failures only mean the
     /// reads go through the page cache.
     func load(at: UInt64, length: Int) {
-        let a = UInt64(DirectStream.alignment)
-        let lo = at / a * a, hi = (at + UInt64(length) + a - 1) / a * a
-        let size = Int(hi - lo)
-        guard size > 0, DirectStream.slot(size) <= DirectStream.maxBytes / 2 else { return }
+        guard let r = DirectStream.span(at: at, length: length) else { return }
+        defer {
+            state.withLock { s in
+                if let i = s.pending.firstIndex(of: r) { s.pending.remove(at: i) }
+            }
+            loaded.broadcast()
+        }
+        let lo = r.lowerBound
+        let size = r.count
         let issued = state.withLock { $0.closed ? nil : $0.writes }
         guard let issued else { return }
         let slot = DirectStream.slot(size)
@@ -134,16 +161,27 @@ final class DirectStream: @unchecked Sendable {
         if !kept { state.withLock { DirectStream.recycle(address, slot: slot, &$0) } }
     }
 
-    /// Copies image bytes `[at, at + dst.count)` into `dst` when one window holds all of them.
+    /// Copies image bytes `[at, at + dst.count)` into `dst` when one window holds all of them,
+    /// waiting first for a load of them that is queued or running (`expect`). False: read them
+    /// elsewhere.
     func read(at: UInt64, into dst: UnsafeMutableRawBufferPointer) -> Bool {
         guard dst.count > 0 else { return false }
         let end = at + UInt64(dst.count)
-        return state.withLock { s -> Bool in
-            for w in s.windows.reversed() where w.start <= at && end <= w.start + UInt64(w.count) {
-                dst.baseAddress!.copyMemory(from: w.buffer + Int(at - w.start), byteCount: dst.count)
-                return true
+        enum Found { case copied, loading, absent }
+        while true {
+            let g = loaded.generation   // before the check: a load finishing after it wakes the wait
+            let found = state.withLock { s -> Found in
+                for w in s.windows.reversed() where w.start <= at && end <= w.start + UInt64(w.count) {
+                    dst.baseAddress!.copyMemory(from: w.buffer + Int(at - w.start), byteCount: dst.count)
+                    return .copied
+                }
+                return s.pending.contains { $0.lowerBound <= at && end <= $0.upperBound } ? .loading : .absent
             }
-            return false
+            switch found {
+            case .copied: return true
+            case .absent: return false
+            case .loading: loaded.wait(past: g, timeoutMillis: 100)
+            }
         }
     }
 
@@ -174,6 +212,7 @@ final class DirectStream: @unchecked Sendable {
         state.withLock { s in
             guard !s.closed else { return }
             s.closed = true
+            s.pending.removeAll()
             for w in s.windows { free(w.buffer) }
             for list in s.spare.values { for a in list { free(UnsafeMutableRawPointer(bitPattern: a)) } }
             s.windows.removeAll()
@@ -182,6 +221,7 @@ final class DirectStream: @unchecked Sendable {
             s.spareBytes = 0
             _ = Glibc.close(fd)
         }
+        loaded.broadcast()
     }
 
     deinit { close() }

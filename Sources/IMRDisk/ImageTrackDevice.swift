@@ -256,6 +256,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         guard let r = TrackIOCheck.clip(sb.geometry, track: track, sector: sector, count: count), !r.isEmpty else { return }
         let ss = UInt64(sb.geometry.sectorSize)
         let at = offset(track, r.lowerBound), length = UInt64(r.count) * ss
+        direct?.expect(at: at, length: Int(length))
         prefetchQueue.async { [self] in
             if let direct {
                 direct.load(at: at, length: Int(length))

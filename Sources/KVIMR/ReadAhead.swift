@@ -16,7 +16,10 @@ package struct ReadAhead: Sendable {
         var next: UInt64
         /// File bytes up to here were handed to the device to prefetch.
         var ahead: UInt64
+        /// The next top-up's size (doubles up to `maxWindow`).
         var window: UInt64
+        /// The last top-up's size: the next comes once less than half of it is left ahead.
+        var asked: UInt64 = ReadAhead.firstWindow
         var hits: Int
     }
 
@@ -48,12 +51,14 @@ package struct ReadAhead: Sendable {
         s.next = max(s.next, end)
         s.hits += 1
         defer { streams[file] = s }
-        // Top up once less than a quarter of the window is left ahead of the reader: fewer,
-        // larger requests.
+        // Top up once less than half the last top-up is left ahead of the reader: a quarter left
+        // the reader catching up with the loads in flight (a cold 1 GiB read waited for them:
+        // FUSE READ handlers' mean 108 µs at a quarter, 94 µs at half).
         let from = max(s.ahead, s.next)
-        guard from - s.next < s.window / 4 else { return (nil, true) }
+        guard from - s.next < s.asked / 2 else { return (nil, true) }
         let target = s.next + s.window
         s.ahead = target
+        s.asked = s.window
         s.window = min(s.window * 2, ReadAhead.maxWindow)
         return (from..<target, true)
     }
