@@ -89,6 +89,8 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
     entryTimeoutBits.store(config.entryTimeout.bitPattern, ordering: .relaxed)
     attrTimeoutBits.store(config.attrTimeout.bitPattern, ordering: .relaxed)
     writebackWanted.store(config.writebackCache, ordering: .relaxed)
+    let maxRead = config.options.last { $0.hasPrefix("max_read=") }.flatMap { UInt32($0.dropFirst("max_read=".count)) }
+    maxReadWanted.store(maxRead ?? 0, ordering: .relaxed)
     var ops = makeLowLevelOps()
     let userdata = Unmanaged.passUnretained(fs).toOpaque()
     guard let se = lsmfs_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
