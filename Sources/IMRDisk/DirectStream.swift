@@ -22,6 +22,8 @@ final class DirectStream: @unchecked Sendable {
     /// ahead of a reader (ReadAhead.maxWindow plus a half), so two streams fit; more read
     /// partly through the page cache. Spare buffers add at most a third of it.
     static let maxBytes = 24 << 20
+    /// Prefetches are loaded in pieces of at most this many bytes (`ImageTrackDevice.prefetch`).
+    static let pieceBytes: UInt64 = 1 << 20
     /// O_DIRECT alignment of offsets, lengths and buffers (a 4 KiB logical block covers 512 too).
     static let alignment = 4096
     /// Recent writes remembered for windows being loaded meanwhile.
@@ -161,28 +163,35 @@ final class DirectStream: @unchecked Sendable {
         if !kept { state.withLock { DirectStream.recycle(address, slot: slot, &$0) } }
     }
 
-    /// Copies image bytes `[at, at + dst.count)` into `dst` when one window holds all of them,
-    /// waiting first for a load of them that is queued or running (`expect`). False: read them
-    /// elsewhere.
+    /// Copies image bytes `[at, at + dst.count)` into `dst` when windows hold all of them
+    /// (adjacent windows each give their part), waiting first for loads of them that are
+    /// queued or running (`expect`). False: read them elsewhere (`dst` may hold part of them).
     func read(at: UInt64, into dst: UnsafeMutableRawBufferPointer) -> Bool {
         guard dst.count > 0 else { return false }
         let end = at + UInt64(dst.count)
+        var pos = at
         enum Found { case copied, loading, absent }
-        while true {
+        while pos < end {
             let g = loaded.generation   // before the check: a load finishing after it wakes the wait
             let found = state.withLock { s -> Found in
-                for w in s.windows.reversed() where w.start <= at && end <= w.start + UInt64(w.count) {
-                    dst.baseAddress!.copyMemory(from: w.buffer + Int(at - w.start), byteCount: dst.count)
-                    return .copied
+                var copied = false
+                // Newest first: a window loaded after another overlapping it holds newer bytes.
+                while pos < end, let w = s.windows.last(where: { $0.start <= pos && pos < $0.start + UInt64($0.count) }) {
+                    let n = Int(min(end, w.start + UInt64(w.count)) - pos)
+                    (dst.baseAddress! + Int(pos - at)).copyMemory(from: w.buffer + Int(pos - w.start), byteCount: n)
+                    pos += UInt64(n)
+                    copied = true
                 }
-                return s.pending.contains { $0.lowerBound <= at && end <= $0.upperBound } ? .loading : .absent
+                if copied || pos >= end { return .copied }
+                return s.pending.contains { $0.lowerBound <= pos && pos < $0.upperBound } ? .loading : .absent
             }
             switch found {
-            case .copied: return true
+            case .copied: continue
             case .absent: return false
             case .loading: loaded.wait(past: g, timeoutMillis: 100)
             }
         }
+        return true
     }
 
     /// Notes a write of image bytes `[at, at + count)` (before it is made): drops the windows

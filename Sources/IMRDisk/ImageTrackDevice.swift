@@ -256,14 +256,22 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         guard let r = TrackIOCheck.clip(sb.geometry, track: track, sector: sector, count: count), !r.isEmpty else { return }
         let ss = UInt64(sb.geometry.sectorSize)
         let at = offset(track, r.lowerBound), length = UInt64(r.count) * ss
-        direct?.expect(at: at, length: Int(length))
-        prefetchQueue.async { [self] in
-            if let direct {
-                direct.load(at: at, length: Int(length))
-                return
+        guard let direct else {
+            prefetchQueue.async { [self] in
+                guard let fd = try? liveFD(writing: false, streaming: true) else { return }
+                _ = posix_fadvise(fd, off_t(at), off_t(length), POSIX_FADV_WILLNEED)
             }
-            guard let fd = try? liveFD(writing: false, streaming: true) else { return }
-            _ = posix_fadvise(fd, off_t(at), off_t(length), POSIX_FADV_WILLNEED)
+            return
+        }
+        // In pieces: a reader waits only for the piece it needs (loads run in order), and
+        // buffers of one size are reused (no fresh pages to fault in and clear per window).
+        var from = at
+        while from < at + length {
+            let n = Int(min(DirectStream.pieceBytes, at + length - from))
+            let piece = from
+            direct.expect(at: piece, length: n)
+            prefetchQueue.async { direct.load(at: piece, length: n) }
+            from += UInt64(n)
         }
     }
 
