@@ -13,9 +13,10 @@ import Synchronization
 /// here, and the stream's reads copy out of them; anything not held (the stream's first reads,
 /// a window evicted or dropped) is read through the page cache as before.
 ///
-/// Coherence: every write of the image passes `wrote(at:count:)` first, which drops the windows
-/// it overlaps; a window being loaded while a write overlapping it happens is not kept (a write
-/// counter and the recent writes' ranges are checked when it is stored). O_DIRECT reads see
+/// Coherence: every write of the image is bracketed by `wrote(at:count:)` calls (before and
+/// after), each dropping the windows it overlaps; a window being loaded while a write
+/// overlapping it happens is not kept (a write counter and the recent writes' ranges are
+/// checked when it is stored). O_DIRECT reads see
 /// data written through the page cache (the kernel writes the range back first).
 final class DirectStream: @unchecked Sendable {
     /// Bytes of windows kept (oldest dropped first): KVIMR's read-ahead keeps at most ~12 MiB
@@ -194,8 +195,11 @@ final class DirectStream: @unchecked Sendable {
         return true
     }
 
-    /// Notes a write of image bytes `[at, at + count)` (before it is made): drops the windows
-    /// it overlaps and remembers it for windows being loaded.
+    /// Brackets a write of image bytes `[at, at + count)`: call it right before the write and
+    /// again right after it. Each call drops the windows the range overlaps and counts as a
+    /// write for the loads in flight (`load` keeps no window that overlaps a write counted
+    /// since it began). The second call matters: a load that began after the first call and
+    /// read the image before the write landed holds the old bytes, and would otherwise be kept.
     func wrote(at: UInt64, count: Int) {
         guard count > 0 else { return }
         let range = at..<(at + UInt64(count))

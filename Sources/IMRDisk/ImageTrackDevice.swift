@@ -286,6 +286,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         let fd = try liveFD(writing: true)
         if count > 0 {
             direct?.wrote(at: offset(track, sector), count: buffer.count)
+            defer { direct?.wrote(at: offset(track, sector), count: buffer.count) }   // see DirectStream.wrote
             try FileIO.pwriteFully(fd, buffer, at: offset(track, sector), "track \(track) sectors \(sector)..<\(sector + count) of \(path)")
             paceWriteback(fd, buffer.count)
         }
@@ -297,6 +298,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
             try garbage.withUnsafeBytes { (p) -> Result<Void, DeviceError> in
                 Result { () throws(DeviceError) in
                     direct?.wrote(at: offset(d.track, d.range.lowerBound), count: d.range.count * ss)
+                    defer { direct?.wrote(at: offset(d.track, d.range.lowerBound), count: d.range.count * ss) }
                     try FileIO.pwriteFully(fd, UnsafeRawBufferPointer(rebasing: p[0..<(d.range.count * ss)]),
                                            at: offset(d.track, d.range.lowerBound), "damaged track \(d.track) of \(path)")
                 }
@@ -332,6 +334,7 @@ public final class ImageTrackDevice: TrackDevice, @unchecked Sendable {
         let fd = try liveFD(writing: true)
         if buffer.count > 0 {
             direct?.wrote(at: UInt64(Superblock.size + offset), count: buffer.count)
+            defer { direct?.wrote(at: UInt64(Superblock.size + offset), count: buffer.count) }
             try FileIO.pwriteFully(fd, buffer, at: UInt64(Superblock.size + offset), "meta zone at \(offset) of \(path)")
         }
         state.withLock { $0.model.meta(write: true, offset: offset, bytes: buffer.count) }
