@@ -38,7 +38,8 @@ import Testing
         let got = try readRanges(k, n, wants)
         for (w, g) in zip(wants, got) {
             let end = min(all.count, w.offset + w.count)
-            #expect(g[...] == all[w.offset..<end], "\(label): range \(w.offset)+\(w.count)")
+            let same = g[...] == all[w.offset..<end]
+            #expect(same, "\(label): range \(w.offset)+\(w.count): \(g.count) bytes read, \(end - w.offset) expected")
         }
     }
 

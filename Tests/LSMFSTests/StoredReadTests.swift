@@ -38,11 +38,18 @@ import Testing
         return out
     }
 
+    /// Where two byte arrays first differ (a failure message without megabytes of operands).
+    func firstDifference(_ a: [UInt8], _ b: [UInt8]) -> String {
+        if let i = (0..<min(a.count, b.count)).first(where: { a[$0] != b[$0] }) { return "first difference at \(i): \(a[i]) vs \(b[i])" }
+        return a.count == b.count ? "same" : "counts \(a.count) vs \(b.count)"
+    }
+
     func expectReads(_ fs: FileSystem, _ fh: UInt64, _ model: [UInt8], _ rnd: (Int) -> Int, _ what: String) throws {
         for (off, len) in probes(model.count, rnd) {
             let got = try poisonedRead(fs, fh, off, len)
             let want = off >= model.count ? [] : Array(model[off..<min(model.count, off + len)])
-            #expect(got == want, "\(what): read \(off)+\(len) (size \(model.count))")
+            let same = got == want
+            #expect(same, "\(what): read \(off)+\(len) (size \(model.count)): \(firstDifference(got, want))")
         }
     }
 
@@ -125,7 +132,8 @@ import Testing
                 if piece.isEmpty { break }
                 whole += piece
             }
-            #expect(whole == model)
+            let same = whole == model
+            #expect(same, "sequential reads: \(firstDifference(whole, model))")
         }
     }
 
@@ -152,8 +160,10 @@ import Testing
             }
             #expect(err == .ioError, "read \(off)+\(len)")
         }
-        #expect(try poisonedRead(r.fs, fh, 0, cs) == Array(model[0..<cs]))
-        #expect(try poisonedRead(r.fs, fh, 2 * cs, 2 * cs) == Array(model[(2 * cs)...]))
+        let head = try poisonedRead(r.fs, fh, 0, cs) == Array(model[0..<cs])
+        #expect(head)
+        let tail = try poisonedRead(r.fs, fh, 2 * cs, 2 * cs) == Array(model[(2 * cs)...])
+        #expect(tail)
         #expect(r.store.stats().vlog.checksumErrors > 0)
     }
 
