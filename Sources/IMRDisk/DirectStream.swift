@@ -73,8 +73,9 @@ final class DirectStream: @unchecked Sendable {
         /// (write number, byte range) of the last `recentWrites` writes.
         var recent: [(UInt64, Range<UInt64>)] = []
         var closed = false
-        /// Ranges asked for (`expect`) whose load has not finished: a read of one waits for it
-        /// instead of reading the bytes a second time through the page cache.
+        /// Ranges asked for (`expect`) whose load has not finished, in queue order: a read of
+        /// the first (the load running) waits for it instead of reading the bytes a second
+        /// time through the page cache.
         var pending: [Range<UInt64>] = []
     }
 
@@ -184,7 +185,11 @@ final class DirectStream: @unchecked Sendable {
                     copied = true
                 }
                 if copied || pos >= end { return .copied }
-                return s.pending.contains { $0.lowerBound <= pos && pos < $0.upperBound } ? .loading : .absent
+                // Wait only for the load running now (the queue's head): a reader that is not
+                // really streaming (random reads near each other pass for a stream) would
+                // otherwise wait behind a queue of loads it does not need.
+                guard let head = s.pending.first, head.lowerBound <= pos, pos < head.upperBound else { return .absent }
+                return .loading
             }
             switch found {
             case .copied: continue
