@@ -85,10 +85,9 @@ package enum VLogFormat {
         guard h.recordLength == bytes.count else {
             return .failure(h.recordLength > bytes.count ? .truncated : .badLengths)
         }
-        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[4...]))
-        guard CRC32C.mask(crc) == h.storedChecksum else { return .failure(.checksumMismatch) }
-        if let expectedKey, !keyMatches(bytes, h, expectedKey) { return .failure(.keyMismatch) }
-        return .success(h)
+        let split = h.keyRange.upperBound
+        return check(h, head: UnsafeRawBufferPointer(rebasing: bytes[..<split]),
+                     value: UnsafeRawBufferPointer(rebasing: bytes[split...]), expectedKey: expectedKey)
     }
 
     /// `verify` of a record read in two places: `head` its header and key (exactly), `value`
@@ -98,10 +97,16 @@ package enum VLogFormat {
                                expectedKey: [UInt8]) -> Result<Header, Damage> {
         guard let h = header(head) else { return .failure(head.count < headerSize ? .truncated : .badLengths) }
         guard h.keyRange.upperBound == head.count, h.valueLength == value.count else { return .failure(.badLengths) }
-        var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: head[4...]))
-        crc = CRC32C.update(crc, value)
+        return check(h, head: head, value: value, expectedKey: expectedKey)
+    }
+
+    /// The checks both `verify`s share once the lengths fit: the checksum over the header's
+    /// tail, the key and the value, then the key.
+    private static func check(_ h: Header, head: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                              expectedKey: [UInt8]?) -> Result<Header, Damage> {
+        let crc = CRC32C.update(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: head[4...])), value)
         guard CRC32C.mask(crc) == h.storedChecksum else { return .failure(.checksumMismatch) }
-        guard keyMatches(head, h, expectedKey) else { return .failure(.keyMismatch) }
+        if let expectedKey, !keyMatches(head, h, expectedKey) { return .failure(.keyMismatch) }
         return .success(h)
     }
 
