@@ -12,8 +12,7 @@ let entryTimeoutBits = Atomic<UInt64>(FuseConfig.defaultCacheTimeout.bitPattern)
 let attrTimeoutBits = Atomic<UInt64>(FuseConfig.defaultCacheTimeout.bitPattern)
 /// Whether the mount asked for the kernel's writeback cache (read by the init callback).
 let writebackWanted = Atomic<Bool>(false)
-/// A `-o max_read=N` the mount passes to libfuse and the kernel (0: none). libfuse refuses
-/// INIT unless the init callback asks for the same (`fuse_session_new` vs `init()`).
+/// `FuseConfig.maxRead` (0: none), for the init callback.
 let maxReadWanted = Atomic<UInt32>(0)
 var entryTimeout: Double { Double(bitPattern: entryTimeoutBits.load(ordering: .relaxed)) }
 var attrTimeout: Double { Double(bitPattern: attrTimeoutBits.load(ordering: .relaxed)) }

@@ -38,6 +38,10 @@ public struct FuseConfig: Sendable {
     public var readAheadKiB: Int? = FuseConfig.defaultReadAheadKiB
     /// FUSE over io_uring when the kernel allows it (see FuseRing.swift); false: /dev/fuse only.
     public var ioUring = true
+    /// The largest READ the kernel sends, in bytes (`-o max_read=N`; nil: the kernel's). Passed
+    /// to libfuse's mount options and asked for again by the init callback: libfuse refuses
+    /// INIT when the two differ.
+    public var maxRead: UInt32? = nil
     public static let defaultReadAheadKiB = 256
     public init(mountpoint: String, options: [String] = [], debug: Bool = false) {
         self.mountpoint = mountpoint; self.options = options; self.debug = debug
@@ -74,7 +78,7 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
         throw FuseError("mount point \(config.mountpoint) is not a directory")
     }
 
-    var argStrings = ["lsmfs", "-o", effectiveOptions(config.options).joined(separator: ",")]
+    var argStrings = ["lsmfs", "-o", (effectiveOptions(config.options) + (config.maxRead.map { ["max_read=\($0)"] } ?? [])).joined(separator: ",")]
     daemonChecksAccess.store(permissionsInDaemon(config.options), ordering: .relaxed)
     if config.debug { argStrings.append("-d") }
     let cStrings = argStrings.map { strdup($0) }
@@ -89,8 +93,7 @@ public func runFuse(fs: FileSystem, config: FuseConfig, onMounted: @Sendable () 
     entryTimeoutBits.store(config.entryTimeout.bitPattern, ordering: .relaxed)
     attrTimeoutBits.store(config.attrTimeout.bitPattern, ordering: .relaxed)
     writebackWanted.store(config.writebackCache, ordering: .relaxed)
-    let maxRead = config.options.last { $0.hasPrefix("max_read=") }.flatMap { UInt32($0.dropFirst("max_read=".count)) }
-    maxReadWanted.store(maxRead ?? 0, ordering: .relaxed)
+    maxReadWanted.store(config.maxRead ?? 0, ordering: .relaxed)
     var ops = makeLowLevelOps()
     let userdata = Unmanaged.passUnretained(fs).toOpaque()
     guard let se = lsmfs_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {

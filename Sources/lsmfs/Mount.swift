@@ -13,7 +13,8 @@ struct Mount: ParsableCommand {
         override), log=PATH (daemon log, default IMAGE.log), entry_timeout=SECONDS and
         attr_timeout=SECONDS (kernel cache lifetimes, default 86400: the kernel is the only client), writeback_cache (the kernel's
         write-back page cache: large writes, kernel-placed O_APPEND), read_ahead_kb=KIB (the
-        mount's kernel read-ahead, default 256, needs root), debug, and any libfuse
+        mount's kernel read-ahead, default 256, needs root), max_read=BYTES (the largest READ
+        the kernel sends), no_io_uring (/dev/fuse only), debug, and any libfuse
         mount option.
         Without -f the daemon goes to the background; the command returns once the mount is live.
         """)
@@ -83,6 +84,7 @@ struct Mount: ParsableCommand {
         config.entryTimeout = opts.entryTimeout; config.attrTimeout = opts.attrTimeout; config.writebackCache = opts.writebackCache
         config.readAheadKiB = opts.readAheadKiB
         config.ioUring = opts.ioUring
+        config.maxRead = opts.maxRead
         let status: Int32
         do {
             status = try runFuse(fs: fs, config: config, onMounted: {

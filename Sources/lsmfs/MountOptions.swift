@@ -15,6 +15,8 @@ struct MountOptions: Equatable {
     var readAheadKiB: Int? = FuseConfig.defaultReadAheadKiB
     /// FUSE over io_uring when the kernel allows it (`no_io_uring`: /dev/fuse only).
     var ioUring = true
+    /// The largest READ in bytes (`max_read=`; nil: the kernel's).
+    var maxRead: UInt32? = nil
     /// Passed to libfuse as `-o` items (allow_other, default_permissions, ro, nosuid, ...).
     var fuseOptions: [String] = []
 
@@ -64,6 +66,11 @@ struct MountOptions: Equatable {
                         throw CLIError("invalid read_ahead_kb '\(value ?? "")': KiB between 0 and 65536")
                     }
                     o.readAheadKiB = n
+                case "max_read":
+                    guard let v = value, let n = UInt32(v), n >= 4096 else {
+                        throw CLIError("invalid max_read '\(value ?? "")': bytes, at least 4096")
+                    }
+                    o.maxRead = n
                 default:
                     if mountOnly.contains(key) || key.hasPrefix("x-") || key == "comment" { continue }
                     o.fuseOptions.append(item)
