@@ -173,8 +173,14 @@ final class DirectStream: @unchecked Sendable {
         let end = at + UInt64(dst.count)
         var pos = at
         enum Found { case copied, loading, absent }
+        /// Whether the load running now covers `pos`: wait only for it, not for a queued one. A
+        /// reader that is not really streaming (random reads near each other pass for a
+        /// stream) would otherwise wait behind a queue of loads it does not need.
+        func loading(_ s: State) -> Bool {
+            guard let head = s.pending.first else { return false }
+            return head.lowerBound <= pos && pos < head.upperBound
+        }
         while pos < end {
-            let g = loaded.generation   // before the check: a load finishing after it wakes the wait
             let found = state.withLock { s -> Found in
                 var copied = false
                 // Newest first: a window loaded after another overlapping it holds newer bytes.
@@ -185,16 +191,17 @@ final class DirectStream: @unchecked Sendable {
                     copied = true
                 }
                 if copied || pos >= end { return .copied }
-                // Wait only for the load running now (the queue's head): a reader that is not
-                // really streaming (random reads near each other pass for a stream) would
-                // otherwise wait behind a queue of loads it does not need.
-                guard let head = s.pending.first, head.lowerBound <= pos, pos < head.upperBound else { return .absent }
-                return .loading
+                return loading(s) ? .loading : .absent
             }
             switch found {
             case .copied: continue
             case .absent: return false
-            case .loading: loaded.wait(past: g, timeoutMillis: 100)
+            case .loading:
+                // The generation is read only here (not on every read), then the load checked
+                // again: one that finished before the read of the generation is seen by the
+                // check, one that finishes after it wakes the wait.
+                let g = loaded.generation
+                if state.withLock({ loading($0) }) { loaded.wait(past: g, timeoutMillis: 100) }
             }
         }
         return true
