@@ -185,6 +185,8 @@ public final class KVIMR: Sendable {
     /// into its reader's buffer and its header beside (`Engine.scanPlacing`). The ranges are
     /// read in the order given (pass them in file order: the read-ahead sees one stream).
     public func read(_ file: FileNumber, ranges: [(offset: UInt64, buffer: UnsafeMutableRawBufferPointer)]) throws(KVIMRError) -> [Int] {
+        var bytes = 0
+        for r in ranges { bytes += r.buffer.count }
         let plans = try core.withLock { c throws(KVIMRError) -> [ReadPlan] in
             try c.checkOpen()
             let rec = try c.record(file)
@@ -194,7 +196,7 @@ public final class KVIMR: Sendable {
             if plans.allSatisfy({ $0.pieces.isEmpty }) {
                 // All from memory: an operation and its bytes, no drive time (no snapshot needed).
                 let none = DeviceCounters()
-                c.io.charge(plans.first?.category ?? "", bytes: ranges.reduce(0) { $0 + $1.buffer.count }, before: none, after: none)
+                c.io.charge(plans.first?.category ?? "", bytes: bytes, before: none, after: none)
             }
             return plans
         }
@@ -206,8 +208,8 @@ public final class KVIMR: Sendable {
         // on every third point read), and a compaction's whole-table reads keep the kernel's.
         var streaming = false
         if first.record.kind != .sstable, let image = first.device as? ImageTrackDevice {
-            let lo = ranges.map(\.offset).min() ?? 0
-            let hi = zip(ranges, plans).map { $0.offset + UInt64($1.count) }.max() ?? lo
+            var lo = UInt64.max, hi: UInt64 = 0   // the span the ranges read, for the stream
+            for (r, plan) in zip(ranges, plans) { lo = min(lo, r.offset); hi = max(hi, r.offset + UInt64(plan.count)) }
             let (ahead, inOrder) = readAhead.withLock { $0.note(file, offset: lo, end: hi) }
             streaming = inOrder
             if let ahead { ReadAhead.prefetch(ahead, of: first.record, on: image) }
@@ -220,7 +222,6 @@ public final class KVIMR: Sendable {
             }
         } catch { failure = error }
         let after = first.device.counters()
-        let bytes = ranges.reduce(0) { $0 + $1.buffer.count }
         let trusted = core.withLock { c in c.confirmUnlockedRead(first, bytes: bytes, before: before, after: after) }
         guard trusted else {
             return try core.withLock { c throws(KVIMRError) -> [Int] in

@@ -304,7 +304,7 @@ extension FileSystem {
 }
 
 /// A piece of a read's result (`ReadContent.forEachPiece`).
-package enum ReadPiece {
+enum ReadPiece {
     case bytes([UInt8], Range<Int>)
     case zeros(Int)
 }
