@@ -15,27 +15,7 @@ func vlogOptions(threshold: Int = 512, segmentBytes: Int = 256 << 10) -> LSMOpti
 /// The drive `dev` left (closed) with one bit of byte `offset` of KVIMR file `file` flipped
 /// on the drive itself, under KVIMR.
 func flipBit(_ closed: MemoryTrackDevice, file: UInt64, at offset: UInt64) throws -> MemoryTrackDevice {
-    let dev = closed.reopened()
-    let k = try KVIMR(device: closed.reopened(), readOnly: true)
-    let extents = try #require(k.extents(file))
-    try k.close()
-    let ss = UInt64(dev.geometry.sectorSize)
-    var start: UInt64 = 0
-    for e in extents {
-        let bytes = UInt64(e.sectorCount) * ss
-        if offset < start + bytes {
-            let sector = e.firstSector + Int((offset - start) / ss)
-            var buf = [UInt8](repeating: 0, count: Int(ss))
-            try buf.withUnsafeMutableBytes { try dev.readTrack(e.track, sector: sector, into: $0) }
-            buf[Int((offset - start) % ss)] ^= 0x10
-            try buf.withUnsafeBytes { try dev.writeTrack(e.track, sector: sector, from: $0, mode: .deviceManaged) }
-            try dev.sync()
-            return dev
-        }
-        start += bytes
-    }
-    Issue.record("offset \(offset) lies outside file \(file)")
-    return dev
+    try #require(try closed.flippingByte(ofFile: file, at: offset, mask: 0x10), "offset \(offset) lies outside file \(file)")
 }
 
 @Suite struct VLogTests {
